@@ -1,0 +1,4 @@
+import { AllProgram } from "../layers/Programs.ts"
+import { runProgram } from "./run.ts"
+
+runProgram(AllProgram)

@@ -1,0 +1,4 @@
+import { ApiProgram } from "../layers/Programs.ts"
+import { runProgram } from "./run.ts"
+
+runProgram(ApiProgram)

@@ -1,0 +1,4 @@
+import { WorkerProgram } from "../layers/Programs.ts"
+import { runProgram } from "./run.ts"
+
+runProgram(WorkerProgram)

@@ -1,0 +1,83 @@
+import { randomUUID } from "node:crypto"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { Redis, redisCall, RedisUnavailable } from "./Redis.ts"
+
+/**
+ * One holder per chat at a time: the actor's lock. `withLock` runs the effect while holding the
+ * chat's lock and returns None, without running it, when another holder has it.
+ */
+export class ChatLock extends Context.Service<ChatLock, {
+  readonly withLock: <A, E, R>(
+    chatId: number,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<Option.Option<A>, E | RedisUnavailable, R>
+}>()("bot/ChatLock") {
+  /** A Redis key with a lease, renewed while held; a crashed holder's lease runs out. */
+  static readonly layerRedis = (lease: Duration.Duration) =>
+    Layer.effect(
+      ChatLock,
+      Effect.gen(function*() {
+        const { client } = yield* Redis
+        const leaseMs = Duration.toMillis(lease)
+        const renewEvery = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
+        const key = (chatId: number) => `bot:chat-lock:${chatId}`
+
+        const acquire = (chatId: number, token: string) =>
+          redisCall(() => client.set(key(chatId), token, "PX", leaseMs, "NX")).pipe(Effect.map((ok) => ok === "OK"))
+        // Compare-and-act scripts, so a holder whose lease ran out never touches the next one's lock.
+        const renew = (chatId: number, token: string) =>
+          redisCall(() =>
+            client.eval(
+              "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+              1,
+              key(chatId),
+              token,
+              leaseMs
+            )
+          ).pipe(
+            Effect.flatMap((renewed) =>
+              renewed === 1 ? Effect.void : Effect.fail(new RedisUnavailable({ message: `lost the lock of chat ${chatId}` }))
+            )
+          )
+        const release = (chatId: number, token: string) =>
+          redisCall(() =>
+            client.eval(
+              "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+              1,
+              key(chatId),
+              token
+            )
+          ).pipe(Effect.ignore)
+
+        return ChatLock.of({
+          withLock: (chatId, effect) =>
+            Effect.gen(function*() {
+              const token = randomUUID()
+              if (!(yield* acquire(chatId, token))) return Option.none()
+              // If renewal fails the lease may pass to another worker: stop this turn rather than
+              // risk two holders.
+              const keepAlive = renew(chatId, token).pipe(
+                Effect.delay(renewEvery),
+                Effect.forever
+              )
+              const result = yield* Effect.raceFirst(effect, keepAlive).pipe(Effect.ensuring(release(chatId, token)))
+              return Option.some(result)
+            })
+        })
+      })
+    )
+
+  /** In-process lock for the single-process embedded mode. */
+  static readonly layerMemory = Layer.sync(ChatLock, () => {
+    const held = new Set<number>()
+    return ChatLock.of({
+      withLock: (chatId, effect) =>
+        Effect.suspend(() => {
+          if (held.has(chatId)) return Effect.succeed(Option.none())
+          held.add(chatId)
+          return effect.pipe(Effect.map(Option.some), Effect.ensuring(Effect.sync(() => held.delete(chatId))))
+        })
+    })
+  })
+}
+

@@ -1,0 +1,168 @@
+import { Clock, Context, Duration, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
+import type { SqlError } from "effect/sql"
+import { buildPrompt } from "../domain/Prompt.ts"
+import { Ai, AiFailed } from "./Ai.ts"
+import { AppConfig } from "./AppConfig.ts"
+import { Conversations } from "./Conversations.ts"
+import { type Mail, Mailbox, type TurnRecord } from "./Mailbox.ts"
+import { turnDuration, turns } from "./Metrics.ts"
+import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
+import { Telegram } from "./Telegram.ts"
+
+export const texts = {
+  start: "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/help shows this help",
+  help:
+    "Write to me as you would to a person: I remember our conversation until you send /new.\n\n/new starts a new conversation (I forget the earlier one)\n/help shows this help",
+  newConversation: "Started a new conversation: I won't use anything we said before.",
+  overLimit: "You're sending messages faster than I can answer. Please wait a minute and try again.",
+  failed: "Sorry, I couldn't answer that just now. Please try again in a moment.",
+  cutOff: "\n\n_(The answer was cut off. Please ask again.)_"
+} as const
+
+/** A message that keeps failing (or crashing the worker) is given up after this many turns. */
+const maxAttempts = 3
+const historyLimit = 200
+const typingEvery = Schedule.spaced("4 seconds")
+
+type Command = "start" | "help" | "new"
+
+const parseCommand = (text: string): Command | undefined => {
+  const match = /^\/(start|help|new)(?:@\w+)?(?:\s|$)/i.exec(text.trim())
+  return match ? (match[1]!.toLowerCase() as Command) : undefined
+}
+
+/** One turn of a chat: the reply to one message of its mailbox. */
+export class ChatTurn extends Context.Service<ChatTurn, {
+  readonly run: (mail: Mail) => Effect.Effect<void, SqlError.SqlError>
+}>()("bot/ChatTurn") {
+  static readonly layer = Layer.effect(
+    ChatTurn,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const ai = yield* Ai
+      const telegram = yield* Telegram
+      const mailbox = yield* Mailbox
+      const conversations = yield* Conversations
+      const writer = yield* ReplyWriter
+
+      const fixedReply = (mail: Mail, reply: LiveReply, text: string, conversationId: string | null = null) =>
+        Effect.gen(function*() {
+          yield* reply.finish(text)
+          yield* mailbox.complete(mail, {
+            answer: text,
+            conversationId,
+            model: null,
+            tokensIn: 0,
+            tokensOut: 0,
+            latencyMs: 0,
+            ttftMs: null
+          })
+        })
+
+      const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
+        Effect.gen(function*() {
+          const conversationId = yield* conversations.current(mail.chatId, mail.userId)
+          const history = yield* conversations.history(conversationId, mail.id, historyLimit)
+          const prompt = buildPrompt(history, mail.text, config.contextTokenBudget - config.maxAnswerTokens)
+          yield* Effect.forkScoped(telegram.sendTyping(mail.chatId).pipe(Effect.ignore, Effect.repeat(typingEvery)))
+
+          let answer = ""
+          let ttftMs: number | null = null
+          let usage = { tokensIn: 0, tokensOut: 0 }
+          const record = (now: number): TurnRecord => ({
+            answer,
+            conversationId,
+            model: ai.model,
+            ...usage,
+            latencyMs: now - startedAt,
+            ttftMs
+          })
+
+          const streamed = yield* ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
+            Stream.runForEach((chunk) =>
+              Effect.gen(function*() {
+                if (chunk._tag === "Usage") {
+                  usage = { tokensIn: chunk.tokensIn, tokensOut: chunk.tokensOut }
+                  return
+                }
+                answer += chunk.text
+                ttftMs ??= (yield* Clock.currentTimeMillis) - startedAt
+                yield* reply.preview(answer)
+              })
+            ),
+            Effect.timeoutOrElse({
+              duration: config.turnTimeout,
+              orElse: () => Effect.fail(new AiFailed({ status: 0, message: "the turn took too long" }))
+            }),
+            Effect.result
+          )
+          const now = yield* Clock.currentTimeMillis
+          if (streamed._tag === "Success") {
+            yield* reply.finish(answer.trim().length > 0 ? answer : "…")
+            yield* mailbox.complete(mail, record(now))
+            return "answered" as const
+          }
+          // Keep what was already shown, marked as cut off; otherwise say briefly that it failed.
+          yield* reply.finish(answer.trim().length > 0 ? answer + texts.cutOff : texts.failed)
+          yield* mailbox.fail(mail, streamed.failure.message, Option.some(record(now)))
+          yield* Effect.logWarning("chat turn failed", streamed.failure)
+          return "failed" as const
+        }).pipe(Effect.scoped)
+
+      const turn = (mail: Mail) =>
+        Effect.gen(function*() {
+          const startedAt = yield* Clock.currentTimeMillis
+          const reply = yield* writer.open(mail.chatId, mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail.id, ids))
+          if (mail.attempts > maxAttempts) {
+            yield* reply.finish(texts.failed)
+            yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
+            return { kind: "message", outcome: "failed" }
+          }
+          const command = parseCommand(mail.text)
+          if (command === "new") {
+            const conversationId = yield* conversations.startNew(mail.chatId, mail.userId)
+            yield* fixedReply(mail, reply, texts.newConversation, conversationId)
+          } else if (command !== undefined) {
+            yield* fixedReply(mail, reply, texts[command])
+          } else if (mail.overLimit) {
+            yield* fixedReply(mail, reply, texts.overLimit)
+            return { kind: "over_limit", outcome: "answered" }
+          } else {
+            return { kind: "message", outcome: yield* answerWithLlm(mail, reply, startedAt) }
+          }
+          return { kind: "command", outcome: "answered" }
+        }).pipe(
+          Effect.catchTags({
+            ChatUnreachable: (error) =>
+              mailbox.markUnreachable(mail.chatId, error.message).pipe(
+                Effect.andThen(Effect.logInfo("chat unreachable, its mail is skipped", error.message)),
+                Effect.as({ kind: "message", outcome: "unreachable" })
+              ),
+            // Telegram kept failing after its retries, or refused even the plain text.
+            TelegramFailed: (error) =>
+              mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
+                Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
+                Effect.as({ kind: "message", outcome: "failed" })
+              ),
+            FormattingRejected: (error) =>
+              mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
+                Effect.as({ kind: "message", outcome: "failed" })
+              )
+          })
+        )
+
+      return ChatTurn.of({
+        run: Effect.fn("ChatTurn.run")(function*(mail: Mail) {
+          const startedAt = yield* Clock.currentTimeMillis
+          const { kind, outcome } = yield* turn(mail).pipe(
+            // Shutdown: hand the message back so the next holder of the chat redoes it.
+            Effect.onInterrupt(() => mailbox.release(mail.id).pipe(Effect.ignore))
+          )
+          const seconds = Duration.toSeconds(Duration.millis((yield* Clock.currentTimeMillis) - startedAt))
+          yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)
+          yield* Metric.update(Metric.withAttributes(turnDuration, { outcome }), seconds)
+        }, (effect, mail) => Effect.annotateLogs(effect, { chat_id: mail.chatId, message_id: mail.id }))
+      })
+    })
+  )
+}

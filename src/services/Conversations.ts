@@ -1,0 +1,59 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+
+export interface Exchange {
+  readonly question: string
+  readonly answer: string
+}
+
+/** A chat's conversations: the open one gives the LLM its context; /new closes it. */
+export class Conversations extends Context.Service<Conversations, {
+  /** The chat's open conversation, opened now if there is none. */
+  readonly current: (chatId: number, userId: number | null) => Effect.Effect<string, SqlError.SqlError>
+  readonly startNew: (chatId: number, userId: number | null) => Effect.Effect<string, SqlError.SqlError>
+  /** Answered exchanges of the conversation before the given message, newest first. */
+  readonly history: (
+    conversationId: string,
+    beforeMessageId: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<Exchange>, SqlError.SqlError>
+}>()("bot/Conversations") {
+  static readonly layer = Layer.effect(
+    Conversations,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+
+      const open = (chatId: number, userId: number | null) =>
+        Effect.gen(function*() {
+          yield* sql`
+            insert into conversations (chat_id, user_id) values (${chatId}, ${userId})
+            on conflict (chat_id) where ended_at is null do nothing`
+          const rows = yield* sql<{ id: string }>`
+            select id from conversations where chat_id = ${chatId} and ended_at is null`
+          return rows[0]!.id
+        })
+
+      return Conversations.of({
+        current: Effect.fn("Conversations.current")(function*(chatId: number, userId: number | null) {
+          return yield* open(chatId, userId)
+        }),
+        startNew: Effect.fn("Conversations.startNew")(function*(chatId: number, userId: number | null) {
+          return yield* sql.withTransaction(
+            sql`update conversations set ended_at = now() where chat_id = ${chatId} and ended_at is null`.pipe(
+              Effect.andThen(open(chatId, userId))
+            )
+          )
+        }),
+        history: Effect.fn("Conversations.history")(
+          function*(conversationId: string, beforeMessageId: number, limit: number) {
+            const rows = yield* sql<{ text: string; answer: string }>`
+              select text, answer from messages
+              where conversation_id = ${conversationId} and status = 'answered' and id < ${beforeMessageId}
+              order by id desc limit ${limit}`
+            return rows.map((row) => ({ question: row.text, answer: row.answer }))
+          }
+        )
+      })
+    })
+  )
+}

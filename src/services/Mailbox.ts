@@ -1,0 +1,147 @@
+import { Context, Effect, Layer, Option } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+
+/** A user's message taken from its chat's mailbox for a turn. */
+export interface Mail {
+  readonly id: number
+  readonly chatId: number
+  readonly chatType: string
+  readonly userId: number | null
+  readonly text: string
+  readonly overLimit: boolean
+  /** Turns started on this message, this one included: above 1 means a redo after a crash. */
+  readonly attempts: number
+  /** Telegram ids of the reply messages an earlier attempt already sent, in order. */
+  readonly replyMessageIds: ReadonlyArray<number>
+}
+
+export interface TurnRecord {
+  readonly answer: string
+  readonly conversationId: string | null
+  readonly model: string | null
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly latencyMs: number
+  readonly ttftMs: number | null
+}
+
+/**
+ * The worker's side of each chat's mailbox in Postgres. Callers hold the chat's lock, so the
+ * oldest unfinished message is theirs to take, whether queued or left mid-turn by a crash.
+ */
+export class Mailbox extends Context.Service<Mailbox, {
+  readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, SqlError.SqlError>
+  readonly recordReplyIds: (messageId: number, ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
+  readonly complete: (mail: Mail, record: TurnRecord) => Effect.Effect<void, SqlError.SqlError>
+  readonly fail: (mail: Mail, error: string, record: Option.Option<TurnRecord>) => Effect.Effect<void, SqlError.SqlError>
+  /** Hands an interrupted turn back to the mailbox (shutdown), to be redone by the next holder. */
+  readonly release: (messageId: number) => Effect.Effect<void, SqlError.SqlError>
+  readonly hasPending: (chatId: number) => Effect.Effect<boolean, SqlError.SqlError>
+  /** Chats with mail older than the given age: their wake-up was lost or their worker died. */
+  readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, SqlError.SqlError>
+  /** Telegram says the chat is gone (blocked, not found): skip its mail, stop writing to it. */
+  readonly markUnreachable: (chatId: number, reason: string) => Effect.Effect<void, SqlError.SqlError>
+}>()("bot/Mailbox") {
+  static readonly layer = Layer.effect(
+    Mailbox,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+
+      const insertUsage = (mail: Mail, record: TurnRecord, outcome: "answered" | "failed") =>
+        record.model === null
+          ? Effect.void
+          : sql`insert into usage ${
+            sql.insert({
+              message_id: mail.id,
+              user_id: mail.userId,
+              chat_id: mail.chatId,
+              model: record.model,
+              tokens_in: record.tokensIn,
+              tokens_out: record.tokensOut,
+              latency_ms: record.latencyMs,
+              ttft_ms: record.ttftMs,
+              outcome
+            })
+          }`.pipe(Effect.asVoid)
+
+      return Mailbox.of({
+        claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
+          const rows = yield* sql<{
+            id: bigint
+            chat_id: bigint
+            chat_type: string
+            user_id: bigint | null
+            text: string
+            over_limit: boolean
+            attempts: number
+            reply_message_ids: Array<number>
+          }>`
+            update messages set status = 'processing', attempts = attempts + 1
+            where id = (
+              select id from messages
+              where chat_id = ${chatId} and status in ('queued', 'processing')
+              order by id limit 1
+            )
+            returning id, chat_id, user_id, text, over_limit, attempts, reply_message_ids,
+              (select type from chats where chats.id = messages.chat_id) as chat_type`
+          return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
+            id: Number(row.id),
+            chatId: Number(row.chat_id),
+            chatType: row.chat_type,
+            userId: row.user_id === null ? null : Number(row.user_id),
+            text: row.text,
+            overLimit: row.over_limit,
+            attempts: row.attempts,
+            replyMessageIds: row.reply_message_ids.map(Number)
+          }))
+        }),
+        recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(messageId: number, ids: ReadonlyArray<number>) {
+          yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where id = ${messageId}`
+        }),
+        complete: Effect.fn("Mailbox.complete")(function*(mail: Mail, record: TurnRecord) {
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`
+              update messages set status = 'answered', answer = ${record.answer},
+                conversation_id = ${record.conversationId}, error = null, answered_at = now()
+              where id = ${mail.id}`
+            yield* insertUsage(mail, record, "answered")
+          }))
+        }),
+        fail: Effect.fn("Mailbox.fail")(function*(mail: Mail, error: string, record: Option.Option<TurnRecord>) {
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`update messages set status = 'failed', error = ${error} where id = ${mail.id}`
+            if (Option.isSome(record)) yield* insertUsage(mail, record.value, "failed")
+          }))
+        }),
+        release: Effect.fn("Mailbox.release")(function*(messageId: number) {
+          yield* sql`update messages set status = 'queued' where id = ${messageId} and status = 'processing'`
+        }),
+        hasPending: Effect.fn("Mailbox.hasPending")(function*(chatId: number) {
+          const rows = yield* sql<{ pending: boolean }>`
+            select exists (
+              select 1 from messages where chat_id = ${chatId} and status in ('queued', 'processing')
+            ) as pending`
+          return rows[0]?.pending === true
+        }),
+        stalledChats: Effect.fn("Mailbox.stalledChats")(function*(olderThanSeconds: number) {
+          const rows = yield* sql<{ chat_id: bigint }>`
+            select distinct chat_id from messages
+            where status in ('queued', 'processing')
+              and received_at < now() - make_interval(secs => ${olderThanSeconds})
+            limit 1000`
+          return rows.map((row) => Number(row.chat_id))
+        }),
+        markUnreachable: Effect.fn("Mailbox.markUnreachable")(function*(chatId: number, reason: string) {
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`update chats set unreachable_at = now() where id = ${chatId}`
+            // In a private chat the chat id is the user's id.
+            yield* sql`update users set unreachable_at = now() where id = ${chatId}`
+            yield* sql`
+              update messages set status = 'skipped', error = ${reason}
+              where chat_id = ${chatId} and status in ('queued', 'processing')`
+          }))
+        })
+      })
+    })
+  )
+}

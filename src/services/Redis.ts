@@ -1,0 +1,48 @@
+import { Redis as IORedis } from "ioredis"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
+
+export class RedisUnavailable extends Schema.TaggedError<RedisUnavailable>()("RedisUnavailable", {
+  message: Schema.String
+}) {}
+
+/** The process's shared ioredis connection. Commands fail at once while it is disconnected. */
+export class Redis extends Context.Service<Redis, {
+  readonly client: IORedis
+  /** Options for the extra connections a blocking consumer (BullMQ Worker) opens itself. */
+  readonly url: Redacted.Redacted
+}>()("bot/Redis") {
+  static readonly layer = (url: Redacted.Redacted) =>
+    Layer.effect(
+      Redis,
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          new IORedis(Redacted.value(url), {
+            // Fail fast instead of buffering while Redis is away: the webhook answers 503 and
+            // Telegram retries, which is the durable buffer.
+            enableOfflineQueue: false,
+            maxRetriesPerRequest: 1,
+            connectTimeout: 5_000,
+            retryStrategy: (attempt) => Math.min(attempt * 200, 2_000)
+          })
+        ).pipe(
+          // Connection errors surface on the commands (and /ready); ioredis reconnects by itself.
+          Effect.tap((client) => Effect.sync(() => client.on("error", () => undefined))),
+          Effect.tap((client) =>
+            Effect.tryPromise({
+              try: () => (client.status === "ready" ? Promise.resolve() : new Promise<void>((resolve, reject) => {
+                client.once("ready", () => resolve())
+                client.once("error", reject)
+              })),
+              catch: (cause) => new RedisUnavailable({ message: `cannot connect to Redis: ${String(cause)}` })
+            }).pipe(Effect.timeout("10 seconds"))
+          ),
+          Effect.map((client) => Redis.of({ client, url }))
+        ),
+        ({ client }) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+      )
+    )
+}
+
+/** Runs one command, mapping connection and server errors to RedisUnavailable. */
+export const redisCall = <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: (cause) => new RedisUnavailable({ message: `Redis: ${String(cause)}` }) })

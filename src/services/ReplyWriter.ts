@@ -1,0 +1,102 @@
+import { Clock, Context, Effect, Layer } from "effect"
+import type { SqlError } from "effect/sql"
+import { type TelegramChunk, toTelegramChunks } from "../domain/TelegramMarkdown.ts"
+import { Telegram, type TelegramError } from "./Telegram.ts"
+
+/** Telegram accepts about one message or edit per second per chat. */
+const previewEveryMillis = 1_000
+const cursor = " ▍"
+
+/** A reply being written: previews while the answer streams, then the final formatted text. */
+export interface LiveReply {
+  /** Shows the answer so far, at most about once a second (calls in between are dropped). */
+  readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | SqlError.SqlError>
+  /** Shows the final answer, split over as many messages as it needs, formatted. */
+  readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | SqlError.SqlError>
+}
+
+export class ReplyWriter extends Context.Service<ReplyWriter, {
+  /**
+   * `existingIds` are the reply messages an interrupted attempt already sent: they are edited,
+   * not sent again. `persistIds` stores the ids the moment a message exists, so a redo after a
+   * crash finds them.
+   */
+  readonly open: (
+    chatId: number,
+    existingIds: ReadonlyArray<number>,
+    persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
+  ) => Effect.Effect<LiveReply>
+}>()("bot/ReplyWriter") {
+  static readonly layer = Layer.effect(
+    ReplyWriter,
+    Effect.gen(function*() {
+      const telegram = yield* Telegram
+
+      const open = (
+        chatId: number,
+        existingIds: ReadonlyArray<number>,
+        persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
+      ) =>
+        Effect.sync((): LiveReply => {
+          const ids = [...existingIds]
+          // What each message shows now; unknown (null) for messages of an earlier attempt.
+          const shown: Array<string | null> = ids.map(() => null)
+          let lastPreviewAt = 0
+
+          /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
+          const show = (index: number, text: string, html: boolean) =>
+            Effect.gen(function*() {
+              const key = `${html ? "h" : "p"}:${text}`
+              if (shown[index] === key) return
+              const existing = ids[index]
+              if (existing === undefined) {
+                const id = yield* telegram.sendMessage(chatId, text, { html })
+                ids.push(id)
+                yield* persistIds(ids)
+              } else {
+                yield* telegram.editMessageText(chatId, existing, text, { html })
+              }
+              shown[index] = key
+            })
+
+          /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
+          const showFinal = (index: number, chunk: TelegramChunk) =>
+            show(index, chunk.html, true).pipe(
+              Effect.catchTag("FormattingRejected", () => show(index, chunk.plain, false))
+            )
+
+          const preview = (markdown: string) =>
+            Effect.gen(function*() {
+              const now = yield* Clock.currentTimeMillis
+              if (now - lastPreviewAt < previewEveryMillis) return
+              lastPreviewAt = now
+              const chunks = toTelegramChunks(markdown, 4096 - cursor.length)
+              const last = chunks.length - 1
+              if (last < 0) return
+              // Earlier chunks are complete: show them formatted; the growing one as plain text.
+              for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
+              yield* show(last, chunks[last]!.plain + cursor, false)
+            })
+
+          const finish = (markdown: string) =>
+            Effect.gen(function*() {
+              const chunks = toTelegramChunks(markdown)
+              const final = chunks.length > 0 ? chunks : toTelegramChunks("…")
+              for (let i = 0; i < final.length; i++) yield* showFinal(i, final[i]!)
+              // A redo whose answer came out shorter than the first attempt's: drop the leftovers.
+              while (ids.length > final.length) {
+                const extra = ids.pop()!
+                shown.pop()
+                yield* telegram.deleteMessage(chatId, extra).pipe(Effect.catchTag("TelegramFailed", () => Effect.void))
+                yield* persistIds(ids)
+              }
+              return [...ids]
+            })
+
+          return { preview, finish }
+        })
+
+      return ReplyWriter.of({ open })
+    })
+  )
+}

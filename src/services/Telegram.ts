@@ -1,0 +1,200 @@
+import { Api, GrammyError } from "grammy"
+import type { Update } from "grammy/types"
+import { Clock, Context, Duration, Effect, Layer, Metric, Redacted, Schedule, Schema } from "effect"
+import { AppConfig } from "./AppConfig.ts"
+import { telegramApiErrors } from "./Metrics.ts"
+
+/** 403 blocked / deactivated, 400 chat not found: retrying cannot help, the chat is gone for us. */
+export class ChatUnreachable extends Schema.TaggedError<ChatUnreachable>()("ChatUnreachable", {
+  chatId: Schema.Number,
+  message: Schema.String
+}) {}
+
+/** 400 "can't parse entities": the formatting was refused; the caller resends as plain text. */
+export class FormattingRejected extends Schema.TaggedError<FormattingRejected>()("FormattingRejected", {
+  message: Schema.String
+}) {}
+
+/** Any other failure, after the retry schedule gave up. */
+export class TelegramFailed extends Schema.TaggedError<TelegramFailed>()("TelegramFailed", {
+  method: Schema.String,
+  code: Schema.Number,
+  retryAfterSeconds: Schema.optional(Schema.Number),
+  message: Schema.String
+}) {}
+
+export type TelegramError = ChatUnreachable | FormattingRejected | TelegramFailed
+
+export interface SendOptions {
+  readonly html?: boolean
+}
+
+const callTimeout = Duration.seconds(15)
+
+// grammY types its signal with the abort-controller shim; at run time it is the platform's own.
+type GrammySignal = Parameters<Api["getMe"]>[0]
+
+/**
+ * Honour 429's retry_after exactly; back off exponentially (with jitter) on 5xx and network
+ * errors; give up after 5 retries. Other 4xx are permanent and never retried.
+ */
+export const telegramRetrySchedule = Schedule.exponential("300 millis").pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay(({ input, duration }: { input: TelegramError; duration: Duration.Duration }) =>
+    Effect.succeed(
+      input._tag === "TelegramFailed" && input.retryAfterSeconds !== undefined
+        ? Duration.max(Duration.seconds(input.retryAfterSeconds), duration)
+        : duration
+    )
+  ),
+  Schedule.upTo({ times: 5 }),
+  Schedule.while(({ input }) => input._tag === "TelegramFailed" && (input.code === 429 || input.code >= 500 || input.code === 0))
+)
+
+const isUnreachable = (error: GrammyError) =>
+  error.error_code === 403 || (error.error_code === 400 && /chat not found|user is deactivated|PEER_ID_INVALID/i.test(error.description))
+
+const toTelegramError = (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
+  if (cause instanceof GrammyError) {
+    if (chatId !== undefined && isUnreachable(cause)) {
+      return new ChatUnreachable({ chatId, message: cause.description })
+    }
+    if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
+      return new FormattingRejected({ message: cause.description })
+    }
+    return new TelegramFailed({
+      method,
+      code: cause.error_code,
+      ...(cause.parameters.retry_after !== undefined ? { retryAfterSeconds: cause.parameters.retry_after } : {}),
+      message: cause.description
+    })
+  }
+  // Network failures and timeouts: grammY's HttpError message names the method, never the token.
+  return new TelegramFailed({ method, code: 0, message: cause instanceof Error ? cause.message : String(cause) })
+}
+
+export class Telegram extends Context.Service<Telegram, {
+  readonly sendMessage: (chatId: number, text: string, options?: SendOptions) => Effect.Effect<number, TelegramError>
+  /** Succeeds when the message already shows exactly this text ("message is not modified"). */
+  readonly editMessageText: (
+    chatId: number,
+    messageId: number,
+    text: string,
+    options?: SendOptions
+  ) => Effect.Effect<void, TelegramError>
+  readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
+  readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
+  readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
+  readonly deleteWebhook: Effect.Effect<void, TelegramError>
+  readonly getUpdates: (offset: number, timeoutSeconds: number) => Effect.Effect<ReadonlyArray<Update>, TelegramError>
+}>()("bot/Telegram") {
+  static readonly layer = Layer.effect(
+    Telegram,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const api = new Api(Redacted.value(config.telegramBotToken), { apiRoot: config.telegramApiRoot })
+      // After a 429 for a chat nothing is sent to it before retry_after passes, whoever sends.
+      const notBefore = new Map<number, number>()
+
+      const waitTurn = (chatId: number | undefined) =>
+        Effect.gen(function*() {
+          if (chatId === undefined) return
+          const until = notBefore.get(chatId)
+          if (until === undefined) return
+          const now = yield* Clock.currentTimeMillis
+          if (until > now) yield* Effect.sleep(Duration.millis(until - now))
+          else notBefore.delete(chatId)
+        })
+
+      const call = <A>(
+        method: string,
+        chatId: number | undefined,
+        run: (signal: GrammySignal) => Promise<A>,
+        timeout: Duration.Duration = callTimeout
+      ) =>
+        waitTurn(chatId).pipe(
+          Effect.andThen(Effect.tryPromise({ try: (signal) => run(signal as unknown as GrammySignal), catch: (cause) => toTelegramError(method, chatId, cause) })),
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => Effect.fail(new TelegramFailed({ method, code: 0, message: `${method} timed out` }))
+          }),
+          Effect.tapError((error) =>
+            Effect.gen(function*() {
+              const code = error._tag === "TelegramFailed" ? error.code : error._tag === "ChatUnreachable" ? 403 : 400
+              yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: String(code) }), 1)
+              if (error._tag === "TelegramFailed" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
+                const now = yield* Clock.currentTimeMillis
+                notBefore.set(chatId, now + error.retryAfterSeconds * 1000)
+              }
+            })
+          ),
+          Effect.retry(telegramRetrySchedule)
+        )
+
+      const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
+
+      return Telegram.of({
+        sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
+          const sent = yield* call(
+            "sendMessage",
+            chatId,
+            (signal) =>
+              api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal)
+          )
+          return sent.message_id
+        }),
+        editMessageText: Effect.fn("Telegram.editMessageText")(
+          function*(chatId: number, messageId: number, text: string, options?: SendOptions) {
+            yield* call(
+              "editMessageText",
+              chatId,
+              (signal) =>
+                api.editMessageText(
+                  chatId,
+                  messageId,
+                  text,
+                  { ...parseMode(options), link_preview_options: { is_disabled: true } },
+                  signal
+                )
+            ).pipe(
+              Effect.catchIf(
+                (error) => error._tag === "TelegramFailed" && /message is not modified/i.test(error.message),
+                () => Effect.void
+              )
+            )
+          }
+        ),
+        deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
+          yield* call("deleteMessage", chatId, (signal) => api.deleteMessage(chatId, messageId, signal))
+        }),
+        sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
+          yield* call("sendChatAction", chatId, (signal) => api.sendChatAction(chatId, "typing", undefined, signal))
+        }),
+        setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
+          yield* call(
+            "setWebhook",
+            undefined,
+            (signal) =>
+              api.setWebhook(
+                url,
+                { secret_token: Redacted.value(secret), allowed_updates: ["message", "my_chat_member"] },
+                signal
+              )
+          )
+        }),
+        deleteWebhook: call("deleteWebhook", undefined, (signal) => api.deleteWebhook(undefined, signal)).pipe(
+          Effect.asVoid,
+          Effect.withSpan("Telegram.deleteWebhook")
+        ),
+        getUpdates: (offset: number, timeoutSeconds: number) =>
+          call(
+            "getUpdates",
+            undefined,
+            (signal) =>
+              api.getUpdates({ offset, timeout: timeoutSeconds, allowed_updates: ["message", "my_chat_member"] }, signal),
+            Duration.sum(Duration.seconds(timeoutSeconds), callTimeout)
+          )
+      })
+    })
+  )
+}
