@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { telegramFixture } from "../support/fixtures.ts"
+import { type Stack, startStack, webhookSecret } from "../support/Stack.ts"
+
+const count = (stack: Stack, table: string) => Number(stack.query(`select count(*) from ${table}`))
+
+describe("POST /telegram/webhook", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ env: { MAX_BODY_BYTES: "4096" } })
+  })
+  afterAll(() => stack.stop())
+  beforeEach(() => {
+    stack.query("truncate telegram_updates, messages, users, chats, conversations, usage cascade")
+    stack.telegram.reset()
+    stack.openai.reset()
+  })
+
+  const realText = () => telegramFixture("message-private-text-language_code-IAmIrina-filetreck_bot")
+
+  it("refuses a missing or wrong secret with 401 and stores nothing", async () => {
+    const update = realText()
+    expect((await stack.post(update, { "x-telegram-bot-api-secret-token": "" })).status).toBe(401)
+    expect((await stack.post(update, { "x-telegram-bot-api-secret-token": webhookSecret + "x" })).status).toBe(401)
+    expect((await stack.post(update, { "x-telegram-bot-api-secret-token": webhookSecret.slice(0, -1) })).status).toBe(401)
+    const noHeader = await fetch(`${stack.url}/telegram/webhook`, { method: "POST", body: JSON.stringify(update) })
+    expect(noHeader.status).toBe(401)
+    expect(count(stack, "telegram_updates")).toBe(0)
+  })
+
+  it("answers 400 to malformed JSON, non-objects and updates without an update_id, storing nothing", async () => {
+    for (const body of ["{not json", "[]", "42", "\"text\"", "null", JSON.stringify({ message: { text: "hi" } }), JSON.stringify({ update_id: "x" }), JSON.stringify({ update_id: -1 })]) {
+      const res = await stack.post(body)
+      expect(res.status, body).toBe(400)
+    }
+    expect(count(stack, "telegram_updates")).toBe(0)
+  })
+
+  it("answers 413 to a body over MAX_BODY_BYTES, storing nothing", async () => {
+    const update = { update_id: 5, ...textMessageUpdate({ chatId: 7, text: "x".repeat(5000) }) }
+    expect((await stack.post(update)).status).toBe(413)
+    expect(count(stack, "telegram_updates")).toBe(0)
+  })
+
+  it("stores a real text update, and its answer reaches the chat", async () => {
+    const update = realText()
+    expect((await stack.post(update)).status).toBe(200)
+    const chatId = 86815320
+    const reply = await stack.telegram.waitFor((t) => t.lastMessage(chatId)?.text === "Echo: just text" && t.lastMessage(chatId), 10_000)
+    expect(reply.parse_mode).toBe("HTML")
+    expect(stack.query(`select first_name || ' ' || language_code from users where id = ${chatId}`)).toBe("Ирина en")
+    await waitForStatus(stack, update.update_id, "answered")
+  })
+
+  it("treats a repeated update_id as a no-op: 200, one message, one answer", async () => {
+    const update = realText()
+    const first = await stack.post(update)
+    const again = await Promise.all([stack.post(update), stack.post(update)])
+    expect([first.status, ...again.map((r) => r.status)]).toEqual([200, 200, 200])
+    await waitForStatus(stack, update.update_id, "answered")
+    await stack.post(update)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(count(stack, "messages")).toBe(1)
+    expect(stack.openai.requests.length).toBe(1)
+    expect(stack.telegram.callsFor(86815320, "sendMessage").length).toBe(1)
+  })
+
+  it("acknowledges update kinds it does not handle with 200 and ignores them", async () => {
+    const ignored = [
+      "message-private-photo-media_group-IAmIrina-filetreck_bot",
+      "message-private-forwarded-video-IAmIrina-filetreck_bot",
+      "message-group-new_chat_members-graffic-rejubot",
+      "my_chat_member-added-to-group-graffic-rejubot",
+      "docs-examples/edited_message-core.telegram.org-webhooks",
+      "docs-examples/message-voice-core.telegram.org-webhooks",
+      "docs-examples/callback_query-core.telegram.org-webhooks"
+    ]
+    const ids = new Set<number>()
+    for (const name of ignored) {
+      const update = telegramFixture(name)
+      ids.add(update.update_id)
+      expect((await stack.post(update)).status, name).toBe(200)
+    }
+    // Some of Telegram's documentation examples share update_id 10000: each id is stored once.
+    expect(count(stack, "telegram_updates")).toBe(ids.size)
+    expect(count(stack, "messages")).toBe(0)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(stack.telegram.calls.filter((c) => c.method === "sendMessage")).toEqual([])
+  })
+
+  it("marks a user who blocked the bot as unreachable, and clears it when they come back", async () => {
+    const blocked = telegramFixture("my_chat_member-blocked-private-galihjk-tmpsndbot")
+    expect((await stack.post(blocked)).status).toBe(200)
+    expect(stack.query("select unreachable_at is not null from users where id = 2063236800")).toBe("t")
+    const unblocked = { update_id: 732119728, ...telegramFixture("my_chat_member-unblocked-private-drui9-autogram") }
+    expect((await stack.post(unblocked)).status).toBe(200)
+    const userId = (unblocked as { my_chat_member: { from: { id: number } } }).my_chat_member.from.id
+    expect(stack.query(`select unreachable_at is null from users where id = ${userId}`)).toBe("t")
+  })
+
+  it("answers the real /start command without calling the LLM", async () => {
+    const update = telegramFixture("docs-examples/message-private-text-command-core.telegram.org-webhooks")
+    expect((await stack.post(update)).status).toBe(200)
+    const reply = await stack.telegram.waitFor((t) => t.lastMessage(1111111), 10_000)
+    expect(reply.text).toContain("/new starts a new conversation")
+    await waitForStatus(stack, update.update_id, "answered")
+    expect(stack.openai.requests.length).toBe(0)
+  })
+})
+
+describe("GET /health, /ready, /metrics", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ env: { METRICS_TOKEN: "metrics-token-1" } })
+  })
+  afterAll(() => stack.stop())
+
+  it("reports the process alive and the dependencies ready", async () => {
+    expect(await (await fetch(`${stack.url}/health`)).json()).toEqual({ status: "ok" })
+    const ready = await fetch(`${stack.url}/ready`)
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: "ready", database: "ok", queue: "ok" })
+  })
+
+  it("reports not ready with 503 while Postgres is away", async () => {
+    stack.postgres!.cut()
+    try {
+      const ready = await fetch(`${stack.url}/ready`)
+      expect(ready.status).toBe(503)
+      expect(await ready.json()).toMatchObject({ status: "not ready", database: "unreachable" })
+    } finally {
+      stack.postgres!.restore()
+    }
+  })
+
+  it("exports Prometheus metrics behind the bearer token, without secrets", async () => {
+    await stack.post({ update_id: 900, ...textMessageUpdate({ chatId: 901, text: "count me" }) })
+    await stack.telegram.waitFor((t) => t.lastMessage(901)?.text === "Echo: count me", 10_000)
+    expect((await fetch(`${stack.url}/metrics`)).status).toBe(401)
+    const res = await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics-token-1" } })
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(text).toMatch(/http_requests_total\{[^}]*route="\/telegram\/webhook"[^}]*status="200"[^}]*\} [1-9]/)
+    expect(text).toMatch(/telegram_updates_total\{[^}]*outcome="accepted"[^}]*\} [1-9]/)
+    expect(text).toMatch(/chat_turn_duration_seconds_count\{[^}]*outcome="answered"[^}]*\} [1-9]/)
+    expect(text).toMatch(/llm_time_to_first_token_seconds_count [1-9]/)
+    expect(text).toMatch(/llm_tokens_total\{[^}]*direction="out"[^}]*\} [1-9]/)
+    expect(text).toMatch(/queue_wait_seconds_count [1-9]/)
+    for (const secret of [stack.env.TELEGRAM_BOT_TOKEN!, stack.env.OPENAI_API_KEY!, webhookSecret, "metrics-token-1"]) {
+      expect(text).not.toContain(secret)
+    }
+  })
+})
+
+export const waitForStatus = async (stack: Stack, updateId: number, status: string, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs
+  let seen = ""
+  while (Date.now() < deadline) {
+    seen = stack.query(`select status from messages where update_id = ${updateId}`)
+    if (seen === status) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`update ${updateId}: status ${JSON.stringify(seen)}, expected ${status}`)
+}

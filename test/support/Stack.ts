@@ -1,0 +1,138 @@
+import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Redis } from "ioredis"
+import { AllProgram, ApiProgram, WorkerProgram } from "../../src/layers/Programs.ts"
+import { type FakeOpenAI, startFakeOpenAI } from "./FakeOpenAI.ts"
+import { type FakeTelegram, startFakeTelegram } from "./FakeTelegram.ts"
+import { TcpProxy } from "./TcpProxy.ts"
+
+export const webhookSecret = "test_secret-123"
+export const botToken = "123456:TEST-TOKEN"
+export const openaiKey = "sk-test-key-never-logged"
+export const redisDb = 1
+
+const pgHost = process.env.PGHOST ?? "127.0.0.1"
+const pgPort = Number(process.env.PGPORT ?? 5432)
+const redisPort = 6379
+
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+let databases = 0
+
+/** A fresh, empty database on the real Postgres for one stack. */
+export const createDatabase = (): { readonly name: string; readonly drop: () => void } => {
+  const name = `bot_test_${process.pid}_${++databases}`
+  const psql = (command: string) =>
+    execFileSync("psql", ["-h", pgHost, "-p", String(pgPort), "-U", "postgres", "-d", "postgres", "-qAtc", command], {
+      stdio: "pipe"
+    })
+  psql(`drop database if exists ${name} with (force)`)
+  psql(`create database ${name}`)
+  return { name, drop: () => psql(`drop database if exists ${name} with (force)`) }
+}
+
+export const flushRedis = async () => {
+  const redis = new Redis({ port: redisPort, host: "127.0.0.1", db: redisDb })
+  await redis.flushdb()
+  await redis.quit()
+}
+
+export interface StackOptions {
+  /** "shared": Postgres + Redis (behind cuttable proxies); "embedded": PGlite and in-process queue. */
+  readonly mode?: "shared" | "embedded"
+  readonly program?: "all" | "api" | "worker"
+  readonly env?: Readonly<Record<string, string>>
+}
+
+export interface Stack {
+  readonly url: string
+  readonly env: Readonly<Record<string, string>>
+  readonly telegram: FakeTelegram
+  readonly openai: FakeOpenAI
+  readonly postgres: TcpProxy | undefined
+  readonly redis: TcpProxy | undefined
+  readonly databaseName: string | undefined
+  readonly post: (update: unknown, headers?: Record<string, string>) => Promise<Response>
+  /** Runs SQL on the stack's database (through the real server, not the proxy). */
+  readonly query: (sql: string) => string
+  readonly stop: () => Promise<void>
+}
+
+/** Boots a program in this process on loopback, wired to fresh fakes and fresh storage. */
+export const startStack = async (options: StackOptions = {}): Promise<Stack> => {
+  const mode = options.mode ?? "shared"
+  const telegram = await startFakeTelegram({ token: botToken })
+  const openai = await startFakeOpenAI({ apiKey: openaiKey })
+  const port = await freePort()
+  const database = mode === "shared" ? createDatabase() : undefined
+  const postgres = mode === "shared" ? await TcpProxy.start(pgPort, pgHost) : undefined
+  const redis = mode === "shared" ? await TcpProxy.start(redisPort) : undefined
+  const dataDir = mode === "embedded" ? mkdtempSync(join(tmpdir(), "bot-embedded-")) : undefined
+  if (mode === "shared") await flushRedis()
+
+  const env: Record<string, string> = {
+    PORT: String(port),
+    TELEGRAM_BOT_TOKEN: botToken,
+    TELEGRAM_WEBHOOK_SECRET: webhookSecret,
+    TELEGRAM_API_ROOT: telegram.url,
+    OPENAI_API_KEY: openaiKey,
+    OPENAI_BASE_URL: `${openai.url}/v1`,
+    OPENAI_MODEL: "gpt-test",
+    LOG_LEVEL: "Error",
+    SWEEP_INTERVAL_SECONDS: "1",
+    TURN_LEASE_SECONDS: "3",
+    SHUTDOWN_GRACE_SECONDS: "3",
+    ...(database && postgres
+      ? { DATABASE_URL: `postgres://postgres@127.0.0.1:${postgres.port}/${database.name}` }
+      : {}),
+    ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}/${redisDb}` } : {}),
+    ...(dataDir ? { DATA_DIR: dataDir } : {}),
+    ...options.env
+  }
+  const program = { all: AllProgram, api: ApiProgram, worker: WorkerProgram }[options.program ?? "all"]
+  const scope = Effect.runSync(Scope.make())
+  await Effect.runPromise(
+    Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
+  )
+  const url = `http://127.0.0.1:${port}`
+  return {
+    url,
+    env,
+    telegram,
+    openai,
+    postgres,
+    redis,
+    databaseName: database?.name,
+    post: (update, headers = {}) =>
+      fetch(`${url}/telegram/webhook`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret, ...headers },
+        body: typeof update === "string" ? update : JSON.stringify(update)
+      }),
+    query: (sql) => {
+      if (!database) throw new Error("query() needs the shared mode")
+      return execFileSync("psql", ["-h", pgHost, "-p", String(pgPort), "-U", "postgres", "-d", database.name, "-qAtc", sql], {
+        encoding: "utf8",
+        env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
+      }).trim()
+    },
+    stop: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await Promise.all([telegram.close(), openai.close(), postgres?.close(), redis?.close()])
+      database?.drop()
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
