@@ -45,12 +45,13 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const conversations = yield* Conversations
       const writer = yield* ReplyWriter
 
-      const fixedReply = (mail: Mail, reply: LiveReply, text: string, conversationId: string | null = null) =>
+      /** Commands and notices: not part of the conversation the LLM sees (no conversation id). */
+      const fixedReply = (mail: Mail, reply: LiveReply, text: string) =>
         Effect.gen(function*() {
           yield* reply.finish(text)
           yield* mailbox.complete(mail, {
             answer: text,
-            conversationId,
+            conversationId: null,
             model: null,
             tokensIn: 0,
             tokensOut: 0,
@@ -78,7 +79,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             ttftMs
           })
 
-          const streamed = yield* ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
+          const aiFailure = yield* ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
             Stream.runForEach((chunk) =>
               Effect.gen(function*() {
                 if (chunk._tag === "Usage") {
@@ -94,18 +95,20 @@ export class ChatTurn extends Context.Service<ChatTurn, {
               duration: config.turnTimeout,
               orElse: () => Effect.fail(new AiFailed({ status: 0, message: "the turn took too long" }))
             }),
-            Effect.result
+            Effect.as(Option.none<AiFailed>()),
+            // Only the LLM's failures are answered here; Telegram's go up to the turn's handlers.
+            Effect.catchTag("AiFailed", (error) => Effect.succeed(Option.some(error)))
           )
           const now = yield* Clock.currentTimeMillis
-          if (streamed._tag === "Success") {
+          if (Option.isNone(aiFailure)) {
             yield* reply.finish(answer.trim().length > 0 ? answer : "…")
             yield* mailbox.complete(mail, record(now))
             return "answered" as const
           }
           // Keep what was already shown, marked as cut off; otherwise say briefly that it failed.
           yield* reply.finish(answer.trim().length > 0 ? answer + texts.cutOff : texts.failed)
-          yield* mailbox.fail(mail, streamed.failure.message, Option.some(record(now)))
-          yield* Effect.logWarning("chat turn failed", streamed.failure)
+          yield* mailbox.fail(mail, aiFailure.value.message, Option.some(record(now)))
+          yield* Effect.logWarning("chat turn failed", aiFailure.value.message)
           return "failed" as const
         }).pipe(Effect.scoped)
 
@@ -120,8 +123,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           }
           const command = parseCommand(mail.text)
           if (command === "new") {
-            const conversationId = yield* conversations.startNew(mail.chatId, mail.userId)
-            yield* fixedReply(mail, reply, texts.newConversation, conversationId)
+            yield* conversations.startNew(mail.chatId, mail.userId)
+            yield* fixedReply(mail, reply, texts.newConversation)
           } else if (command !== undefined) {
             yield* fixedReply(mail, reply, texts[command])
           } else if (mail.overLimit) {

@@ -76,7 +76,13 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               // Earlier chunks are complete: show them formatted; the growing one as plain text.
               for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
               yield* show(last, chunks[last]!.plain + cursor, false)
-            })
+            }).pipe(
+              // A preview that could not be shown is skipped: the final text is what must arrive.
+              Effect.catchTags({
+                TelegramFailed: (error) => Effect.logDebug("preview skipped", error.message),
+                FormattingRejected: (error) => Effect.logDebug("preview skipped", error.message)
+              })
+            )
 
           const finish = (markdown: string) =>
             Effect.gen(function*() {

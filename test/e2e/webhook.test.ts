@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { textMessageUpdate } from "../support/FakeTelegram.ts"
 import { telegramFixture } from "../support/fixtures.ts"
-import { type Stack, startStack, webhookSecret } from "../support/Stack.ts"
+import { type Stack, startStack, waitForStatus, webhookSecret } from "../support/Stack.ts"
 
 const count = (stack: Stack, table: string) => Number(stack.query(`select count(*) from ${table}`))
 
@@ -152,14 +152,3 @@ describe("GET /health, /ready, /metrics", () => {
     }
   })
 })
-
-export const waitForStatus = async (stack: Stack, updateId: number, status: string, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs
-  let seen = ""
-  while (Date.now() < deadline) {
-    seen = stack.query(`select status from messages where update_id = ${updateId}`)
-    if (seen === status) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`update ${updateId}: status ${JSON.stringify(seen)}, expected ${status}`)
-}

@@ -56,6 +56,8 @@ export interface RecordedRequest {
   aborted: boolean
   /** The response was fully written (whatever its status). */
   completed: boolean
+  /** `Date.now()` when the response was fully written. */
+  completedAt?: number
   /** HTTP status answered; absent while pending or for a hung request. */
   status?: number
 }
@@ -206,6 +208,7 @@ export class FakeOpenAI {
     res.on("close", () => {
       if (res.writableFinished) {
         record.completed = true
+        record.completedAt = Date.now()
       } else {
         record.aborted = true
         disconnected.abort()

@@ -67,6 +67,8 @@ export interface Stack {
   readonly post: (update: unknown, headers?: Record<string, string>) => Promise<Response>
   /** Runs SQL on the stack's database (through the real server, not the proxy). */
   readonly query: (sql: string) => string
+  /** Stops the program (as SIGTERM would) and keeps the fakes and the database. */
+  readonly stopProgram: () => Promise<void>
   readonly stop: () => Promise<void>
 }
 
@@ -107,6 +109,12 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
   )
   const url = `http://127.0.0.1:${port}`
+  let running = true
+  const stopProgram = async () => {
+    if (!running) return
+    running = false
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
   return {
     url,
     env,
@@ -128,11 +136,24 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
         env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
       }).trim()
     },
+    stopProgram,
     stop: async () => {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await stopProgram()
       await Promise.all([telegram.close(), openai.close(), postgres?.close(), redis?.close()])
       database?.drop()
       if (dataDir) rmSync(dataDir, { recursive: true, force: true })
     }
   }
+}
+
+/** Waits until the message of an update reaches a status in the mailbox. */
+export const waitForStatus = async (stack: Stack, updateId: number, status: string, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs
+  let seen = ""
+  while (Date.now() < deadline) {
+    seen = stack.query(`select status from messages where update_id = ${updateId}`)
+    if (seen === status) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`update ${updateId}: status ${JSON.stringify(seen)}, expected ${status}`)
 }

@@ -1,0 +1,329 @@
+/**
+ * Helpers shared by the benchmark's processes: realistic Telegram updates, percentiles, per-process
+ * CPU time from /proc, databases on the real Postgres, and child processes driven over IPC.
+ */
+import { type ChildProcess, fork } from "node:child_process"
+import { createWriteStream, readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import pg from "pg"
+
+export const pgHost = process.env.PGHOST ?? "127.0.0.1"
+export const pgPort = Number(process.env.PGPORT ?? 5432)
+export const redisHost = "127.0.0.1"
+export const redisPort = 6379
+export const webhookSecret = "bench_secret-123"
+
+// ---------------------------------------------------------------------------------------------
+// Updates
+
+const firstNames = ["Anna", "Boris", "Chloé", "Dmitri", "Elif", "Farah", "Giulia", "Hiro", "Ivan", "Jana", "Kofi", "Lena"]
+const lastNames = ["Ivanova", "Müller", "Rossi", "Tanaka", "Okafor", "Nguyen", "García", "Smirnov", undefined, undefined]
+const languages = ["en", "ru", "de", "it", "es", "uk", "fr", "ja", "pt-br", undefined]
+const phrases = [
+  "Can you explain how a hash map works?",
+  "Write a short poem about the sea in spring",
+  "What is the difference between TCP and UDP?",
+  "Переведи на английский: я опаздываю на встречу",
+  "Give me three ideas for dinner with rice and beans",
+  "Summarise the plot of Hamlet in two sentences 🎭",
+  "How do I centre a div?",
+  "Explain the CAP theorem like I'm five"
+]
+
+/** Users (and their private chats) are spread over this many ids. */
+export const distinctUsers = 20_000
+
+/**
+ * The body Telegram posts for a private text message, as a JSON string. `n` makes it unique:
+ * update_id, message_id and the text (which carries a `#n` marker) all derive from it.
+ */
+export const textUpdateBody = (n: number, options: { readonly users?: number; readonly userBase?: number } = {}): string => {
+  const users = options.users ?? distinctUsers
+  const slot = (n * 7_919) % users // a stride, so consecutive updates come from different users
+  const id = (options.userBase ?? 500_000_000) + slot
+  const first = firstNames[slot % firstNames.length] ?? "Tester"
+  const last = lastNames[slot % lastNames.length]
+  const language = languages[slot % languages.length]
+  const user: Record<string, unknown> = { id, is_bot: false, first_name: first }
+  if (last !== undefined) user.last_name = last
+  user.username = `bench_user_${slot}`
+  if (language !== undefined) user.language_code = language
+  const chat: Record<string, unknown> = { id, first_name: first, username: `bench_user_${slot}`, type: "private" }
+  if (last !== undefined) chat.last_name = last
+  return JSON.stringify({
+    update_id: n,
+    message: {
+      message_id: 1_000 + n,
+      from: user,
+      chat,
+      date: Math.floor(Date.now() / 1000),
+      text: `${phrases[n % phrases.length] ?? "hello"} #${n}`
+    }
+  })
+}
+
+/** The `#n` marker that textUpdateBody puts at the end of the text. */
+export const markerOf = (text: string): number | undefined => {
+  const match = /#(\d+)$/.exec(text)
+  return match ? Number(match[1]) : undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+/** Nearest-rank percentile of unsorted values; NaN when empty. */
+export const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank] ?? Number.NaN
+}
+
+export interface Bucket {
+  /** Upper bound in seconds (Infinity for +Inf). */
+  readonly le: number
+  /** Cumulative count. */
+  readonly count: number
+}
+
+/** The cumulative buckets of one Prometheus histogram (all label sets added up). */
+export const histogramBuckets = (text: string, name: string): Array<Bucket> => {
+  const byLe = new Map<number, number>()
+  const line = new RegExp(`^${name}_bucket\\{([^}]*)\\}\\s+(\\S+)`)
+  for (const row of text.split("\n")) {
+    const match = line.exec(row)
+    if (!match) continue
+    const le = /le="([^"]+)"/.exec(match[1] ?? "")?.[1]
+    if (le === undefined) continue
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le)
+    byLe.set(bound, (byLe.get(bound) ?? 0) + Number(match[2]))
+  }
+  return [...byLe.entries()].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le)
+}
+
+/** Quantile estimated from cumulative buckets, interpolating linearly inside a bucket (like histogram_quantile). */
+export const bucketQuantile = (buckets: ReadonlyArray<Bucket>, q: number): number => {
+  const total = buckets.at(-1)?.count ?? 0
+  if (total === 0) return Number.NaN
+  const target = q * total
+  let previousLe = 0
+  let previousCount = 0
+  for (const bucket of buckets) {
+    if (bucket.count >= target) {
+      if (!Number.isFinite(bucket.le)) return previousLe
+      const inBucket = bucket.count - previousCount
+      return inBucket === 0 ? bucket.le : previousLe + ((bucket.le - previousLe) * (target - previousCount)) / inBucket
+    }
+    previousLe = bucket.le
+    previousCount = bucket.count
+  }
+  return previousLe
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU time of processes, from /proc (user + system, clock ticks of 10 ms)
+
+const ticksPerSecond = 100
+
+const cpuSecondsOf = (pid: number): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+  } catch {
+    return 0
+  }
+}
+
+const cmdlineOf = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")
+  } catch {
+    return ""
+  }
+}
+
+const commOf = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim()
+  } catch {
+    return ""
+  }
+}
+
+export type CpuGroups = Readonly<Record<string, number>>
+
+/**
+ * CPU seconds so far of: the given processes by name, redis-server, and Postgres (its background
+ * processes plus the client backends of `database`; backends of other databases are left out).
+ */
+export const cpuSnapshot = (processes: Readonly<Record<string, number | undefined>>, database: string): CpuGroups => {
+  const groups: Record<string, number> = {}
+  for (const [name, pid] of Object.entries(processes)) if (pid !== undefined) groups[name] = cpuSecondsOf(pid)
+  let redis = 0
+  let postgres = 0
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    const comm = commOf(pid)
+    if (comm === "redis-server") redis += cpuSecondsOf(pid)
+    else if (comm === "postgres") {
+      const cmdline = cmdlineOf(pid)
+      const backend = /\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]/.test(cmdline)
+      if (!backend || cmdline.includes(` ${database} `)) postgres += cpuSecondsOf(pid)
+    }
+  }
+  groups.redis = redis
+  groups.postgres = postgres
+  return groups
+}
+
+export const cpuDelta = (before: CpuGroups, after: CpuGroups): CpuGroups => {
+  const delta: Record<string, number> = {}
+  for (const [name, value] of Object.entries(after)) delta[name] = value - (before[name] ?? 0)
+  return delta
+}
+
+// ---------------------------------------------------------------------------------------------
+// Postgres databases
+
+const adminQuery = async (sql: string): Promise<void> => {
+  const client = new pg.Client({ host: pgHost, port: pgPort, user: "postgres", database: "postgres" })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Creates an empty database (dropping a leftover of the same name first). */
+export const createDatabase = async (name: string): Promise<void> => {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`)
+  await adminQuery(`drop database if exists ${name} with (force)`)
+  await adminQuery(`create database ${name}`)
+}
+
+export const dropDatabase = async (name: string): Promise<void> => {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`)
+  await adminQuery(`drop database if exists ${name} with (force)`)
+}
+
+export const databaseUrl = (name: string) => `postgres://postgres@${pgHost}:${pgPort}/${name}`
+
+// ---------------------------------------------------------------------------------------------
+// Child processes over IPC
+
+export type Message = { readonly type: string; readonly [key: string]: unknown }
+
+export interface Child {
+  readonly name: string
+  readonly pid: number
+  readonly process: ChildProcess
+  readonly logFile: string
+  /** Resolves with the next message of this type (bounded by timeoutMs). */
+  readonly next: (type: string, timeoutMs: number) => Promise<Message>
+  readonly send: (message: Message) => void
+  /** Asks it to stop, then SIGKILLs it (by its pid) if it has not exited within timeoutMs. */
+  readonly stop: (timeoutMs?: number) => Promise<void>
+}
+
+/**
+ * Forks a TypeScript file with the same Node (24) and IPC; its stdout and stderr go to a log
+ * file. Messages are buffered until asked for, so none is lost between two awaits.
+ */
+export const startChild = (
+  name: string,
+  file: string,
+  args: ReadonlyArray<string>,
+  options: { readonly logDir: string; readonly execArgv?: ReadonlyArray<string>; readonly env?: NodeJS.ProcessEnv }
+): Child => {
+  const logFile = join(options.logDir, `${name}.log`)
+  const log = createWriteStream(logFile)
+  const child = fork(file, [...args], {
+    execArgv: [...(options.execArgv ?? [])],
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe", "ipc"]
+  })
+  child.stdout?.pipe(log, { end: false })
+  child.stderr?.pipe(log, { end: false })
+  const inbox: Array<Message> = []
+  const waiters: Array<{ readonly type: string; readonly resolve: (m: Message) => void }> = []
+  let exited = false
+  const exitedPromise = new Promise<void>((resolve) => child.once("exit", () => {
+    exited = true
+    resolve()
+  }))
+  child.on("message", (raw) => {
+    const message = raw as Message
+    const waiter = waiters.findIndex((w) => w.type === message.type)
+    if (waiter >= 0) waiters.splice(waiter, 1)[0]?.resolve(message)
+    else inbox.push(message)
+  })
+  if (child.pid === undefined) throw new Error(`could not start ${name}`)
+  const pid = child.pid
+  return {
+    name,
+    pid,
+    process: child,
+    logFile,
+    send: (message) => {
+      if (!exited && child.connected) child.send(message)
+    },
+    next: (type, timeoutMs) => {
+      const queued = inbox.findIndex((m) => m.type === type)
+      if (queued >= 0) return Promise.resolve(inbox.splice(queued, 1)[0]!)
+      return new Promise<Message>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const index = waiters.indexOf(waiter)
+          if (index >= 0) waiters.splice(index, 1)
+          reject(new Error(`${name}: no "${type}" message within ${timeoutMs} ms (log: ${logFile})`))
+        }, timeoutMs)
+        const waiter = {
+          type,
+          resolve: (m: Message) => {
+            clearTimeout(timer)
+            resolve(m)
+          }
+        }
+        waiters.push(waiter)
+        void exitedPromise.then(() => {
+          if (waiters.includes(waiter)) {
+            clearTimeout(timer)
+            waiters.splice(waiters.indexOf(waiter), 1)
+            reject(new Error(`${name} exited before sending "${type}" (log: ${logFile})`))
+          }
+        })
+      })
+    },
+    stop: async (timeoutMs = 15_000) => {
+      if (exited) {
+        log.end()
+        return
+      }
+      if (child.connected) child.send({ type: "stop" })
+      else process.kill(pid, "SIGTERM")
+      const timer = setTimeout(() => {
+        if (!exited) process.kill(pid, "SIGKILL")
+      }, timeoutMs)
+      await exitedPromise
+      clearTimeout(timer)
+      log.end()
+    }
+  }
+}
+
+/** In a child: waits for the parent's messages of one type. */
+export const onParentMessage = (type: string, handler: (message: Message) => void | Promise<void>) => {
+  process.on("message", (raw) => {
+    const message = raw as Message
+    if (message.type === type) void handler(message)
+  })
+}
+
+export const toParent = (message: Message) => {
+  process.send?.(message)
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,36 @@
+/**
+ * The product: the real program (src/layers/Programs.ts) in its own process, configured from the
+ * JSON environment given in argv, exactly as src/main/api.ts / all.ts would run it.
+ *
+ * argv = "api" | "all", JSON of the environment. Says { type: "ready" } once the layers are built
+ * (migrations applied, webhook registered with the fake Telegram, server listening), answers
+ * { type: "cpu" }, and closes its scope (finalizers run) then exits on { type: "stop" }.
+ */
+import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
+import { AllProgram, ApiProgram } from "../src/layers/Programs.ts"
+import { onParentMessage, toParent } from "./lib.ts"
+
+const [mode, envJson] = process.argv.slice(2)
+if ((mode !== "api" && mode !== "all") || envJson === undefined) throw new Error("usage: product-server.ts api|all ENV_JSON")
+const env = JSON.parse(envJson) as Record<string, string>
+
+const program = mode === "api" ? ApiProgram : AllProgram
+const scope = Effect.runSync(Scope.make())
+await Effect.runPromise(
+  Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
+)
+toParent({ type: "ready" })
+
+onParentMessage("cpu", () => {
+  toParent({ type: "cpu", usage: process.cpuUsage(), rss: process.memoryUsage().rss })
+})
+onParentMessage("stop", async () => {
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  // process.exit would skip writing a --cpu-prof profile; let the event loop drain instead,
+  // with a bounded fallback.
+  process.disconnect?.()
+  setTimeout(() => process.exit(0), 5_000).unref()
+})
+process.on("disconnect", () => {
+  setTimeout(() => process.exit(0), 5_000).unref()
+})

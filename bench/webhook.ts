@@ -1,0 +1,537 @@
+/**
+ * Webhook benchmark: `npm run bench` (= `node bench/webhook.ts`), options after `--`.
+ *
+ *  1. Baseline: a naive node:http webhook (bench/baseline-server.ts: Redis Lua rate-limit, one
+ *     `pg` insert, one BullMQ add per request) on its own database, Redis DB 3 and queue.
+ *  2. Product: the real HTTP program (ApiProgram, no worker) on its own database and Redis DB 4,
+ *     with fake Telegram/OpenAI servers hosted here.
+ *     Both are loaded by the same generator (bench/load.ts: autocannon in its own process),
+ *     50 connections, a warm-up then a measured run of fixed duration, unique bodies.
+ *  3. Pick-up: the full program (api + worker) on Redis DB 5; N updates at a moderate rate;
+ *     webhook 200 -> fake OpenAI request per message, and the queue_wait_seconds histogram.
+ *
+ * Every server listens on 127.0.0.1; every wait is bounded; everything started is stopped.
+ * Options: --duration=S --warmup=S --connections=N --rounds=N --updates=N --rate=PER_S
+ *          --profile (CPU-profile the product's server during its load; slows it down)
+ *          --no-write (do not update BENCHMARKS.md)
+ */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import type { AddressInfo } from "node:net"
+import { cpus, tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
+import pg from "pg"
+import { echoReply, type FakeOpenAI, startFakeOpenAI } from "../test/support/FakeOpenAI.ts"
+import { type FakeTelegram, startFakeTelegram } from "../test/support/FakeTelegram.ts"
+import {
+  bucketQuantile,
+  type Child,
+  type CpuGroups,
+  cpuDelta,
+  cpuSnapshot,
+  createDatabase,
+  databaseUrl,
+  dropDatabase,
+  histogramBuckets,
+  markerOf,
+  percentile,
+  redisHost,
+  redisPort,
+  sleep,
+  startChild,
+  textUpdateBody,
+  webhookSecret
+} from "./lib.ts"
+import { summarizeProfile } from "./profile.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const flag = (name: string, fallback: number): number => {
+  const arg = process.argv.find((a) => a.startsWith(`--${name}=`))
+  const value = arg === undefined ? fallback : Number(arg.slice(name.length + 3))
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`)
+  return value
+}
+const options = {
+  duration: Math.min(flag("duration", 10), 120),
+  warmup: Math.min(flag("warmup", 5), 60),
+  connections: Math.min(flag("connections", 50), 1_000),
+  rounds: Math.min(flag("rounds", 1), 5),
+  updates: Math.min(flag("updates", 200), 5_000),
+  rate: Math.min(flag("rate", 50), 1_000),
+  profile: process.argv.includes("--profile"),
+  write: !process.argv.includes("--no-write")
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
+const benchmarksFile = fileURLToPath(new URL("../BENCHMARKS.md", import.meta.url))
+const logDir = mkdtempSync(join(tmpdir(), "bench-webhook-"))
+const botToken = "123456:TEST-TOKEN"
+const openaiKey = "sk-bench-key"
+const redisDbs = { baseline: 3, product: 4, e2e: 5 } as const
+const tag = `${process.pid}`
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+const flushRedis = async (db: number) => {
+  const redis = new Redis({ host: redisHost, port: redisPort, db, lazyConnect: true, maxRetriesPerRequest: 1 })
+  await redis.connect()
+  await redis.flushdb()
+  await redis.quit()
+}
+
+const withDb = async <A>(database: string, run: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: databaseUrl(database) })
+  await client.connect()
+  try {
+    return await run(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Checkpoint so that WAL written by an earlier phase is not flushed during the next one. */
+const checkpoint = () => withDb("postgres", (c) => c.query("checkpoint"))
+
+// Everything started, so that a failure anywhere still stops it all.
+const cleanups: Array<() => Promise<void>> = []
+const cleanup = async () => {
+  while (cleanups.length > 0) {
+    const step = cleanups.pop()
+    try {
+      await step?.()
+    } catch (error) {
+      log(`cleanup step failed: ${String(error)}`)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load phases
+
+interface LoadFigures {
+  readonly seconds: number
+  readonly responses: number
+  readonly ok: number
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+  readonly statusCodes: Record<string, number>
+  readonly p50Ms: number
+  readonly p90Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+  readonly meanMs: number
+  readonly firstId: number
+  readonly lastId: number
+}
+
+interface LoadResult {
+  readonly name: string
+  readonly load: LoadFigures
+  readonly rps: number
+  /** CPU seconds during the measured run, by process group. */
+  readonly cpu: CpuGroups
+  readonly rows: number
+  readonly rssMb: number
+  readonly profile: string | undefined
+}
+
+const runLoad = async (name: string, server: Child, url: string, database: string, firstId: number): Promise<Omit<LoadResult, "rows" | "profile">> => {
+  await checkpoint()
+  const load = startChild(`${name}-load`, here("./load.ts"), [
+    url,
+    String(options.connections),
+    String(options.warmup),
+    String(options.duration),
+    String(firstId)
+  ], { logDir })
+  cleanups.push(() => load.stop(5_000))
+  await load.next("measure-start", (options.warmup + 60) * 1000)
+  const before = cpuSnapshot({ server: server.pid, load: load.pid }, database)
+  const result = await load.next("result", (options.duration + 60) * 1000)
+  const after = cpuSnapshot({ server: server.pid, load: load.pid }, database)
+  server.send({ type: "cpu" })
+  const memory = await server.next("cpu", 10_000)
+  await load.stop(5_000)
+  const measured = result.measured as LoadFigures
+  return {
+    name,
+    load: measured,
+    rps: measured.ok / measured.seconds,
+    cpu: cpuDelta(before, after),
+    rssMb: Number(memory.rss) / 1_048_576
+  }
+}
+
+const baselinePhase = async (round: number, firstId: number): Promise<LoadResult> => {
+  const database = `bench_baseline_${tag}_${round}`
+  await createDatabase(database)
+  cleanups.push(() => dropDatabase(database))
+  await flushRedis(redisDbs.baseline)
+  cleanups.push(() => flushRedis(redisDbs.baseline))
+  const port = await freePort()
+  const server = startChild(`baseline-server-${round}`, here("./baseline-server.ts"), [
+    String(port),
+    database,
+    String(redisDbs.baseline),
+    `bench-baseline-wakeups-${tag}`
+  ], { logDir })
+  cleanups.push(() => server.stop())
+  await server.next("ready", 30_000)
+  log(`baseline (round ${round}): listening on 127.0.0.1:${port}, loading`)
+  const figures = await runLoad("baseline", server, `http://127.0.0.1:${port}`, database, firstId)
+  const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from telegram_updates")).rows[0].n))
+  await cleanup()
+  return { ...figures, rows, profile: undefined }
+}
+
+interface Fakes {
+  readonly telegram: FakeTelegram
+  readonly openai: FakeOpenAI
+}
+
+const startFakes = async (): Promise<Fakes> => {
+  const telegram = await startFakeTelegram({ token: botToken })
+  const openai = await startFakeOpenAI({ apiKey: openaiKey })
+  cleanups.push(async () => {
+    await Promise.all([telegram.close(), openai.close()])
+  })
+  return { telegram, openai }
+}
+
+const productEnv = (port: number, database: string, redisDb: number, fakes: Fakes): Record<string, string> => ({
+  PORT: String(port),
+  PUBLIC_URL: `http://127.0.0.1:${port}`,
+  TELEGRAM_BOT_TOKEN: botToken,
+  TELEGRAM_WEBHOOK_SECRET: webhookSecret,
+  TELEGRAM_API_ROOT: fakes.telegram.url,
+  OPENAI_API_KEY: openaiKey,
+  OPENAI_BASE_URL: `${fakes.openai.url}/v1`,
+  OPENAI_MODEL: "gpt-bench",
+  DATABASE_URL: databaseUrl(database),
+  REDIS_URL: `redis://${redisHost}:${redisPort}/${redisDb}`,
+  LOG_LEVEL: "Error",
+  SHUTDOWN_GRACE_SECONDS: "5"
+})
+
+const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>, profileDir: string | undefined) => {
+  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env)], {
+    logDir,
+    execArgv: profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
+  })
+  cleanups.push(() => server.stop())
+  await server.next("ready", 60_000)
+  return server
+}
+
+const productPhase = async (round: number, firstId: number): Promise<LoadResult> => {
+  const database = `bench_product_${tag}_${round}`
+  await createDatabase(database)
+  cleanups.push(() => dropDatabase(database))
+  await flushRedis(redisDbs.product)
+  cleanups.push(() => flushRedis(redisDbs.product))
+  const fakes = await startFakes()
+  const port = await freePort()
+  const profileDir = options.profile ? join(logDir, `profile-${round}`) : undefined
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+  const server = await startProduct(`product-server-${round}`, "api", productEnv(port, database, redisDbs.product, fakes), profileDir)
+  log(`product (round ${round}): listening on 127.0.0.1:${port}, loading`)
+  const figures = await runLoad("product", server, `http://127.0.0.1:${port}`, database, firstId)
+  const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from messages")).rows[0].n))
+  await server.stop()
+  await cleanup()
+  const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
+  return { ...figures, rows, profile }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pick-up phase
+
+interface PickupResult {
+  readonly posted: number
+  readonly accepted: number
+  readonly reachedLlm: number
+  readonly postP50Ms: number
+  readonly postP99Ms: number
+  readonly toLlmP50Ms: number
+  readonly toLlmP99Ms: number
+  readonly toLlmMaxMs: number
+  readonly waitBuckets: ReadonlyArray<{ readonly le: number; readonly count: number }>
+  readonly waitP50Ms: number
+  readonly waitP99Ms: number
+  readonly turnP50Ms: number
+  readonly turnP99Ms: number
+  readonly turnsDone: number
+}
+
+const scrape = async (url: string): Promise<string> => {
+  const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })
+  return response.text()
+}
+
+const counterTotal = (text: string, name: string): number =>
+  text
+    .split("\n")
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .reduce((sum, line) => sum + Number(line.split(/\s+/).at(-1)), 0)
+
+const pickupPhase = async (firstId: number): Promise<PickupResult> => {
+  const database = `bench_e2e_${tag}`
+  await createDatabase(database)
+  cleanups.push(() => dropDatabase(database))
+  await flushRedis(redisDbs.e2e)
+  cleanups.push(() => flushRedis(redisDbs.e2e))
+  const fakes = await startFakes()
+  // An LLM-like answer: 300 ms to the first token, then ~12 chunks 20 ms apart.
+  fakes.openai.setReply((body) => {
+    const echo = echoReply(body)
+    return { text: typeof echo === "string" ? `${echo} and a little more text to stream.` : "…", firstTokenDelayMs: 300, chunkDelayMs: 20 }
+  })
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes), undefined)
+  log(`pick-up: api + worker on ${url}, posting ${options.updates} updates at ${options.rate}/s`)
+
+  // Each update in its own chat, so each is a separate wake-up and turn.
+  const okAt = new Map<number, number>()
+  const postMs: Array<number> = []
+  const started = performance.now()
+  const posts: Array<Promise<void>> = []
+  for (let i = 0; i < options.updates; i++) {
+    const due = started + (i * 1000) / options.rate
+    const wait = due - performance.now()
+    if (wait > 0) await sleep(wait)
+    const n = firstId + i
+    const body = textUpdateBody(n, { users: options.updates, userBase: 700_000_000 })
+    posts.push((async () => {
+      const sentAt = performance.now()
+      try {
+        const response = await fetch(`${url}/telegram/webhook`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret },
+          body,
+          signal: AbortSignal.timeout(10_000)
+        })
+        await response.arrayBuffer()
+        if (response.status === 200) {
+          okAt.set(n, Date.now())
+          postMs.push(performance.now() - sentAt)
+        }
+      } catch {
+        // counted as not accepted
+      }
+    })())
+  }
+  await Promise.all(posts)
+  await fakes.openai.waitFor((o) => o.requests.length >= okAt.size, 30_000).catch(() => undefined)
+
+  const toLlm: Array<number> = []
+  for (const request of fakes.openai.requests) {
+    const last = [...(request.body.messages ?? [])].reverse().find((m) => m.role === "user")
+    const n = typeof last?.content === "string" ? markerOf(last.content) : undefined
+    const at = n === undefined ? undefined : okAt.get(n)
+    if (at !== undefined) toLlm.push(request.receivedAt - at)
+  }
+  // Let the turns finish so the turn histogram is complete (bounded).
+  const deadline = Date.now() + 30_000
+  let metrics = await scrape(url)
+  while (counterTotal(metrics, "chat_turns_total") < okAt.size && Date.now() < deadline) {
+    await sleep(250)
+    metrics = await scrape(url)
+  }
+  const wait = histogramBuckets(metrics, "queue_wait_seconds")
+  const turn = histogramBuckets(metrics, "chat_turn_duration_seconds")
+  await cleanup()
+  return {
+    posted: options.updates,
+    accepted: okAt.size,
+    reachedLlm: toLlm.length,
+    postP50Ms: percentile(postMs, 50),
+    postP99Ms: percentile(postMs, 99),
+    toLlmP50Ms: percentile(toLlm, 50),
+    toLlmP99Ms: percentile(toLlm, 99),
+    toLlmMaxMs: Math.max(...toLlm),
+    waitBuckets: wait,
+    waitP50Ms: bucketQuantile(wait, 0.5) * 1000,
+    waitP99Ms: bucketQuantile(wait, 0.99) * 1000,
+    turnP50Ms: bucketQuantile(turn, 0.5) * 1000,
+    turnP99Ms: bucketQuantile(turn, 0.99) * 1000,
+    turnsDone: counterTotal(metrics, "chat_turns_total")
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a")
+const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a")
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 1) + "-" : "-".repeat(w + 1) + ":")).join("|")}|`, ...rows.map(line)].join("\n")
+}
+
+const cpuPerRequestUs = (r: LoadResult, group: string) => ((r.cpu[group] ?? 0) / r.load.ok) * 1e6
+
+const loadRows = (results: ReadonlyArray<LoadResult>) =>
+  results.map((r) => [
+    r.name,
+    int(r.rps),
+    fmt(r.load.p50Ms, 2),
+    fmt(r.load.p99Ms, 2),
+    fmt(r.load.maxMs, 1),
+    int(r.load.ok),
+    int(r.load.non2xx),
+    int(r.load.errors + r.load.timeouts),
+    int(cpuPerRequestUs(r, "server")),
+    int(cpuPerRequestUs(r, "postgres")),
+    int(cpuPerRequestUs(r, "redis")),
+    int(cpuPerRequestUs(r, "server") + cpuPerRequestUs(r, "postgres") + cpuPerRequestUs(r, "redis")),
+    int(cpuPerRequestUs(r, "load")),
+    int(r.rssMb)
+  ])
+
+const loadHeader = [
+  "server",
+  "req/s",
+  "p50 ms",
+  "p99 ms",
+  "max ms",
+  "2xx",
+  "non-2xx",
+  "errors",
+  "CPU us/req server",
+  "postgres",
+  "redis",
+  "sum",
+  "loadgen",
+  "RSS MB"
+]
+
+const median = (values: ReadonlyArray<number>) => percentile(values, 50)
+
+const main = async () => {
+  const startedAt = new Date()
+  log(`logs in ${logDir}`)
+  const baselines: Array<LoadResult> = []
+  const products: Array<LoadResult> = []
+  let nextId = 1
+  for (let round = 1; round <= options.rounds; round++) {
+    const baseline = await baselinePhase(round, nextId)
+    nextId = baseline.load.lastId + 1
+    baselines.push(baseline)
+    const product = await productPhase(round, nextId)
+    nextId = product.load.lastId + 1
+    products.push(product)
+  }
+  const pickup = await pickupPhase(nextId)
+
+  const rounds = baselines.map((b, i) => ({ baseline: b, product: products[i]! }))
+  const rpsRatio = median(rounds.map((r) => r.product.rps / r.baseline.rps))
+  const p99Ratio = median(rounds.map((r) => r.product.load.p99Ms / r.baseline.load.p99Ms))
+
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "?"}), Node ${process.version}, Postgres and Redis on loopback`
+  const ingest = [
+    `Ingest: ${options.connections} connections, ${options.warmup} s warm-up then ${options.duration} s measured, unique Telegram text updates (update_id, text; ${20_000} distinct users/chats); autocannon in its own process.`,
+    "",
+    table(
+      loadHeader,
+      rounds.flatMap((r, i) => loadRows([
+        { ...r.baseline, name: options.rounds > 1 ? `baseline #${i + 1}` : "baseline" },
+        { ...r.product, name: options.rounds > 1 ? `product #${i + 1}` : "product" }
+      ]))
+    ),
+    "",
+    `product / baseline: throughput ${fmt(rpsRatio, 2)}x, p99 ${fmt(p99Ratio, 2)}x${options.rounds > 1 ? " (medians over rounds)" : ""}` +
+    ` -> target (throughput >= 1.00x and p99 <= 1.00x) ${rpsRatio >= 1 && p99Ratio <= 1 ? "MET" : "NOT MET"}`,
+    `rows stored: baseline ${rounds.map((r) => int(r.baseline.rows)).join(", ")} updates; product ${rounds.map((r) => int(r.product.rows)).join(", ")} messages (warm-up included)`
+  ].join("\n")
+  const waitBuckets = pickup.waitBuckets.filter((b, i, all) => i === 0 || b.count !== all[i - 1]?.count)
+  const pick = [
+    `Pick-up: api + worker in one process, ${pickup.posted} updates at ${options.rate}/s, each in its own chat; fake LLM answers after 300 ms.`,
+    "",
+    table(["measure", "p50 ms", "p99 ms", "n"], [
+      ["webhook POST -> 200", fmt(pickup.postP50Ms, 2), fmt(pickup.postP99Ms, 2), String(pickup.accepted)],
+      ["webhook 200 -> fake OpenAI request", fmt(pickup.toLlmP50Ms, 0), fmt(pickup.toLlmP99Ms, 0), String(pickup.reachedLlm)],
+      ["queue_wait_seconds (histogram, interpolated)", fmt(pickup.waitP50Ms, 1), fmt(pickup.waitP99Ms, 1), String(pickup.waitBuckets.at(-1)?.count ?? 0)],
+      ["chat_turn_duration_seconds (histogram, interpolated)", fmt(pickup.turnP50Ms, 0), fmt(pickup.turnP99Ms, 0), String(pickup.turnsDone)]
+    ]),
+    "",
+    `queue_wait_seconds buckets (cumulative): ${waitBuckets.map((b) => `<=${Number.isFinite(b.le) ? `${b.le * 1000}ms` : "+Inf"}: ${b.count}`).join(", ")}`,
+    `(webhook 200 -> OpenAI is measured with Date.now(), 1 ms resolution; max ${fmt(pickup.toLlmMaxMs, 0)} ms)`
+  ].join("\n")
+  const profiles = products.flatMap((p, i) => (p.profile === undefined ? [] : [`Product server CPU profile (round ${i + 1}, profiler on: its figures above are slowed):\n\n${p.profile}`]))
+
+  const report = [
+    `Command: ${command}`,
+    `Date: ${startedAt.toISOString()}`,
+    `Machine: ${machine}`,
+    "",
+    ingest,
+    "",
+    pick,
+    ...(profiles.length > 0 ? ["", ...profiles] : [])
+  ].join("\n")
+  process.stdout.write(`\n${report}\n`)
+
+  if (options.write) {
+    const start = "<!-- bench:latest:start -->"
+    const end = "<!-- bench:latest:end -->"
+    let text: string
+    try {
+      text = readFileSync(benchmarksFile, "utf8")
+    } catch {
+      text = `# Benchmarks\n\n## Latest run (written by \`npm run bench\`)\n\n${start}\n${end}\n`
+    }
+    const from = text.indexOf(start)
+    const to = text.indexOf(end)
+    if (from >= 0 && to > from) {
+      writeFileSync(benchmarksFile, `${text.slice(0, from + start.length)}\n\n${report}\n\n${text.slice(to)}`)
+      log(`latest figures written to ${benchmarksFile}`)
+    } else {
+      log(`BENCHMARKS.md has no ${start} ... ${end} section: not written`)
+    }
+  }
+}
+
+// A hard bound on the whole run, whatever happens.
+const hardLimitMs = (options.rounds * (options.warmup + options.duration + 150) + 300) * 1000
+const watchdog = setTimeout(() => {
+  log(`run exceeded ${hardLimitMs / 1000} s: stopping`)
+  void cleanup().finally(() => process.exit(2))
+}, hardLimitMs)
+watchdog.unref()
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`)
+    void cleanup().finally(() => process.exit(130))
+  })
+}
+
+try {
+  await main()
+  await cleanup()
+  clearTimeout(watchdog)
+  log("done")
+  process.exit(0)
+} catch (error) {
+  log(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
+  await cleanup()
+  process.exit(1)
+}

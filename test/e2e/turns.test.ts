@@ -1,0 +1,253 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { estimateTokens, systemPrompt } from "../../src/domain/Prompt.ts"
+import type { ChatCompletionBody } from "../support/FakeOpenAI.ts"
+import { type FakeMessage, textMessageUpdate } from "../support/FakeTelegram.ts"
+import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
+
+let nextUpdateId = 1000
+
+const send = async (stack: Stack, chatId: number, text: string) => {
+  const update_id = nextUpdateId++
+  const res = await stack.post({ update_id, ...textMessageUpdate({ chatId, userId: chatId, text }) })
+  expect(res.status).toBe(200)
+  return update_id
+}
+
+/** The chat's last message once it is final (no streaming cursor) and passes the check. */
+const finalMessage = (stack: Stack, chatId: number, check: (m: FakeMessage) => boolean = () => true, timeoutMs = 15_000) =>
+  stack.telegram.waitFor((t) => {
+    const m = t.lastMessage(chatId)
+    return m !== undefined && !m.text.endsWith("▍") && check(m) ? m : undefined
+  }, timeoutMs)
+
+const userContents = (body: ChatCompletionBody) =>
+  (body.messages ?? []).map((m) => `${m.role}:${String(m.content)}`)
+
+describe("chat turns", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+  afterAll(() => stack.stop())
+  beforeEach(() => {
+    stack.telegram.reset()
+    stack.openai.reset()
+  })
+
+  it("answers one chat's messages one at a time, in the order they came", async () => {
+    stack.openai.setReply((body) => ({ text: `${userContents(body).at(-1)} done`, chunkDelayMs: 15, chunkSize: 4 }))
+    const chatId = 501
+    for (const text of ["m1", "m2", "m3", "m4", "m5"]) await send(stack, chatId, text)
+    await stack.telegram.waitFor((t) => t.messages(chatId).filter((m) => m.text.endsWith("done")).length === 5 || undefined, 20_000)
+    const requests = stack.openai.requests
+    expect(requests.map((r) => userContents(r.body).at(-1))).toEqual(["user:m1", "user:m2", "user:m3", "user:m4", "user:m5"])
+    for (let i = 1; i < requests.length; i++) {
+      expect(requests[i]!.receivedAt).toBeGreaterThanOrEqual(requests[i - 1]!.completedAt!)
+    }
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual(
+      ["m1", "m2", "m3", "m4", "m5"].map((m) => `user:${m} done`)
+    )
+  })
+
+  it("runs different chats at the same time", async () => {
+    stack.openai.setReply(() => ({ text: "slow answer", firstTokenDelayMs: 1_500 }))
+    const chats = [601, 602, 603, 604, 605, 606, 607, 608]
+    await Promise.all(chats.map((chatId) => send(stack, chatId, "hello")))
+    await stack.openai.waitFor((o) => o.requests.length === chats.length, 5_000)
+    // All eight requests are in flight together: none has finished when the last arrives.
+    expect(stack.openai.requests.filter((r) => r.completed)).toEqual([])
+    for (const chatId of chats) await finalMessage(stack, chatId, (m) => m.text === "slow answer")
+  })
+
+  it("keeps the conversation as context until /new, and none after it", async () => {
+    const chatId = 701
+    await send(stack, chatId, "first question")
+    await finalMessage(stack, chatId, (m) => m.text === "Echo: first question")
+    await send(stack, chatId, "second question")
+    await finalMessage(stack, chatId, (m) => m.text === "Echo: second question")
+    expect(userContents(stack.openai.requests[1]!.body).slice(1)).toEqual([
+      "user:first question",
+      "assistant:Echo: first question",
+      "user:second question"
+    ])
+    const newId = await send(stack, chatId, "/new")
+    await waitForStatus(stack, newId, "answered")
+    expect(stack.telegram.lastMessage(chatId)!.text).toContain("new conversation")
+    await send(stack, chatId, "third question")
+    await finalMessage(stack, chatId, (m) => m.text === "Echo: third question")
+    expect(stack.openai.requests).toHaveLength(3) // /new made no LLM call
+    expect(userContents(stack.openai.requests[2]!.body)).toEqual([`system:${systemPrompt}`, "user:third question"])
+  })
+
+  it("splits an answer over 4096 characters into several messages and loses nothing", async () => {
+    const paragraphs = Array.from({ length: 30 }, (_, i) => `Paragraph ${i}: ` + "lorem ipsum dolor sit amet ".repeat(11).trim())
+    const answer = paragraphs.join("\n\n")
+    expect(answer.length).toBeGreaterThan(8192)
+    stack.openai.setReply(() => ({ text: answer, chunkSize: 400 }))
+    const chatId = 801
+    const updateId = await send(stack, chatId, "tell me a lot")
+    await waitForStatus(stack, updateId, "answered", 20_000)
+    const messages = stack.telegram.messages(chatId)
+    expect(messages.length).toBe(3)
+    for (const m of messages) expect(m.text.length).toBeLessThanOrEqual(4096)
+    expect(messages.map((m) => m.text).join("\n\n").replace(/\s+/g, " ")).toBe(answer.replace(/\s+/g, " "))
+    expect(stack.query(`select reply_message_ids from messages where update_id = ${updateId}`)).toBe(
+      JSON.stringify(messages.map((m) => m.message_id)).replace(/,/g, ", ")
+    )
+  })
+
+  it("renders Markdown that would break MarkdownV2 as Telegram formatting", async () => {
+    const answer = "Use `snake_case_name` and **bold** (x) - y. 1+1=2! _it_ #tag {x} a|b [docs](https://example.com/a_(b)) ~~old~~."
+    stack.openai.setReply(() => answer)
+    const chatId = 802
+    const updateId = await send(stack, chatId, "format")
+    await waitForStatus(stack, updateId, "answered")
+    const m = stack.telegram.lastMessage(chatId)!
+    expect(m.parse_mode).toBe("HTML")
+    expect(m.text).toBe("Use snake_case_name and bold (x) - y. 1+1=2! it #tag {x} a|b docs old.")
+    expect(m.entities.map((e) => e.type).sort()).toEqual(["bold", "code", "italic", "strikethrough", "text_link"])
+    expect(stack.telegram.calls.filter((c) => (c.status ?? 200) >= 400)).toEqual([])
+  })
+
+  it("resends as plain text when Telegram refuses the formatting", async () => {
+    stack.openai.setReply(() => "**important** answer")
+    stack.telegram.failNext("editMessageText", { code: 400, description: "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0" })
+    const chatId = 803
+    const updateId = await send(stack, chatId, "hi")
+    await waitForStatus(stack, updateId, "answered")
+    const m = stack.telegram.lastMessage(chatId)!
+    expect(m.text).toBe("important answer")
+    expect(m.parse_mode).toBeUndefined()
+    expect(stack.telegram.messages(chatId)).toHaveLength(1)
+  })
+
+  it("retries OpenAI after a 429, waiting its Retry-After", async () => {
+    stack.openai.failNext({ status: 429, retryAfterSeconds: 1 })
+    const chatId = 804
+    const updateId = await send(stack, chatId, "busy?")
+    await waitForStatus(stack, updateId, "answered")
+    const [refused, accepted] = stack.openai.requests
+    expect(refused!.status).toBe(429)
+    expect(accepted!.receivedAt - refused!.receivedAt).toBeGreaterThanOrEqual(1_000)
+    expect(stack.telegram.lastMessage(chatId)!.text).toBe("Echo: busy?")
+  })
+
+  it("tells the user briefly and records the turn as failed when OpenAI keeps failing", async () => {
+    stack.openai.failNext({ status: 500 }, 10)
+    const chatId = 805
+    const updateId = await send(stack, chatId, "anyone?")
+    await waitForStatus(stack, updateId, "failed", 20_000)
+    expect(stack.openai.requests).toHaveLength(5) // the first try and four retries
+    expect(stack.telegram.lastMessage(chatId)!.text).toBe("Sorry, I couldn't answer that just now. Please try again in a moment.")
+    expect(stack.query(`select outcome || ':' || model from usage u join messages m on m.id = u.message_id where m.update_id = ${updateId}`)).toBe("failed:gpt-test")
+  })
+
+  it("waits Telegram's retry_after after a 429 and then delivers", async () => {
+    stack.telegram.failNext("sendMessage", { code: 429, retryAfter: 1 })
+    const chatId = 806
+    const updateId = await send(stack, chatId, "ping")
+    await waitForStatus(stack, updateId, "answered")
+    const sends = stack.telegram.callsFor(chatId, "sendMessage")
+    expect(sends.map((c) => c.status)).toEqual([429, 200])
+    expect(sends[1]!.at - sends[0]!.at).toBeGreaterThanOrEqual(1_000)
+    expect(stack.telegram.violations).toEqual([])
+    expect(stack.telegram.lastMessage(chatId)!.text).toBe("Echo: ping")
+  })
+
+  it("stops writing to a user who blocked the bot: no retry, chat marked unreachable", async () => {
+    const chatId = 807
+    stack.telegram.blockChat(chatId)
+    const first = await send(stack, chatId, "are you there")
+    await waitForStatus(stack, first, "skipped")
+    expect(stack.query(`select unreachable_at is not null from chats where id = ${chatId}`)).toBe("t")
+    const attempts = stack.telegram.callsFor(chatId).filter((c) => c.method !== "sendChatAction")
+    expect(attempts.map((c) => c.status)).toEqual([403])
+  })
+
+  it("streams: typing, a first message soon, edits at most about once a second, then the full text", async () => {
+    const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ")
+    stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
+    const chatId = 808
+    const updateId = await send(stack, chatId, "stream please")
+    await waitForStatus(stack, updateId, "answered", 20_000)
+    const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "sendChatAction")
+    expect(stack.telegram.callsFor(chatId, "sendChatAction").length).toBeGreaterThanOrEqual(1)
+    expect(calls[0]!.method).toBe("sendMessage")
+    expect(calls.length).toBeGreaterThanOrEqual(3) // first message, edits, final edit
+    const previews = calls.slice(0, -1)
+    for (let i = 1; i < previews.length; i++) expect(previews[i]!.at - previews[i - 1]!.at).toBeGreaterThanOrEqual(950)
+    expect(stack.telegram.messages(chatId)).toHaveLength(1)
+    expect(stack.telegram.lastMessage(chatId)!.text).toBe(answer)
+  })
+
+  it("records the answer, model, tokens and latency of each turn", async () => {
+    const chatId = 809
+    const updateId = await send(stack, chatId, "measure me")
+    await waitForStatus(stack, updateId, "answered")
+    const row = stack.query(`
+      select m.answer, u.model, u.tokens_in > 0, u.tokens_out > 0, u.latency_ms >= 0, u.ttft_ms <= u.latency_ms, u.outcome
+      from messages m join usage u on u.message_id = m.id where m.update_id = ${updateId}`)
+    expect(row).toBe("Echo: measure me|gpt-test|t|t|t|t|answered")
+  })
+})
+
+describe("chat turns with tight limits", () => {
+  let stack: Stack
+  // Room for the system prompt, the new message and exactly two earlier exchanges.
+  const question = (i: number) => `question number ${i} ` + "x".repeat(60)
+  const exchange = (i: number) => estimateTokens(question(i)) + estimateTokens(`Echo: ${question(i)}`)
+  const promptBudget = estimateTokens(systemPrompt) + estimateTokens(question(9)) + exchange(1) * 2 + 5
+  beforeAll(async () => {
+    stack = await startStack({
+      env: { MAX_ANSWER_TOKENS: "100", CONTEXT_TOKEN_BUDGET: String(promptBudget + 100), USER_MESSAGES_PER_MINUTE: "8" }
+    })
+  })
+  afterAll(() => stack.stop())
+
+  it("trims the context to the token budget, dropping the oldest exchanges whole", async () => {
+    const chatId = 901
+    for (let i = 1; i <= 5; i++) {
+      await send(stack, chatId, question(i))
+      await finalMessage(stack, chatId, (m) => m.text === `Echo: ${question(i)}`)
+    }
+    const last = stack.openai.requests.at(-1)!.body
+    expect(userContents(last)).toEqual([
+      `system:${systemPrompt}`,
+      `user:${question(3)}`,
+      `assistant:Echo: ${question(3)}`,
+      `user:${question(4)}`,
+      `assistant:Echo: ${question(4)}`,
+      `user:${question(5)}`
+    ])
+    expect(last.max_completion_tokens).toBe(100)
+  })
+
+  it("answers messages past the per-user rate limit with a notice and no LLM call", async () => {
+    const chatId = 902
+    const ids: Array<number> = []
+    for (let i = 0; i < 10; i++) ids.push(await send(stack, chatId, `burst ${i}`))
+    for (const id of ids) await waitForStatus(stack, id, "answered", 20_000)
+    const llmCalls = stack.openai.requests.filter((r) => userContents(r.body).at(-1)!.startsWith("user:burst"))
+    expect(llmCalls).toHaveLength(8)
+    const texts = stack.telegram.messages(chatId).map((m) => m.text)
+    expect(texts.filter((t) => t.startsWith("You're sending messages faster"))).toHaveLength(2)
+  })
+})
+
+describe("interrupting a turn", () => {
+  it("cancels the OpenAI request and hands the message back to the mailbox", async () => {
+    const stack = await startStack()
+    stack.openai.failNext({ hang: true })
+    const chatId = 1001
+    const updateId = await send(stack, chatId, "this will hang")
+    await stack.openai.waitFor((o) => o.requests.length === 1, 10_000)
+    const status = () => stack.query(`select status from messages where update_id = ${updateId}`)
+    expect(status()).toBe("processing")
+    // Stop the program (as on SIGTERM) but keep the database to look at it afterwards.
+    const openai = stack.openai
+    await stack.stopProgram()
+    expect(openai.requests[0]!.aborted).toBe(true)
+    expect(status()).toBe("queued")
+    await stack.stop()
+  })
+})
