@@ -179,6 +179,26 @@ export const cpuSnapshot = (processes: Readonly<Record<string, number | undefine
   return groups
 }
 
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+export const machineBusySeconds = (): number => {
+  const first = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? ""
+  const [, user, nice, system, , , irq, softirq, steal] = first.trim().split(/\s+/).map(Number)
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticksPerSecond
+}
+
+/**
+ * CPU% (of one core) used during an interval by processes outside the given groups: the other
+ * work on the machine, i.e. the noise of the measurement.
+ */
+export const otherCpuPercent = (
+  before: { readonly groups: CpuGroups; readonly busy: number; readonly at: number },
+  after: { readonly groups: CpuGroups; readonly busy: number; readonly at: number }
+): number => {
+  const ours = Object.values(cpuDelta(before.groups, after.groups)).reduce((a, b) => a + b, 0)
+  const seconds = (after.at - before.at) / 1000
+  return seconds <= 0 ? Number.NaN : (100 * Math.max(0, after.busy - before.busy - ours)) / seconds
+}
+
 export const cpuDelta = (before: CpuGroups, after: CpuGroups): CpuGroups => {
   const delta: Record<string, number> = {}
   for (const [name, value] of Object.entries(after)) delta[name] = value - (before[name] ?? 0)

@@ -20,6 +20,7 @@ import { createServer } from "node:net"
 import type { AddressInfo } from "node:net"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
 import pg from "pg"
@@ -33,9 +34,12 @@ import {
   cpuSnapshot,
   createDatabase,
   databaseUrl,
+  distinctUsers,
   dropDatabase,
   histogramBuckets,
+  machineBusySeconds,
   markerOf,
+  otherCpuPercent,
   percentile,
   redisHost,
   redisPort,
@@ -63,6 +67,8 @@ const options = {
   updates: Math.min(flag("updates", 200), 5_000),
   rate: Math.min(flag("rate", 50), 1_000),
   profile: process.argv.includes("--profile"),
+  /** "ingest" or "pickup" runs that part alone (for investigating; a full run does both). */
+  only: process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length),
   write: !process.argv.includes("--no-write")
 }
 
@@ -145,6 +151,7 @@ interface LoadResult {
   readonly rps: number
   /** CPU seconds during the measured run, by process group. */
   readonly cpu: CpuGroups
+  readonly otherCpuPercent: number
   readonly rows: number
   readonly rssMb: number
   readonly profile: string | undefined
@@ -161,9 +168,11 @@ const runLoad = async (name: string, server: Child, url: string, database: strin
   ], { logDir })
   cleanups.push(() => load.stop(5_000))
   await load.next("measure-start", (options.warmup + 60) * 1000)
-  const before = cpuSnapshot({ server: server.pid, load: load.pid }, database)
+  const sample = () => ({ groups: cpuSnapshot({ server: server.pid, load: load.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
+  const before = sample()
   const result = await load.next("result", (options.duration + 60) * 1000)
-  const after = cpuSnapshot({ server: server.pid, load: load.pid }, database)
+  const after = sample()
+  loopDelay.disable()
   server.send({ type: "cpu" })
   const memory = await server.next("cpu", 10_000)
   await load.stop(5_000)
@@ -172,7 +181,8 @@ const runLoad = async (name: string, server: Child, url: string, database: strin
     name,
     load: measured,
     rps: measured.ok / measured.seconds,
-    cpu: cpuDelta(before, after),
+    cpu: cpuDelta(before.groups, after.groups),
+    otherCpuPercent: otherCpuPercent(before, after),
     rssMb: Number(memory.rss) / 1_048_576
   }
 }
@@ -276,6 +286,12 @@ interface PickupResult {
   readonly turnP50Ms: number
   readonly turnP99Ms: number
   readonly turnsDone: number
+  readonly otherCpuPercent: number
+  readonly serverCpuPercent: number
+  readonly postgresCpuPercent: number
+  readonly benchCpuPercent: number
+  readonly benchLoopDelayP99Ms: number
+  readonly profile: string | undefined
 }
 
 const scrape = async (url: string): Promise<string> => {
@@ -303,7 +319,13 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   })
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes), undefined)
+  const profileDir = options.profile ? join(logDir, "profile-e2e") : undefined
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+  const server = await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes), profileDir)
+  const sample = () => ({ groups: cpuSnapshot({ server: server.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+  loopDelay.enable()
+  const before = sample()
   log(`pick-up: api + worker on ${url}, posting ${options.updates} updates at ${options.rate}/s`)
 
   // Each update in its own chat, so each is a separate wake-up and turn.
@@ -338,6 +360,8 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   }
   await Promise.all(posts)
   await fakes.openai.waitFor((o) => o.requests.length >= okAt.size, 30_000).catch(() => undefined)
+  const after = sample()
+  loopDelay.disable()
 
   const toLlm: Array<number> = []
   for (const request of fakes.openai.requests) {
@@ -355,7 +379,9 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   }
   const wait = histogramBuckets(metrics, "queue_wait_seconds")
   const turn = histogramBuckets(metrics, "chat_turn_duration_seconds")
+  await server.stop()
   await cleanup()
+  const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
   return {
     posted: options.updates,
     accepted: okAt.size,
@@ -370,7 +396,13 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
     waitP99Ms: bucketQuantile(wait, 0.99) * 1000,
     turnP50Ms: bucketQuantile(turn, 0.5) * 1000,
     turnP99Ms: bucketQuantile(turn, 0.99) * 1000,
-    turnsDone: counterTotal(metrics, "chat_turns_total")
+    turnsDone: counterTotal(metrics, "chat_turns_total"),
+    otherCpuPercent: otherCpuPercent(before, after),
+    profile,
+    serverCpuPercent: (100 * ((after.groups.server ?? 0) - (before.groups.server ?? 0))) / ((after.at - before.at) / 1000),
+    benchCpuPercent: (100 * ((after.groups.bench ?? 0) - (before.groups.bench ?? 0))) / ((after.at - before.at) / 1000),
+    benchLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    postgresCpuPercent: (100 * ((after.groups.postgres ?? 0) - (before.groups.postgres ?? 0))) / ((after.at - before.at) / 1000)
   }
 }
 
@@ -425,46 +457,30 @@ const loadHeader = [
 
 const median = (values: ReadonlyArray<number>) => percentile(values, 50)
 
-const main = async () => {
-  const startedAt = new Date()
-  log(`logs in ${logDir}`)
-  const baselines: Array<LoadResult> = []
-  const products: Array<LoadResult> = []
-  let nextId = 1
-  for (let round = 1; round <= options.rounds; round++) {
-    const baseline = await baselinePhase(round, nextId)
-    nextId = baseline.load.lastId + 1
-    baselines.push(baseline)
-    const product = await productPhase(round, nextId)
-    nextId = product.load.lastId + 1
-    products.push(product)
-  }
-  const pickup = await pickupPhase(nextId)
+const postgresVersion = () =>
+  withDb("postgres", async (c) => String((await c.query("show server_version")).rows[0].server_version).split(" ")[0] ?? "?")
 
+const ingestReport = (baselines: ReadonlyArray<LoadResult>, products: ReadonlyArray<LoadResult>): string => {
   const rounds = baselines.map((b, i) => ({ baseline: b, product: products[i]! }))
   const rpsRatio = median(rounds.map((r) => r.product.rps / r.baseline.rps))
   const p99Ratio = median(rounds.map((r) => r.product.load.p99Ms / r.baseline.load.p99Ms))
-
-  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
-  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "?"}), Node ${process.version}, Postgres and Redis on loopback`
-  const ingest = [
-    `Ingest: ${options.connections} connections, ${options.warmup} s warm-up then ${options.duration} s measured, unique Telegram text updates (update_id, text; ${20_000} distinct users/chats); autocannon in its own process.`,
+  const named = (r: LoadResult, name: string, i: number) => ({ ...r, name: options.rounds > 1 ? `${name} #${i + 1}` : name })
+  return [
+    `Ingest: ${options.connections} connections, ${options.warmup} s warm-up then ${options.duration} s measured, unique Telegram text updates (${int(distinctUsers)} distinct users/chats); autocannon in its own process. CPU columns: CPU time during the measured run / 2xx answers.`,
     "",
-    table(
-      loadHeader,
-      rounds.flatMap((r, i) => loadRows([
-        { ...r.baseline, name: options.rounds > 1 ? `baseline #${i + 1}` : "baseline" },
-        { ...r.product, name: options.rounds > 1 ? `product #${i + 1}` : "product" }
-      ]))
-    ),
+    table(loadHeader, rounds.flatMap((r, i) => loadRows([named(r.baseline, "baseline", i), named(r.product, "product", i)]))),
     "",
     `product / baseline: throughput ${fmt(rpsRatio, 2)}x, p99 ${fmt(p99Ratio, 2)}x${options.rounds > 1 ? " (medians over rounds)" : ""}` +
     ` -> target (throughput >= 1.00x and p99 <= 1.00x) ${rpsRatio >= 1 && p99Ratio <= 1 ? "MET" : "NOT MET"}`,
-    `rows stored: baseline ${rounds.map((r) => int(r.baseline.rows)).join(", ")} updates; product ${rounds.map((r) => int(r.product.rows)).join(", ")} messages (warm-up included)`
+    `rows stored (warm-up included): baseline ${rounds.map((r) => int(r.baseline.rows)).join(", ")} updates; product ${rounds.map((r) => int(r.product.rows)).join(", ")} messages`,
+    `CPU used by other processes during the measured runs (noise; 2 cores = 200%): ${rounds.map((r) => `baseline ${fmt(r.baseline.otherCpuPercent, 0)}%, product ${fmt(r.product.otherCpuPercent, 0)}%`).join("; ")}`
   ].join("\n")
+}
+
+const pickupReport = (pickup: PickupResult): string => {
   const waitBuckets = pickup.waitBuckets.filter((b, i, all) => i === 0 || b.count !== all[i - 1]?.count)
-  const pick = [
-    `Pick-up: api + worker in one process, ${pickup.posted} updates at ${options.rate}/s, each in its own chat; fake LLM answers after 300 ms.`,
+  return [
+    `Pick-up: api + worker in one process, ${pickup.posted} updates at ${options.rate}/s, each in its own chat; fake LLM answers after 300 ms, then streams 20 ms apart.`,
     "",
     table(["measure", "p50 ms", "p99 ms", "n"], [
       ["webhook POST -> 200", fmt(pickup.postP50Ms, 2), fmt(pickup.postP99Ms, 2), String(pickup.accepted)],
@@ -474,20 +490,40 @@ const main = async () => {
     ]),
     "",
     `queue_wait_seconds buckets (cumulative): ${waitBuckets.map((b) => `<=${Number.isFinite(b.le) ? `${b.le * 1000}ms` : "+Inf"}: ${b.count}`).join(", ")}`,
-    `(webhook 200 -> OpenAI is measured with Date.now(), 1 ms resolution; max ${fmt(pickup.toLlmMaxMs, 0)} ms)`
+    `(webhook 200 -> OpenAI request uses Date.now() in the bench process, 1 ms resolution; max ${fmt(pickup.toLlmMaxMs, 0)} ms)`,
+    `CPU during the posting (2 cores = 200%): product process ${fmt(pickup.serverCpuPercent, 0)}%, Postgres ${fmt(pickup.postgresCpuPercent, 0)}%, this bench process with the fakes ${fmt(pickup.benchCpuPercent, 0)}% (event-loop delay p99 ${fmt(pickup.benchLoopDelayP99Ms, 1)} ms), other processes (noise) ${fmt(pickup.otherCpuPercent, 0)}%`,
+    ...(pickup.profile === undefined ? [] : ["", `api + worker process CPU profile (profiler on):\n\n${pickup.profile}`])
   ].join("\n")
-  const profiles = products.flatMap((p, i) => (p.profile === undefined ? [] : [`Product server CPU profile (round ${i + 1}, profiler on: its figures above are slowed):\n\n${p.profile}`]))
+}
 
-  const report = [
-    `Command: ${command}`,
-    `Date: ${startedAt.toISOString()}`,
-    `Machine: ${machine}`,
-    "",
-    ingest,
-    "",
-    pick,
-    ...(profiles.length > 0 ? ["", ...profiles] : [])
-  ].join("\n")
+const main = async () => {
+  const startedAt = new Date()
+  log(`logs in ${logDir}`)
+  const sections: Array<string> = []
+  let nextId = 1
+  if (options.only === undefined || options.only === "ingest") {
+    const baselines: Array<LoadResult> = []
+    const products: Array<LoadResult> = []
+    for (let round = 1; round <= options.rounds; round++) {
+      const baseline = await baselinePhase(round, nextId)
+      nextId = baseline.load.lastId + 1
+      baselines.push(baseline)
+      const product = await productPhase(round, nextId)
+      nextId = product.load.lastId + 1
+      products.push(product)
+    }
+    sections.push(ingestReport(baselines, products))
+    for (const [i, p] of products.entries()) {
+      if (p.profile !== undefined) {
+        sections.push(`Product server CPU profile (round ${i + 1}; profiler on, so its figures above are slowed):\n\n${p.profile}`)
+      }
+    }
+  }
+  if (options.only === undefined || options.only === "pickup") sections.push(pickupReport(await pickupPhase(nextId)))
+
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "?"}), Node ${process.version}, Postgres ${await postgresVersion()} and Redis on loopback`
+  const report = [`Command: ${command}`, `Date: ${startedAt.toISOString()}`, `Machine: ${machine}`, "", sections.join("\n\n")].join("\n")
   process.stdout.write(`\n${report}\n`)
 
   if (options.write) {
@@ -502,7 +538,7 @@ const main = async () => {
     const from = text.indexOf(start)
     const to = text.indexOf(end)
     if (from >= 0 && to > from) {
-      writeFileSync(benchmarksFile, `${text.slice(0, from + start.length)}\n\n${report}\n\n${text.slice(to)}`)
+      writeFileSync(benchmarksFile, `${text.slice(0, from + start.length)}\n\n\`\`\`text\n${report}\n\`\`\`\n\n${text.slice(to)}`)
       log(`latest figures written to ${benchmarksFile}`)
     } else {
       log(`BENCHMARKS.md has no ${start} ... ${end} section: not written`)

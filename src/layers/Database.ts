@@ -34,8 +34,10 @@ export const sqlFileLoader: Migrator.Loader = Effect.sync(() =>
 
 const MigrationsLive = PgMigrator.layer({ loader: sqlFileLoader }).pipe(Layer.provide(NodeServices.layer))
 
-// The socket server resets connections past its limit, so the client pool must stay within it.
-const embeddedConnections = 8
+// PGlite is one Postgres session: the socket server interleaves the extended-protocol messages of
+// several connections ("portal does not exist"), so the client keeps to one connection and
+// pipelines on it. The server also resets connections past its limit.
+const embeddedConnections = 1
 
 /** PGlite (Postgres in WASM, data under DATA_DIR) behind a loopback socket, so the same client runs. */
 const embedded = (dataDir: string) =>

@@ -165,6 +165,10 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
         ).pipe(Scope.provide(scope))
         yield* queue.wake([301, 302])
         yield* waitUntil("both handlers started", () => started.size === 2)
+        // Waits for a free slot; 301 frees one during the grace period, but a closing consumer
+        // takes no more work.
+        yield* queue.wake([303])
+        yield* Effect.sleep(Duration.millis(50))
 
         const { millis } = yield* timed(Scope.close(scope, Exit.void))
 
@@ -173,13 +177,17 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
         // It waited the grace period for 302 (not less), and not much more.
         expect(millis).toBeGreaterThanOrEqual(graceMillis - 50)
         expect(millis).toBeLessThan(graceMillis + 1_500)
-
-        // A closed consumer takes no more work.
-        const callsAtClose = calls.length
-        yield* queue.wake([303])
-        yield* Effect.sleep(Duration.millis(300))
-        expect(calls.length).toBe(callsAtClose)
         expect(calls).not.toContain(303)
+
+        // A closed consumer takes no more work; what it did not take waits for the next one.
+        const callsAtClose = calls.length
+        yield* queue.wake([304])
+        yield* Effect.sleep(Duration.millis(200))
+        expect(calls.length).toBe(callsAtClose)
+        const next: Array<number> = []
+        yield* queue.consume((wakeUp) => Effect.sync(() => next.push(wakeUp.chatId)), { concurrency: 2, graceMillis: 1_000 })
+        yield* waitUntil("303 and 304 delivered to the next consumer", () => next.includes(303) && next.includes(304))
+        expect(calls.length).toBe(callsAtClose)
       })))
 
     it("closes promptly when no handler is running", () =>

@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { type Stack, startStack } from "../support/Stack.ts"
+
+describe("embedded layer set (PGlite, in-process queue, lock and limiter)", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ mode: "embedded" })
+  }, 120_000)
+  afterAll(() => stack.stop())
+
+  const last = (chatId: number, text: string) =>
+    stack.telegram.waitFor((t) => t.lastMessage(chatId)?.text === text || undefined, 15_000)
+
+  it("answers, ignores a duplicate update, keeps context, and forgets it after /new", async () => {
+    const chatId = 5001
+    const update = { update_id: 5001, ...textMessageUpdate({ chatId, text: "hello embedded" }) }
+    expect((await stack.post(update)).status).toBe(200)
+    expect((await stack.post(update)).status).toBe(200)
+    await last(chatId, "Echo: hello embedded")
+    expect((await stack.post({ update_id: 5002, ...textMessageUpdate({ chatId, text: "again" }) })).status).toBe(200)
+    await last(chatId, "Echo: again")
+    expect(stack.openai.requests).toHaveLength(2)
+    expect(stack.openai.requests[1]!.body.messages!.map((m) => m.content)).toContain("Echo: hello embedded")
+    expect((await stack.post({ update_id: 5003, ...textMessageUpdate({ chatId, text: "/new" }) })).status).toBe(200)
+    await stack.telegram.waitFor((t) => t.lastMessage(chatId)?.text.includes("new conversation") || undefined, 15_000)
+    expect((await stack.post({ update_id: 5004, ...textMessageUpdate({ chatId, text: "fresh" }) })).status).toBe(200)
+    await last(chatId, "Echo: fresh")
+    expect(stack.openai.requests[2]!.body.messages).toHaveLength(2)
+    expect(stack.telegram.messages(chatId)).toHaveLength(4)
+  })
+
+  it("answers several chats at once on its single database connection", async () => {
+    const chats = [5101, 5102, 5103, 5104, 5105, 5106]
+    const statuses = await Promise.all(
+      chats.map((chatId, i) => stack.post({ update_id: 5100 + i, ...textMessageUpdate({ chatId, text: `chat ${chatId}` }) }))
+    )
+    expect(statuses.map((r) => r.status)).toEqual(chats.map(() => 200))
+    for (const chatId of chats) await last(chatId, `Echo: chat ${chatId}`)
+  })
+
+  it("is ready: embedded database migrated, in-process queue up", async () => {
+    const ready = await fetch(`${stack.url}/ready`)
+    expect(await ready.json()).toEqual({ status: "ready", database: "ok", queue: "ok" })
+  })
+})

@@ -1,0 +1,76 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
+import { WorkerProcess } from "../support/WorkerProcess.ts"
+
+const longAnswer = Array.from({ length: 50 }, (_, i) => `part${i}`).join(" ")
+
+describe("the worker as its own process", () => {
+  let stack: Stack
+  const workers: Array<WorkerProcess> = []
+  const startWorker = (env: Record<string, string> = {}) => {
+    const worker = new WorkerProcess({ ...stack.env, LOG_LEVEL: "Info", ...env })
+    workers.push(worker)
+    return worker
+  }
+  beforeAll(async () => {
+    stack = await startStack({ program: "api" })
+  })
+  afterEach(async () => {
+    for (const worker of workers.splice(0)) {
+      worker.kill("SIGKILL")
+      await worker.exited
+    }
+  })
+  afterAll(() => stack.stop())
+
+  it("redoes a turn killed mid-way after a restart: one reply, no answer lost or doubled", async () => {
+    stack.openai.setReply(() => ({ text: longAnswer, chunkSize: 6, chunkDelayMs: 80 }))
+    const first = startWorker()
+    const chatId = 4001
+    expect((await stack.post({ update_id: 4001, ...textMessageUpdate({ chatId, text: "crash me" }) })).status).toBe(200)
+    // The reply exists and is still streaming: kill the worker as a crash would.
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "editMessageText").length >= 1 || undefined, 20_000)
+    first.kill("SIGKILL")
+    expect(await first.exited).toBe(null)
+    expect(stack.query("select status || ':' || attempts from messages where update_id = 4001")).toBe("processing:1")
+
+    startWorker()
+    await waitForStatus(stack, 4001, "answered", 30_000)
+    expect(stack.query("select attempts from messages where update_id = 4001")).toBe("2")
+    const messages = stack.telegram.messages(chatId)
+    expect(messages).toHaveLength(1)
+    expect(messages[0]!.text).toBe(longAnswer)
+    expect(stack.telegram.callsFor(chatId, "sendMessage").filter((c) => c.status === 200)).toHaveLength(1)
+  })
+
+  it("on SIGTERM finishes the turn in flight within the grace period and exits 0", async () => {
+    stack.openai.setReply(() => ({ text: longAnswer, chunkSize: 10, chunkDelayMs: 80 }))
+    const worker = startWorker({ SHUTDOWN_GRACE_SECONDS: "15" })
+    const chatId = 4002
+    expect((await stack.post({ update_id: 4002, ...textMessageUpdate({ chatId, text: "finish me" }) })).status).toBe(200)
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 20_000)
+    worker.kill("SIGTERM")
+    expect(await worker.exited).toBe(0)
+    expect(stack.query("select status from messages where update_id = 4002")).toBe("answered")
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([longAnswer])
+    expect(worker.output).not.toContain(stack.env.OPENAI_API_KEY!)
+    expect(worker.output).not.toContain(stack.env.TELEGRAM_BOT_TOKEN!)
+  })
+
+  it("on SIGTERM hands back a turn that outlasts the grace period, for the next worker to finish", async () => {
+    stack.openai.setReply(() => ({ text: longAnswer, chunkSize: 5, chunkDelayMs: 150 }))
+    const worker = startWorker({ SHUTDOWN_GRACE_SECONDS: "1" })
+    const chatId = 4003
+    expect((await stack.post({ update_id: 4003, ...textMessageUpdate({ chatId, text: "hand me back" }) })).status).toBe(200)
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 20_000)
+    const stoppedAt = Date.now()
+    worker.kill("SIGTERM")
+    expect(await worker.exited).toBe(0)
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000)
+    expect(stack.query("select status from messages where update_id = 4003")).toBe("queued")
+    startWorker()
+    await waitForStatus(stack, 4003, "answered", 30_000)
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([longAnswer])
+  })
+})
