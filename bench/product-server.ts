@@ -7,6 +7,7 @@
  * { type: "cpu" }, and closes its scope (finalizers run) then exits on { type: "stop" }.
  */
 import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { AllProgram, ApiProgram } from "../src/layers/Programs.ts"
 import { onParentMessage, toParent } from "./lib.ts"
 
@@ -21,8 +22,17 @@ await Effect.runPromise(
 )
 toParent({ type: "ready" })
 
+// How long callbacks waited for the event loop: a blocked loop delays every request.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
+onParentMessage("loop-reset", () => loopDelay.reset())
 onParentMessage("cpu", () => {
-  toParent({ type: "cpu", usage: process.cpuUsage(), rss: process.memoryUsage().rss })
+  toParent({
+    type: "cpu",
+    usage: process.cpuUsage(),
+    rss: process.memoryUsage().rss,
+    loopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
+  })
 })
 onParentMessage("stop", async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -68,6 +68,12 @@ const options = {
   rate: Math.min(flag("rate", 50), 1_000),
   profile: process.argv.includes("--profile"),
   /** "ingest" or "pickup" runs that part alone (for investigating; a full run does both). */
+  /** Extra environment for the product processes, e.g. --product-env=WORKER_CONCURRENCY=10,LOG_LEVEL=Warn */
+  productEnv: Object.fromEntries(
+    (process.argv.find((a) => a.startsWith("--product-env="))?.slice("--product-env=".length).split(",") ?? [])
+      .filter((kv) => kv.includes("="))
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])
+  ) as Record<string, string>,
   only: process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length),
   write: !process.argv.includes("--no-write")
 }
@@ -145,6 +151,12 @@ interface LoadFigures {
   readonly lastId: number
 }
 
+interface LoopDelay {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
 interface LoadResult {
   readonly name: string
   readonly load: LoadFigures
@@ -172,7 +184,6 @@ const runLoad = async (name: string, server: Child, url: string, database: strin
   const before = sample()
   const result = await load.next("result", (options.duration + 60) * 1000)
   const after = sample()
-  loopDelay.disable()
   server.send({ type: "cpu" })
   const memory = await server.next("cpu", 10_000)
   await load.stop(5_000)
@@ -235,7 +246,8 @@ const productEnv = (port: number, database: string, redisDb: number, fakes: Fake
   DATABASE_URL: databaseUrl(database),
   REDIS_URL: `redis://${redisHost}:${redisPort}/${redisDb}`,
   LOG_LEVEL: "Error",
-  SHUTDOWN_GRACE_SECONDS: "5"
+  SHUTDOWN_GRACE_SECONDS: "5",
+  ...options.productEnv
 })
 
 const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>, profileDir: string | undefined) => {
@@ -291,6 +303,7 @@ interface PickupResult {
   readonly postgresCpuPercent: number
   readonly benchCpuPercent: number
   readonly benchLoopDelayP99Ms: number
+  readonly serverLoop: LoopDelay
   readonly profile: string | undefined
 }
 
@@ -325,6 +338,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   const sample = () => ({ groups: cpuSnapshot({ server: server.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
   const loopDelay = monitorEventLoopDelay({ resolution: 5 })
   loopDelay.enable()
+  server.send({ type: "loop-reset" })
   const before = sample()
   log(`pick-up: api + worker on ${url}, posting ${options.updates} updates at ${options.rate}/s`)
 
@@ -362,6 +376,8 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   await fakes.openai.waitFor((o) => o.requests.length >= okAt.size, 30_000).catch(() => undefined)
   const after = sample()
   loopDelay.disable()
+  server.send({ type: "cpu" })
+  const serverLoop = (await server.next("cpu", 10_000)).loopDelayMs as LoopDelay
 
   const toLlm: Array<number> = []
   for (const request of fakes.openai.requests) {
@@ -402,6 +418,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
     serverCpuPercent: (100 * ((after.groups.server ?? 0) - (before.groups.server ?? 0))) / ((after.at - before.at) / 1000),
     benchCpuPercent: (100 * ((after.groups.bench ?? 0) - (before.groups.bench ?? 0))) / ((after.at - before.at) / 1000),
     benchLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    serverLoop,
     postgresCpuPercent: (100 * ((after.groups.postgres ?? 0) - (before.groups.postgres ?? 0))) / ((after.at - before.at) / 1000)
   }
 }
@@ -491,6 +508,7 @@ const pickupReport = (pickup: PickupResult): string => {
     "",
     `queue_wait_seconds buckets (cumulative): ${waitBuckets.map((b) => `<=${Number.isFinite(b.le) ? `${b.le * 1000}ms` : "+Inf"}: ${b.count}`).join(", ")}`,
     `(webhook 200 -> OpenAI request uses Date.now() in the bench process, 1 ms resolution; max ${fmt(pickup.toLlmMaxMs, 0)} ms)`,
+    `product process event-loop delay during the posting: p50 ${fmt(pickup.serverLoop.p50, 1)} ms, p99 ${fmt(pickup.serverLoop.p99, 1)} ms, max ${fmt(pickup.serverLoop.max, 0)} ms`,
     `CPU during the posting (2 cores = 200%): product process ${fmt(pickup.serverCpuPercent, 0)}%, Postgres ${fmt(pickup.postgresCpuPercent, 0)}%, this bench process with the fakes ${fmt(pickup.benchCpuPercent, 0)}% (event-loop delay p99 ${fmt(pickup.benchLoopDelayP99Ms, 1)} ms), other processes (noise) ${fmt(pickup.otherCpuPercent, 0)}%`,
     ...(pickup.profile === undefined ? [] : ["", `api + worker process CPU profile (profiler on):\n\n${pickup.profile}`])
   ].join("\n")

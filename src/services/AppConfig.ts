@@ -88,8 +88,9 @@ const load = Effect.gen(function*() {
     if (Result.isSuccess(result)) values[key] = result.success
     else problems.push(problem(result.failure))
   }
-  const loaded = values as unknown as Settings
-  if (Option.isSome(loaded.publicUrl) && Option.isNone(loaded.telegramWebhookSecret)) {
+  const publicUrl = values.publicUrl as Option.Option<string> | undefined
+  const secret = values.telegramWebhookSecret as Option.Option<unknown> | undefined
+  if (publicUrl && Option.isSome(publicUrl) && secret && Option.isNone(secret)) {
     problems.push("TELEGRAM_WEBHOOK_SECRET is required when PUBLIC_URL is set (webhook mode)")
   }
   if (problems.length > 0) {
@@ -99,7 +100,7 @@ const load = Effect.gen(function*() {
       }`
     })
   }
-  return loaded
+  return values as unknown as Settings
 })
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("bot/AppConfig") {

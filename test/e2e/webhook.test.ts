@@ -153,3 +153,28 @@ describe("GET /health, /ready, /metrics", () => {
     }
   })
 })
+
+describe("webhook mode (PUBLIC_URL set)", () => {
+  it("registers PUBLIC_URL/telegram/webhook with the secret at start and does not poll", async () => {
+    const stack = await startStack({ program: "api", env: { PUBLIC_URL: "https://bot.example.com/" } })
+    try {
+      const webhook = await stack.telegram.waitFor((t) => t.webhook, 10_000)
+      expect(webhook.url).toBe("https://bot.example.com/telegram/webhook")
+      expect(webhook.secret_token).toBe(webhookSecret)
+      expect(stack.telegram.calls.filter((c) => c.method === "getUpdates")).toEqual([])
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it("long-polls when PUBLIC_URL is unset, feeding the same inbox", async () => {
+    const stack = await startStack()
+    try {
+      stack.telegram.pushUpdate({ update_id: 777, ...textMessageUpdate({ chatId: 777, text: "via polling" }) })
+      await stack.telegram.waitFor((t) => t.lastMessage(777)?.text === "Echo: via polling" || undefined, 10_000)
+      await waitForStatus(stack, 777, "answered")
+    } finally {
+      await stack.stop()
+    }
+  })
+})
