@@ -7,6 +7,8 @@
  * { type: "cpu" }, and closes its scope (finalizers run) then exits on { type: "stop" }.
  */
 import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { AllProgram, ApiProgram } from "../src/layers/Programs.ts"
 import { onParentMessage, toParent } from "./lib.ts"
@@ -22,8 +24,10 @@ await Effect.runPromise(
 )
 toParent({ type: "ready" })
 
-// How long callbacks waited for the event loop: a blocked loop delays every request.
+// How long callbacks waited for the event loop: a blocked loop delays every request. The
+// histogram's values include its 10 ms sampling interval, which is taken off below.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+const delayMs = (nanos: number) => Math.max(0, nanos / 1e6 - 10)
 loopDelay.enable()
 onParentMessage("loop-reset", () => loopDelay.reset())
 onParentMessage("cpu", () => {
@@ -31,13 +35,29 @@ onParentMessage("cpu", () => {
     type: "cpu",
     usage: process.cpuUsage(),
     rss: process.memoryUsage().rss,
-    loopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }
+    loopDelayMs: { p50: delayMs(loopDelay.percentile(50)), p99: delayMs(loopDelay.percentile(99)), max: delayMs(loopDelay.max) }
   })
 })
+// CPU profile of a chosen window only (not start-up): { type: "profile-start" } then
+// { type: "profile-stop", file } writes a .cpuprofile and answers { type: "profile-written" }.
+const session = new Session()
+onParentMessage("profile-start", async () => {
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.setSamplingInterval", { interval: 200 })
+  await session.post("Profiler.start")
+  toParent({ type: "profile-started" })
+})
+onParentMessage("profile-stop", async (message) => {
+  const { profile } = await session.post("Profiler.stop")
+  writeFileSync(String(message.file), JSON.stringify(profile))
+  session.disconnect()
+  toParent({ type: "profile-written" })
+})
+
 onParentMessage("stop", async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))
-  // process.exit would skip writing a --cpu-prof profile; let the event loop drain instead,
-  // with a bounded fallback.
+  // Let the event loop drain rather than exit at once, with a bounded fallback.
   process.disconnect?.()
   setTimeout(() => process.exit(0), 5_000).unref()
 })

@@ -54,6 +54,7 @@ export const summarizeProfile = (dir: string, top = 25): string => {
   const selfByFunction = new Map<string, number>()
   const selfByPackage = new Map<string, number>()
   const inclusiveBySrc = new Map<string, number>()
+  const selfByCaller = new Map<string, number>()
   let busy = 0
   let idle = 0
   for (const file of files) {
@@ -74,6 +75,18 @@ export const summarizeProfile = (dir: string, top = 25): string => {
       srcOnStack.set(id, set)
       return set
     }
+    // The nearest frame up the stack that is neither Node's own JavaScript nor a V8 builtin.
+    const callerOf = new Map<number, string>()
+    const caller = (id: number): string => {
+      const known = callerOf.get(id)
+      if (known !== undefined) return known
+      const node = byId.get(id)
+      const where = node ? packageOf(node.callFrame) : "(unknown)"
+      const up = parent.get(id)
+      const result = where !== "node: internals" && where !== "(native / V8 builtins)" ? where : up === undefined ? where : caller(up)
+      callerOf.set(id, result)
+      return result
+    }
     profile.samples.forEach((id, i) => {
       const micros = profile.timeDeltas[i] ?? 0
       const node = byId.get(id)
@@ -86,6 +99,8 @@ export const summarizeProfile = (dir: string, top = 25): string => {
       busy += micros
       const where = packageOf(frame)
       selfByPackage.set(where, (selfByPackage.get(where) ?? 0) + micros)
+      const charged = caller(id)
+      selfByCaller.set(charged, (selfByCaller.get(charged) ?? 0) + micros)
       const name = `${frame.functionName || "(anonymous)"} ${where}${frame.url === "" ? "" : `:${frame.lineNumber + 1}`}`
       selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + micros)
       for (const src of srcFiles(id)) inclusiveBySrc.set(src, (inclusiveBySrc.get(src) ?? 0) + micros)
@@ -96,6 +111,8 @@ export const summarizeProfile = (dir: string, top = 25): string => {
   lines.push(`busy ${(busy / 1e6).toFixed(2)} s, idle ${(idle / 1e6).toFixed(2)} s (${files.length} profile file(s)); shares below are of busy time`)
   lines.push("", "self time by package / file:")
   for (const [where, micros] of sorted(selfByPackage).slice(0, 15)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
+  lines.push("", "self time with Node internals and V8 builtins charged to the package that called them:")
+  for (const [where, micros] of sorted(selfByCaller).slice(0, 15)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
   lines.push("", "inclusive time by project file (a sample counts once per file on its stack):")
   for (const [where, micros] of sorted(inclusiveBySrc).slice(0, 12)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
   lines.push("", `top ${top} functions by self time:`)

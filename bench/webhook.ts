@@ -166,10 +166,29 @@ interface LoadResult {
   readonly otherCpuPercent: number
   readonly rows: number
   readonly rssMb: number
+  /** The server's event-loop delay during the measured run (product only). */
+  readonly loop: LoopDelay | undefined
   readonly profile: string | undefined
 }
 
-const runLoad = async (name: string, server: Child, url: string, database: string, firstId: number): Promise<Omit<LoadResult, "rows" | "profile">> => {
+const startProfile = async (server: Child) => {
+  server.send({ type: "profile-start" })
+  await server.next("profile-started", 10_000)
+}
+
+const stopProfile = async (server: Child, dir: string) => {
+  server.send({ type: "profile-stop", file: join(dir, `${server.name}.cpuprofile`) })
+  await server.next("profile-written", 30_000)
+}
+
+const runLoad = async (
+  name: string,
+  server: Child,
+  url: string,
+  database: string,
+  firstId: number,
+  profileDir?: string
+): Promise<Omit<LoadResult, "rows" | "profile">> => {
   await checkpoint()
   const load = startChild(`${name}-load`, here("./load.ts"), [
     url,
@@ -180,12 +199,15 @@ const runLoad = async (name: string, server: Child, url: string, database: strin
   ], { logDir })
   cleanups.push(() => load.stop(5_000))
   await load.next("measure-start", (options.warmup + 60) * 1000)
+  server.send({ type: "loop-reset" })
+  if (profileDir !== undefined) await startProfile(server)
   const sample = () => ({ groups: cpuSnapshot({ server: server.pid, load: load.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
   const before = sample()
   const result = await load.next("result", (options.duration + 60) * 1000)
   const after = sample()
   server.send({ type: "cpu" })
   const memory = await server.next("cpu", 10_000)
+  if (profileDir !== undefined) await stopProfile(server, profileDir)
   await load.stop(5_000)
   const measured = result.measured as LoadFigures
   return {
@@ -194,7 +216,8 @@ const runLoad = async (name: string, server: Child, url: string, database: strin
     rps: measured.ok / measured.seconds,
     cpu: cpuDelta(before.groups, after.groups),
     otherCpuPercent: otherCpuPercent(before, after),
-    rssMb: Number(memory.rss) / 1_048_576
+    rssMb: Number(memory.rss) / 1_048_576,
+    loop: memory.loopDelayMs as LoopDelay | undefined
   }
 }
 
@@ -250,11 +273,8 @@ const productEnv = (port: number, database: string, redisDb: number, fakes: Fake
   ...options.productEnv
 })
 
-const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>, profileDir: string | undefined) => {
-  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env)], {
-    logDir,
-    execArgv: profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
-  })
+const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>) => {
+  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env)], { logDir })
   cleanups.push(() => server.stop())
   await server.next("ready", 60_000)
   return server
@@ -270,9 +290,9 @@ const productPhase = async (round: number, firstId: number): Promise<LoadResult>
   const port = await freePort()
   const profileDir = options.profile ? join(logDir, `profile-${round}`) : undefined
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
-  const server = await startProduct(`product-server-${round}`, "api", productEnv(port, database, redisDbs.product, fakes), profileDir)
+  const server = await startProduct(`product-server-${round}`, "api", productEnv(port, database, redisDbs.product, fakes))
   log(`product (round ${round}): listening on 127.0.0.1:${port}, loading`)
-  const figures = await runLoad("product", server, `http://127.0.0.1:${port}`, database, firstId)
+  const figures = await runLoad("product", server, `http://127.0.0.1:${port}`, database, firstId, profileDir)
   const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from messages")).rows[0].n))
   await server.stop()
   await cleanup()
@@ -334,11 +354,12 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   const url = `http://127.0.0.1:${port}`
   const profileDir = options.profile ? join(logDir, "profile-e2e") : undefined
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
-  const server = await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes), profileDir)
+  const server = await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes))
   const sample = () => ({ groups: cpuSnapshot({ server: server.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
   const loopDelay = monitorEventLoopDelay({ resolution: 5 })
   loopDelay.enable()
   server.send({ type: "loop-reset" })
+  if (profileDir !== undefined) await startProfile(server)
   const before = sample()
   log(`pick-up: api + worker on ${url}, posting ${options.updates} updates at ${options.rate}/s`)
 
@@ -378,6 +399,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   loopDelay.disable()
   server.send({ type: "cpu" })
   const serverLoop = (await server.next("cpu", 10_000)).loopDelayMs as LoopDelay
+  if (profileDir !== undefined) await stopProfile(server, profileDir)
 
   const toLlm: Array<number> = []
   for (const request of fakes.openai.requests) {

@@ -50,6 +50,7 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
 
   yield* Effect.forkScoped(
     telegram.deleteWebhook.pipe(
+      Effect.tapError((error) => Effect.logWarning("cannot reach Telegram to start polling, retrying", error.message)),
       Effect.retry(pollRetry),
       Effect.andThen(Effect.logInfo("long polling for updates (PUBLIC_URL is not set)")),
       Effect.andThen(poll(0)),

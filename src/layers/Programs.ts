@@ -8,7 +8,7 @@ import { ChatWorkerLive } from "../jobs/ChatWorker.ts"
 import { SweeperLive } from "../jobs/Sweeper.ts"
 import { UpdateSourceLive } from "../jobs/UpdateSource.ts"
 import { Ai } from "../services/Ai.ts"
-import { AppConfig } from "../services/AppConfig.ts"
+import { AppConfig, ConfigInvalid } from "../services/AppConfig.ts"
 import { ChatLock } from "../services/ChatLock.ts"
 import { ChatTurn } from "../services/ChatTurn.ts"
 import { Conversations } from "../services/Conversations.ts"
@@ -55,6 +55,18 @@ const HttpLive = Layer.unwrap(Effect.gen(function*() {
 const ApiParts = Layer.mergeAll(HttpLive, UpdateSourceLive)
 const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive)
 
+/** Separate API and worker processes only meet through Postgres and Redis: refuse to start alone. */
+const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
+  const config = yield* AppConfig
+  if (Option.isNone(config.databaseUrl) || Option.isNone(config.redisUrl)) {
+    return yield* new ConfigInvalid({
+      message:
+        "start:api and start:worker run as separate processes and need DATABASE_URL and REDIS_URL; " +
+        "without them use `npm start`, which runs both in one process"
+    })
+  }
+}))
+
 const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
   parts.pipe(
     Layer.provide(TurnsLive),
@@ -65,6 +77,6 @@ const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
 /** HTTP (webhook or long polling) and the chat worker in one process: the single-machine default. */
 export const AllProgram = program(Layer.mergeAll(ApiParts, WorkerParts))
 /** The HTTP program alone (scale it to N processes on the same Postgres and Redis). */
-export const ApiProgram = program(ApiParts)
+export const ApiProgram = program(Layer.mergeAll(RequireSharedStorage, ApiParts))
 /** The worker program alone. */
-export const WorkerProgram = program(WorkerParts)
+export const WorkerProgram = program(Layer.mergeAll(RequireSharedStorage, WorkerParts))
