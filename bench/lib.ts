@@ -230,6 +230,53 @@ export const dropDatabase = async (name: string): Promise<void> => {
   await adminQuery(`drop database if exists ${name} with (force)`)
 }
 
+export interface DbWork {
+  readonly commits: number
+  readonly rollbacks: number
+  readonly inserted: number
+  readonly updated: number
+  readonly returned: number
+  /** Redis commands processed by the whole server (all databases). */
+  readonly redisCommands: number
+}
+
+/**
+ * Work counters: Postgres transactions and rows of one database (pg_stat_database, which
+ * Postgres 15 flushes at most once a second: read it after a pause), and Redis commands.
+ */
+export const dbWork = async (database: string, redisInfo: () => Promise<string>): Promise<DbWork> => {
+  const client = new pg.Client({ host: pgHost, port: pgPort, user: "postgres", database: "postgres" })
+  await client.connect()
+  try {
+    await client.query("select pg_stat_clear_snapshot()")
+    const row = (await client.query(
+      "select xact_commit, xact_rollback, tup_inserted, tup_updated, tup_returned from pg_stat_database where datname = $1",
+      [database]
+    )).rows[0] as Record<string, string> | undefined
+    const info = await redisInfo()
+    const commands = Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? Number.NaN)
+    return {
+      commits: Number(row?.xact_commit ?? 0),
+      rollbacks: Number(row?.xact_rollback ?? 0),
+      inserted: Number(row?.tup_inserted ?? 0),
+      updated: Number(row?.tup_updated ?? 0),
+      returned: Number(row?.tup_returned ?? 0),
+      redisCommands: commands
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+export const workDelta = (before: DbWork, after: DbWork): DbWork => ({
+  commits: after.commits - before.commits,
+  rollbacks: after.rollbacks - before.rollbacks,
+  inserted: after.inserted - before.inserted,
+  updated: after.updated - before.updated,
+  returned: after.returned - before.returned,
+  redisCommands: after.redisCommands - before.redisCommands
+})
+
 export const databaseUrl = (name: string) => `postgres://postgres@${pgHost}:${pgPort}/${name}`
 
 // ---------------------------------------------------------------------------------------------

@@ -6,22 +6,48 @@
  * (migrations applied, webhook registered with the fake Telegram, server listening), answers
  * { type: "cpu" }, and closes its scope (finalizers run) then exits on { type: "stop" }.
  */
-import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Scope, Tracer } from "effect"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
+import { Socket } from "node:net"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { AllProgram, ApiProgram } from "../src/layers/Programs.ts"
 import { onParentMessage, toParent } from "./lib.ts"
+import { SpanStats } from "./spans.ts"
 
-const [mode, envJson] = process.argv.slice(2)
+const [mode, envJson, countWrites, trace] = process.argv.slice(2)
+
+// Diagnostic (--count-writes): socket writes and bytes by remote port, to see how chatty each
+// client is (Postgres, Redis, the fake Telegram / OpenAI). Patched before anything connects.
+const writes = new Map<number, { count: number; bytes: number }>()
+if (countWrites === "count-writes") {
+  const original = Socket.prototype.write
+  Socket.prototype.write = function(this: Socket, ...args: Parameters<Socket["write"]>) {
+    const port = this.remotePort ?? 0
+    const entry = writes.get(port) ?? { count: 0, bytes: 0 }
+    entry.count += 1
+    const chunk: unknown = args[0]
+    entry.bytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.byteLength : 0
+    writes.set(port, entry)
+    return original.apply(this, args)
+  } as Socket["write"]
+}
+onParentMessage("writes", () => {
+  toParent({ type: "writes", writes: Object.fromEntries(writes) })
+})
 if ((mode !== "api" && mode !== "all") || envJson === undefined) throw new Error("usage: product-server.ts api|all ENV_JSON")
 const env = JSON.parse(envJson) as Record<string, string>
 
-const program = mode === "api" ? ApiProgram : AllProgram
-const scope = Effect.runSync(Scope.make())
-await Effect.runPromise(
-  Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
+// Diagnostic (--trace): time every span the program creates, by name.
+const spans = new SpanStats()
+const program = (mode === "api" ? ApiProgram : AllProgram).pipe(
+  Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env }))),
+  Layer.provide(trace === "trace" ? Layer.succeed(Tracer.Tracer, spans.tracer) : Layer.empty)
 )
+onParentMessage("spans-reset", () => spans.reset())
+onParentMessage("spans", () => toParent({ type: "spans", spans: spans.summary() }))
+const scope = Effect.runSync(Scope.make())
+await Effect.runPromise(Layer.buildWithScope(program, scope))
 toParent({ type: "ready" })
 
 // How long callbacks waited for the event loop: a blocked loop delays every request. The

@@ -34,6 +34,8 @@ import {
   cpuSnapshot,
   createDatabase,
   databaseUrl,
+  type DbWork,
+  dbWork,
   distinctUsers,
   dropDatabase,
   histogramBuckets,
@@ -41,6 +43,7 @@ import {
   markerOf,
   otherCpuPercent,
   percentile,
+  pgPort,
   redisHost,
   redisPort,
   sleep,
@@ -67,6 +70,10 @@ const options = {
   updates: Math.min(flag("updates", 200), 5_000),
   rate: Math.min(flag("rate", 50), 1_000),
   profile: process.argv.includes("--profile"),
+  /** Count the product's socket writes by destination (a diagnostic; slightly slows it). */
+  countWrites: process.argv.includes("--count-writes"),
+  /** Time every span of the product by name (a diagnostic; slightly slows it). */
+  trace: process.argv.includes("--trace"),
   /** "ingest" or "pickup" runs that part alone (for investigating; a full run does both). */
   /** Extra environment for the product processes, e.g. --product-env=WORKER_CONCURRENCY=10,LOG_LEVEL=Warn */
   productEnv: Object.fromEntries(
@@ -113,6 +120,22 @@ const withDb = async <A>(database: string, run: (client: pg.Client) => Promise<A
   } finally {
     await client.end()
   }
+}
+
+const redisInfo = async (): Promise<string> => {
+  const redis = new Redis({ host: redisHost, port: redisPort, lazyConnect: true, maxRetriesPerRequest: 1 })
+  await redis.connect()
+  try {
+    return await redis.info("stats")
+  } finally {
+    await redis.quit()
+  }
+}
+
+/** Postgres counters of a database whose clients have all gone (so their statistics are flushed). */
+const finalWork = async (database: string): Promise<DbWork> => {
+  await sleep(500)
+  return dbWork(database, redisInfo)
 }
 
 /** Checkpoint so that WAL written by an earlier phase is not flushed during the next one. */
@@ -164,11 +187,55 @@ interface LoadResult {
   /** CPU seconds during the measured run, by process group. */
   readonly cpu: CpuGroups
   readonly otherCpuPercent: number
+  /** Redis commands (whole server) during the measured run. */
+  readonly redisCommands: number
+  /** Postgres work over the whole phase (start-up and warm-up included). */
+  readonly pg: DbWork | undefined
   readonly rows: number
   readonly rssMb: number
   /** The server's event-loop delay during the measured run (product only). */
   readonly loop: LoopDelay | undefined
   readonly profile: string | undefined
+}
+
+type Writes = Record<string, { readonly count: number; readonly bytes: number }>
+
+const socketWrites = async (server: Child): Promise<Writes> => {
+  server.send({ type: "writes" })
+  return (await server.next("writes", 10_000)).writes as Writes
+}
+
+/** Writes between two snapshots per unit, by destination port (named where known). */
+const writesPer = (before: Writes, after: Writes, units: number, names: Readonly<Record<string, string>>): string => {
+  const byName = new Map<string, { count: number; bytes: number }>()
+  for (const [port, value] of Object.entries(after)) {
+    const name = names[port] ?? "HTTP answers to clients"
+    const entry = byName.get(name) ?? { count: 0, bytes: 0 }
+    entry.count += value.count - (before[port]?.count ?? 0)
+    entry.bytes += value.bytes - (before[port]?.bytes ?? 0)
+    byName.set(name, entry)
+  }
+  return [...byName.entries()]
+    .sort((a, b) => b[1].count - a[1].count)
+    .map(([name, v]) => `${name} ${fmt(v.count / units, 1)} writes / ${int(v.bytes / units)} B`)
+    .join("; ")
+}
+
+interface SpanFigure {
+  readonly name: string
+  readonly count: number
+  readonly totalMs: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+}
+
+const spanReport = async (server: Child, units: number): Promise<string> => {
+  server.send({ type: "spans" })
+  const spans = (await server.next("spans", 10_000)).spans as ReadonlyArray<SpanFigure>
+  return table(
+    ["span (SQL: statement start)", "count", "per unit", "p50 ms", "p99 ms", "total ms"],
+    spans.map((s) => [s.name, int(s.count), fmt(s.count / units, 2), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), int(s.totalMs)])
+  )
 }
 
 const startProfile = async (server: Child) => {
@@ -188,7 +255,7 @@ const runLoad = async (
   database: string,
   firstId: number,
   profileDir?: string
-): Promise<Omit<LoadResult, "rows" | "profile">> => {
+): Promise<Omit<LoadResult, "rows" | "profile" | "pg">> => {
   await checkpoint()
   const load = startChild(`${name}-load`, here("./load.ts"), [
     url,
@@ -202,9 +269,11 @@ const runLoad = async (
   server.send({ type: "loop-reset" })
   if (profileDir !== undefined) await startProfile(server)
   const sample = () => ({ groups: cpuSnapshot({ server: server.pid, load: load.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
+  const redisBefore = await dbWork(database, redisInfo)
   const before = sample()
   const result = await load.next("result", (options.duration + 60) * 1000)
   const after = sample()
+  const redisAfter = await dbWork(database, redisInfo)
   server.send({ type: "cpu" })
   const memory = await server.next("cpu", 10_000)
   if (profileDir !== undefined) await stopProfile(server, profileDir)
@@ -216,6 +285,7 @@ const runLoad = async (
     rps: measured.ok / measured.seconds,
     cpu: cpuDelta(before.groups, after.groups),
     otherCpuPercent: otherCpuPercent(before, after),
+    redisCommands: redisAfter.redisCommands - redisBefore.redisCommands,
     rssMb: Number(memory.rss) / 1_048_576,
     loop: memory.loopDelayMs as LoopDelay | undefined
   }
@@ -239,8 +309,10 @@ const baselinePhase = async (round: number, firstId: number): Promise<LoadResult
   log(`baseline (round ${round}): listening on 127.0.0.1:${port}, loading`)
   const figures = await runLoad("baseline", server, `http://127.0.0.1:${port}`, database, firstId)
   const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from telegram_updates")).rows[0].n))
+  await server.stop()
+  const pg = await finalWork(database)
   await cleanup()
-  return { ...figures, rows, profile: undefined }
+  return { ...figures, rows, pg, profile: undefined }
 }
 
 interface Fakes {
@@ -274,7 +346,7 @@ const productEnv = (port: number, database: string, redisDb: number, fakes: Fake
 })
 
 const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>) => {
-  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env)], { logDir })
+  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env), options.countWrites ? "count-writes" : "-", options.trace ? "trace" : "-"], { logDir })
   cleanups.push(() => server.stop())
   await server.next("ready", 60_000)
   return server
@@ -295,9 +367,10 @@ const productPhase = async (round: number, firstId: number): Promise<LoadResult>
   const figures = await runLoad("product", server, `http://127.0.0.1:${port}`, database, firstId, profileDir)
   const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from messages")).rows[0].n))
   await server.stop()
+  const pg = await finalWork(database)
   await cleanup()
   const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
-  return { ...figures, rows, profile }
+  return { ...figures, rows, pg, profile }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,12 +391,24 @@ interface PickupResult {
   readonly turnP50Ms: number
   readonly turnP99Ms: number
   readonly turnsDone: number
-  readonly otherCpuPercent: number
-  readonly serverCpuPercent: number
-  readonly postgresCpuPercent: number
+  /** From the first post to the last turn's end. */
+  readonly seconds: number
+  readonly postingSeconds: number
+  readonly serverCpuPercentPosting: number
+  readonly serverCpuMsPerMessage: number
+  readonly postgresCpuMsPerMessage: number
   readonly benchCpuPercent: number
-  readonly benchLoopDelayP99Ms: number
+  readonly otherCpuPercent: number
   readonly serverLoop: LoopDelay
+  readonly idle: { readonly cpuPercent: number; readonly redisPerSecond: number }
+  readonly writes: string | undefined
+  readonly spans: string | undefined
+  readonly perMessage: {
+    readonly pgCommits: number
+    readonly pgRowsWritten: number
+    readonly redisCommands: number
+    readonly telegram: string
+  }
   readonly profile: string | undefined
 }
 
@@ -345,7 +430,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   await flushRedis(redisDbs.e2e)
   cleanups.push(() => flushRedis(redisDbs.e2e))
   const fakes = await startFakes()
-  // An LLM-like answer: 300 ms to the first token, then ~12 chunks 20 ms apart.
+  // An LLM-like answer: 300 ms to the first token, then 9 chunks 20 ms apart.
   fakes.openai.setReply((body) => {
     const echo = echoReply(body)
     return { text: typeof echo === "string" ? `${echo} and a little more text to stream.` : "…", firstTokenDelayMs: 300, chunkDelayMs: 20 }
@@ -355,11 +440,24 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   const profileDir = options.profile ? join(logDir, "profile-e2e") : undefined
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
   const server = await startProduct("e2e-server", "all", productEnv(port, database, redisDbs.e2e, fakes))
+  await sleep(1_500) // start-up's Postgres statistics flushed before the first snapshot
+  // What the process costs with no traffic at all (BullMQ worker, sweeper, timers).
+  const idleFrom = { redis: await dbWork(database, redisInfo), at: Date.now(), server: cpuSnapshot({ server: server.pid }, database).server ?? 0 }
+  await sleep(3_000)
+  const idleTo = { redis: await dbWork(database, redisInfo), at: Date.now(), server: cpuSnapshot({ server: server.pid }, database).server ?? 0 }
+  const idle = {
+    cpuPercent: (100 * (idleTo.server - idleFrom.server)) / ((idleTo.at - idleFrom.at) / 1000),
+    redisPerSecond: (idleTo.redis.redisCommands - idleFrom.redis.redisCommands) / ((idleTo.at - idleFrom.at) / 1000)
+  }
   const sample = () => ({ groups: cpuSnapshot({ server: server.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
-  const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
   loopDelay.enable()
   server.send({ type: "loop-reset" })
   if (profileDir !== undefined) await startProfile(server)
+  const writesBefore = options.countWrites ? await socketWrites(server) : {}
+  if (options.trace) server.send({ type: "spans-reset" })
+  const workBefore = await dbWork(database, redisInfo)
+  const telegramCallsBefore = fakes.telegram.calls.length
   const before = sample()
   log(`pick-up: api + worker on ${url}, posting ${options.updates} updates at ${options.rate}/s`)
 
@@ -394,12 +492,31 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
     })())
   }
   await Promise.all(posts)
-  await fakes.openai.waitFor((o) => o.requests.length >= okAt.size, 30_000).catch(() => undefined)
+  const postedAt = sample()
+  // Every turn finished (bounded), so the histograms and the work counts are complete.
+  const deadline = Date.now() + 30_000
+  let metrics = await scrape(url)
+  while (counterTotal(metrics, "chat_turns_total") < okAt.size && Date.now() < deadline) {
+    await sleep(200)
+    metrics = await scrape(url)
+  }
   const after = sample()
   loopDelay.disable()
   server.send({ type: "cpu" })
   const serverLoop = (await server.next("cpu", 10_000)).loopDelayMs as LoopDelay
   if (profileDir !== undefined) await stopProfile(server, profileDir)
+  const writes = options.countWrites
+    ? writesPer(writesBefore, await socketWrites(server), Math.max(1, okAt.size), {
+      [String(pgPort)]: "Postgres",
+      [String(redisPort)]: "Redis",
+      [new URL(fakes.telegram.url).port]: "Telegram",
+      [new URL(fakes.openai.url).port]: "OpenAI"
+    })
+    : undefined
+  const spans = options.trace ? await spanReport(server, Math.max(1, okAt.size)) : undefined
+  const telegramCalls = new Map<string, number>()
+  for (const call of fakes.telegram.calls.slice(telegramCallsBefore)) telegramCalls.set(call.method, (telegramCalls.get(call.method) ?? 0) + 1)
+  const redisAfter = await dbWork(database, redisInfo)
 
   const toLlm: Array<number> = []
   for (const request of fakes.openai.requests) {
@@ -408,18 +525,15 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
     const at = n === undefined ? undefined : okAt.get(n)
     if (at !== undefined) toLlm.push(request.receivedAt - at)
   }
-  // Let the turns finish so the turn histogram is complete (bounded).
-  const deadline = Date.now() + 30_000
-  let metrics = await scrape(url)
-  while (counterTotal(metrics, "chat_turns_total") < okAt.size && Date.now() < deadline) {
-    await sleep(250)
-    metrics = await scrape(url)
-  }
   const wait = histogramBuckets(metrics, "queue_wait_seconds")
   const turn = histogramBuckets(metrics, "chat_turn_duration_seconds")
   await server.stop()
+  const workAfter = await finalWork(database)
   await cleanup()
   const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
+  const seconds = (after.at - before.at) / 1000
+  const percentOf = (group: string, from = before, to = after) =>
+    (100 * ((to.groups[group] ?? 0) - (from.groups[group] ?? 0))) / ((to.at - from.at) / 1000)
   return {
     posted: options.updates,
     accepted: okAt.size,
@@ -435,13 +549,24 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
     turnP50Ms: bucketQuantile(turn, 0.5) * 1000,
     turnP99Ms: bucketQuantile(turn, 0.99) * 1000,
     turnsDone: counterTotal(metrics, "chat_turns_total"),
+    seconds,
+    postingSeconds: (postedAt.at - before.at) / 1000,
+    serverCpuPercentPosting: percentOf("server", before, postedAt),
+    serverCpuMsPerMessage: (1000 * ((after.groups.server ?? 0) - (before.groups.server ?? 0))) / Math.max(1, okAt.size),
+    postgresCpuMsPerMessage: (1000 * ((after.groups.postgres ?? 0) - (before.groups.postgres ?? 0))) / Math.max(1, okAt.size),
+    benchCpuPercent: percentOf("bench"),
     otherCpuPercent: otherCpuPercent(before, after),
-    profile,
-    serverCpuPercent: (100 * ((after.groups.server ?? 0) - (before.groups.server ?? 0))) / ((after.at - before.at) / 1000),
-    benchCpuPercent: (100 * ((after.groups.bench ?? 0) - (before.groups.bench ?? 0))) / ((after.at - before.at) / 1000),
-    benchLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
     serverLoop,
-    postgresCpuPercent: (100 * ((after.groups.postgres ?? 0) - (before.groups.postgres ?? 0))) / ((after.at - before.at) / 1000)
+    idle,
+    writes,
+    spans,
+    perMessage: {
+      pgCommits: (workAfter.commits - workBefore.commits) / Math.max(1, okAt.size),
+      pgRowsWritten: (workAfter.inserted + workAfter.updated - workBefore.inserted - workBefore.updated) / Math.max(1, okAt.size),
+      redisCommands: (redisAfter.redisCommands - workBefore.redisCommands) / Math.max(1, okAt.size),
+      telegram: [...telegramCalls.entries()].sort((a, b) => b[1] - a[1]).map(([method, n]) => `${method} ${fmt(n / Math.max(1, okAt.size), 2)}`).join(", ")
+    },
+    profile
   }
 }
 
@@ -511,6 +636,19 @@ const ingestReport = (baselines: ReadonlyArray<LoadResult>, products: ReadonlyAr
     "",
     `product / baseline: throughput ${fmt(rpsRatio, 2)}x, p99 ${fmt(p99Ratio, 2)}x${options.rounds > 1 ? " (medians over rounds)" : ""}` +
     ` -> target (throughput >= 1.00x and p99 <= 1.00x) ${rpsRatio >= 1 && p99Ratio <= 1 ? "MET" : "NOT MET"}`,
+    "Work per accepted request (Redis: commands of the whole server during the measured run; Postgres: the phase's transactions and rows of its database, warm-up included):",
+    "",
+    table(
+      ["server", "Redis commands", "PG commits", "PG rows written", "server event-loop delay p50 / p99 / max ms"],
+      rounds.flatMap((r, i) => [named(r.baseline, "baseline", i), named(r.product, "product", i)]).map((r) => [
+        r.name,
+        fmt(r.redisCommands / r.load.ok, 2),
+        r.pg === undefined ? "n/a" : fmt(r.pg.commits / r.rows, 3),
+        r.pg === undefined ? "n/a" : fmt((r.pg.inserted + r.pg.updated) / r.rows, 2),
+        r.loop === undefined ? "n/a" : `${fmt(r.loop.p50, 1)} / ${fmt(r.loop.p99, 1)} / ${fmt(r.loop.max, 0)}`
+      ])
+    ),
+    "",
     `rows stored (warm-up included): baseline ${rounds.map((r) => int(r.baseline.rows)).join(", ")} updates; product ${rounds.map((r) => int(r.product.rows)).join(", ")} messages`,
     `CPU used by other processes during the measured runs (noise; 2 cores = 200%): ${rounds.map((r) => `baseline ${fmt(r.baseline.otherCpuPercent, 0)}%, product ${fmt(r.product.otherCpuPercent, 0)}%`).join("; ")}`
   ].join("\n")
@@ -530,8 +668,12 @@ const pickupReport = (pickup: PickupResult): string => {
     "",
     `queue_wait_seconds buckets (cumulative): ${waitBuckets.map((b) => `<=${Number.isFinite(b.le) ? `${b.le * 1000}ms` : "+Inf"}: ${b.count}`).join(", ")}`,
     `(webhook 200 -> OpenAI request uses Date.now() in the bench process, 1 ms resolution; max ${fmt(pickup.toLlmMaxMs, 0)} ms)`,
-    `product process event-loop delay during the posting: p50 ${fmt(pickup.serverLoop.p50, 1)} ms, p99 ${fmt(pickup.serverLoop.p99, 1)} ms, max ${fmt(pickup.serverLoop.max, 0)} ms`,
-    `CPU during the posting (2 cores = 200%): product process ${fmt(pickup.serverCpuPercent, 0)}%, Postgres ${fmt(pickup.postgresCpuPercent, 0)}%, this bench process with the fakes ${fmt(pickup.benchCpuPercent, 0)}% (event-loop delay p99 ${fmt(pickup.benchLoopDelayP99Ms, 1)} ms), other processes (noise) ${fmt(pickup.otherCpuPercent, 0)}%`,
+    `api + worker process: ${fmt(pickup.serverCpuPercentPosting, 0)}% of a core while posting (${fmt(pickup.postingSeconds, 1)} s); ${fmt(pickup.serverCpuMsPerMessage, 1)} ms CPU per message (webhook + turn, first post to last turn, ${fmt(pickup.seconds, 1)} s); event-loop delay p50 ${fmt(pickup.serverLoop.p50, 1)} ms, p99 ${fmt(pickup.serverLoop.p99, 1)} ms, max ${fmt(pickup.serverLoop.max, 0)} ms`,
+    `idle (3 s before posting): api + worker process ${fmt(pickup.idle.cpuPercent, 1)}% of a core, Redis ${fmt(pickup.idle.redisPerSecond, 0)} commands/s (whole server)`,
+    `per message: Postgres ${fmt(pickup.perMessage.pgCommits, 1)} commits, ${fmt(pickup.perMessage.pgRowsWritten, 1)} rows written, ${fmt(pickup.postgresCpuMsPerMessage, 2)} ms CPU; Redis ${fmt(pickup.perMessage.redisCommands, 1)} commands (whole server); Telegram calls: ${pickup.perMessage.telegram}`,
+    ...(pickup.writes === undefined ? [] : [`socket writes per message (api + worker process): ${pickup.writes}`]),
+    `CPU of this bench process (fakes + poster) ${fmt(pickup.benchCpuPercent, 0)}%, of other processes (noise) ${fmt(pickup.otherCpuPercent, 0)}% (2 cores = 200%)`,
+    ...(pickup.spans === undefined ? [] : ["", `spans of the api + worker process, first post to last turn ("per unit": per message):\n\n${pickup.spans}`]),
     ...(pickup.profile === undefined ? [] : ["", `api + worker process CPU profile (profiler on):\n\n${pickup.profile}`])
   ].join("\n")
 }

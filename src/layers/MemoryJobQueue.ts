@@ -10,6 +10,7 @@ export const MemoryJobQueueLayer = Layer.effect(
   JobQueue,
   Effect.gen(function*() {
     const queue = yield* Queue.unbounded<ChatWakeUp & { readonly attempt: number }>()
+    const layerScope = yield* Effect.scope
     return JobQueue.of({
       wake: (chatIds) =>
         Effect.sync(() => Date.now()).pipe(
@@ -20,12 +21,17 @@ export const MemoryJobQueueLayer = Layer.effect(
       consume: Effect.fn("MemoryJobQueue.consume")(function*(handler, { concurrency, graceMillis }) {
         const inFlight = yield* FiberSet.make()
         const permits = yield* Semaphore.make(concurrency)
+        // A failed wake-up waits for its retry outside the consumer, holding no concurrency slot;
+        // one interrupted by shutdown goes back to the queue for the next consumer.
+        const retryLater = (job: ChatWakeUp & { readonly attempt: number }) =>
+          Queue.offer(queue, { ...job, attempt: job.attempt + 1 }).pipe(Effect.delay(retryDelay), Effect.forkIn(layerScope))
         const runOne = (job: ChatWakeUp & { readonly attempt: number }) =>
           handler(job).pipe(
+            Effect.onInterrupt(() => Queue.offer(queue, job)),
             Effect.catchCause((cause) =>
               job.attempt >= maxAttempts
                 ? Effect.logError("chat wake-up failed for good", cause).pipe(Effect.annotateLogs({ chat_id: job.chatId }))
-                : Effect.sleep(retryDelay).pipe(Effect.andThen(Queue.offer(queue, { ...job, attempt: job.attempt + 1 })))
+                : retryLater(job)
             ),
             Effect.ensuring(permits.release(1))
           )

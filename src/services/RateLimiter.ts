@@ -50,16 +50,20 @@ export class RateLimiter extends Context.Service<RateLimiter, {
 
   /** The same algorithm in process memory, for the single-process embedded mode. */
   static readonly layerMemory = Layer.sync(RateLimiter, () => {
-    const windows = new Map<string, { readonly index: number; count: number; previous: number }>()
+    const windows = new Map<string, { readonly index: number; readonly expiresAt: number; count: number; previous: number }>()
     return RateLimiter.of({
       consume: (key, limit, window) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
           const size = Duration.toMillis(window)
           const index = Math.floor(now / size)
+          // Entries no sliding window reaches any more weigh nothing: prune them now and then.
+          if (windows.size > 10_000) {
+            for (const [k, w] of windows) if (w.expiresAt <= now) windows.delete(k)
+          }
           const stored = windows.get(key)
           const state = stored?.index === index
             ? stored
-            : { index, count: 0, previous: stored?.index === index - 1 ? stored.count : 0 }
+            : { index, expiresAt: (index + 2) * size, count: 0, previous: stored?.index === index - 1 ? stored.count : 0 }
           windows.set(key, state)
           const estimate = state.previous * (1 - (now % size) / size) + state.count
           if (estimate >= limit) return { allowed: false, count: Math.floor(estimate) }

@@ -240,6 +240,46 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
         expect(twice(401)).toHaveLength(2)
         expect(twice(402)).toHaveLength(2)
       })), 15_000)
+
+    it("delivers a wake-up interrupted at shutdown to the next consumer", () =>
+      run(Effect.gen(function*() {
+        const queue = yield* JobQueue
+        const seen: Array<string> = []
+        const first = yield* Scope.make()
+        yield* queue.consume(
+          (w) => Effect.sync(() => seen.push(`first:${w.chatId}`)).pipe(Effect.andThen(Effect.never)),
+          { concurrency: 1, graceMillis: 100 }
+        ).pipe(Scope.provide(first))
+        yield* queue.wake([501])
+        yield* waitUntil("first got 501", () => seen.length === 1)
+        yield* Scope.close(first, Exit.void)
+        yield* queue.consume((w) => Effect.sync(() => seen.push(`second:${w.chatId}`)), { concurrency: 1, graceMillis: 100 })
+        yield* waitUntil("501 delivered again", () => seen.includes("second:501"), 4_000)
+        expect(seen).toEqual(["first:501", "second:501"])
+      })), 10_000)
+
+    it("does not hold a concurrency slot while a failed wake-up waits for its retry", () =>
+      run(Effect.gen(function*() {
+        const queue = yield* JobQueue
+        const seen: Array<number> = []
+        let failedOnce = false
+        yield* queue.consume((w) =>
+          Effect.suspend(() => {
+            seen.push(w.chatId)
+            if (w.chatId === 601 && !failedOnce) {
+              failedOnce = true
+              return Effect.fail("database away")
+            }
+            return Effect.void
+          }), { concurrency: 1, graceMillis: 100 })
+        yield* queue.wake([601])
+        yield* waitUntil("601 tried", () => seen.length === 1)
+        const start = Date.now()
+        yield* queue.wake([602])
+        yield* waitUntil("602 delivered", () => seen.includes(602), 3_000)
+        expect(Date.now() - start).toBeLessThan(500)
+        yield* waitUntil("601 retried", () => seen.filter((id) => id === 601).length === 2, 5_000)
+      })), 10_000)
   })
 
   describe("ChatLock", () => {
