@@ -31,6 +31,9 @@ export interface SendOptions {
 
 const callTimeout = Duration.seconds(15)
 
+/** Telegram delivers about 30 messages a second per bot: sends and edits are spaced to that. */
+const sendsPerSecond = 30
+
 // grammY types its signal with the abort-controller shim; at run time it is the platform's own.
 type GrammySignal = Parameters<Api["getMe"]>[0]
 
@@ -95,6 +98,15 @@ export class Telegram extends Context.Service<Telegram, {
       const api = new Api(Redacted.value(config.telegramBotToken), { apiRoot: config.telegramApiRoot })
       // After a 429 for a chat nothing is sent to it before retry_after passes, whoever sends.
       const notBefore = new Map<number, number>()
+      // Each send or edit reserves the next free slot of the bot's global pace (this process).
+      let nextSendSlot = 0
+      const paced = Clock.currentTimeMillis.pipe(
+        Effect.flatMap((now) => {
+          const slot = Math.max(now, nextSendSlot)
+          nextSendSlot = slot + 1000 / sendsPerSecond
+          return slot > now ? Effect.sleep(Duration.millis(slot - now)) : Effect.void
+        })
+      )
 
       const waitTurn = (chatId: number | undefined) =>
         Effect.gen(function*() {
@@ -113,6 +125,7 @@ export class Telegram extends Context.Service<Telegram, {
         timeout: Duration.Duration = callTimeout
       ) =>
         waitTurn(chatId).pipe(
+          Effect.andThen(method === "sendMessage" || method === "editMessageText" ? paced : Effect.void),
           Effect.andThen(Effect.tryPromise({ try: (signal) => run(signal as unknown as GrammySignal), catch: (cause) => toTelegramError(method, chatId, cause) })),
           Effect.timeoutOrElse({
             duration: timeout,

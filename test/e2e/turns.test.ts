@@ -180,6 +180,23 @@ describe("chat turns", () => {
     expect(stack.telegram.lastMessage(chatId)!.text).toBe(answer)
   })
 
+  it("keeps the bot's sends and edits to about 30 a second across all chats", async () => {
+    const chats = Array.from({ length: 40 }, (_, i) => 1100 + i)
+    await Promise.all(chats.map((chatId) => send(stack, chatId, "burst")))
+    for (const chatId of chats) await finalMessage(stack, chatId, (m) => m.text === "Echo: burst")
+    const times = stack.telegram.calls
+      .filter((c) => c.method === "sendMessage" || c.method === "editMessageText")
+      .map((c) => c.at)
+      .sort((a, b) => a - b)
+    expect(times.length).toBeGreaterThanOrEqual(40)
+    // Spaced 1/30 s apart when sent; arrival jitter may squeeze a call or two more into a second.
+    for (let i = 0; i < times.length; i++) {
+      const inOneSecond = times.filter((t) => t >= times[i]! && t < times[i]! + 1_000).length
+      expect(inOneSecond).toBeLessThanOrEqual(33)
+    }
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(((times.length - 1) * 1000 / 30) * 0.9)
+  })
+
   it("records the answer, model, tokens and latency of each turn", async () => {
     const chatId = 809
     const updateId = await send(stack, chatId, "measure me")
