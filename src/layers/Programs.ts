@@ -22,6 +22,7 @@ import { BullMqJobQueueLayer } from "./BullMqJobQueue.ts"
 import { DatabaseLive } from "./Database.ts"
 import { LoggingLive } from "./Logging.ts"
 import { MemoryJobQueueLayer } from "./MemoryJobQueue.ts"
+import { TracingLive } from "./Tracing.ts"
 
 /** JobQueue, ChatLock and RateLimiter on Redis when REDIS_URL is set, in process otherwise. */
 const CoordinationLive = Layer.unwrap(Effect.gen(function*() {
@@ -70,7 +71,7 @@ const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
 const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
   parts.pipe(
     Layer.provide(TurnsLive),
-    Layer.provide(LoggingLive),
+    Layer.provide(Layer.mergeAll(LoggingLive, TracingLive)),
     Layer.provideMerge(AppConfig.layer)
   )
 

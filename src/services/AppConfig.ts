@@ -14,6 +14,7 @@ export interface Settings {
   readonly redisUrl: Option.Option<Redacted.Redacted>
   readonly logLevel: LogLevel.LogLevel
   readonly metricsToken: Option.Option<Redacted.Redacted>
+  readonly otlpEndpoint: Option.Option<string>
   readonly dataDir: string
   readonly workerConcurrency: number
   readonly turnLease: Duration.Duration
@@ -59,6 +60,10 @@ const settings = {
   redisUrl: Config.Redacted("REDIS_URL").pipe(Config.option),
   logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info")),
   metricsToken: Config.Redacted("METRICS_TOKEN").pipe(Config.option),
+  otlpEndpoint: Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+    Config.map((u) => u.toString().replace(/\/$/, "")),
+    Config.option
+  ),
   dataDir: Config.NonEmptyString("DATA_DIR").pipe(Config.withDefault("./data")),
   workerConcurrency: positiveInt("WORKER_CONCURRENCY", 50),
   turnLease: seconds("TURN_LEASE_SECONDS", 30),

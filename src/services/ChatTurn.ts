@@ -1,4 +1,4 @@
-import { Clock, Context, Duration, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { buildPrompt } from "../domain/Prompt.ts"
 import { Ai, AiFailed } from "./Ai.ts"
@@ -161,10 +161,12 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             // Shutdown: hand the message back so the next holder of the chat redoes it.
             Effect.onInterrupt(() => mailbox.release(mail.id).pipe(Effect.ignore))
           )
-          const seconds = Duration.toSeconds(Duration.millis((yield* Clock.currentTimeMillis) - startedAt))
+          const millis = (yield* Clock.currentTimeMillis) - startedAt
           yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)
-          yield* Metric.update(Metric.withAttributes(turnDuration, { outcome }), seconds)
-        }, (effect, mail) => Effect.annotateLogs(effect, { chat_id: mail.chatId, message_id: mail.id }))
+          yield* Metric.update(Metric.withAttributes(turnDuration, { outcome }), millis / 1000)
+          yield* Effect.logInfo("turn done").pipe(Effect.annotateLogs({ kind, outcome, duration_ms: millis, attempt: mail.attempts }))
+        }, (effect, mail) =>
+          Effect.annotateLogs(effect, { update_id: mail.updateId, chat_id: mail.chatId, message_id: mail.id }))
       })
     })
   )

@@ -4,6 +4,7 @@ import { SqlClient, type SqlError } from "effect/sql"
 /** A user's message taken from its chat's mailbox for a turn. */
 export interface Mail {
   readonly id: number
+  readonly updateId: number
   readonly chatId: number
   readonly chatType: string
   readonly userId: number | null
@@ -68,6 +69,7 @@ export class Mailbox extends Context.Service<Mailbox, {
         claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
           const rows = yield* sql<{
             id: bigint
+            update_id: bigint
             chat_id: bigint
             chat_type: string
             user_id: bigint | null
@@ -82,10 +84,11 @@ export class Mailbox extends Context.Service<Mailbox, {
               where chat_id = ${chatId} and status in ('queued', 'processing')
               order by id limit 1
             )
-            returning id, chat_id, user_id, text, over_limit, attempts, reply_message_ids,
+            returning id, update_id, chat_id, user_id, text, over_limit, attempts, reply_message_ids,
               (select type from chats where chats.id = messages.chat_id) as chat_type`
           return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
             id: Number(row.id),
+            updateId: Number(row.update_id),
             chatId: Number(row.chat_id),
             chatType: row.chat_type,
             userId: row.user_id === null ? null : Number(row.user_id),

@@ -1,0 +1,37 @@
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { describe, expect, it } from "vitest"
+import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { startStack, waitForStatus } from "../support/Stack.ts"
+
+describe("OTLP trace export", () => {
+  it("sends the spans of a webhook-to-reply turn to OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
+    const bodies: Array<{ path: string; body: string }> = []
+    const collector = createServer((req, res) => {
+      let body = ""
+      req.on("data", (chunk) => (body += String(chunk)))
+      req.on("end", () => {
+        bodies.push({ path: req.url ?? "", body })
+        res.writeHead(200, { "content-type": "application/json" }).end("{}")
+      })
+    })
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve))
+    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`
+    const stack = await startStack({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } })
+    try {
+      await stack.post({ update_id: 6001, ...textMessageUpdate({ chatId: 6001, text: "trace me" }) })
+      await waitForStatus(stack, 6001, "answered")
+      await stack.stopProgram() // flushes the exporter
+      const exported = bodies.filter((b) => b.path === "/v1/traces").map((b) => b.body).join("\n")
+      for (const span of ["ChatTurn.run", "Mailbox.claimNext", "Telegram.sendMessage", "ChatWorker.handle"]) {
+        expect(exported).toContain(`"${span}"`)
+      }
+      expect(exported).toContain("telegram-ai-bot")
+      expect(exported).not.toContain(stack.env.OPENAI_API_KEY!)
+      expect(exported).not.toContain(stack.env.TELEGRAM_BOT_TOKEN!)
+    } finally {
+      await stack.stop()
+      await new Promise<void>((resolve) => collector.close(() => resolve()))
+    }
+  })
+})
