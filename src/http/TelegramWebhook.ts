@@ -33,7 +33,10 @@ export const TelegramWebhookRoute = HttpRouter.use(Effect.fnUntraced(function*(r
       Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
       Effect.result
     )
-    if (body._tag === "Failure") return status(413)
+    if (body._tag === "Failure") {
+      const reason = body.failure.reason
+      return status(reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge" ? 413 : 400)
+    }
     let json: unknown
     try {
       json = JSON.parse(body.success)

@@ -40,6 +40,20 @@ describe("POST /telegram/webhook", () => {
   it("answers 413 to a body over MAX_BODY_BYTES, storing nothing", async () => {
     const update = { update_id: 5, ...textMessageUpdate({ chatId: 7, text: "x".repeat(5000) }) }
     expect((await stack.post(update)).status).toBe(413)
+    // Chunked, with no Content-Length to trust: the limit holds while reading.
+    const bytes = new TextEncoder().encode(JSON.stringify(update))
+    const chunked = await fetch(`${stack.url}/telegram/webhook`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 1000) controller.enqueue(bytes.slice(i, i + 1000))
+          controller.close()
+        }
+      }),
+      duplex: "half"
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
     expect(count(stack, "telegram_updates")).toBe(0)
   })
 
