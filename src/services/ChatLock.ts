@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto"
-import { Context, Duration, Effect, Layer, Option } from "effect"
+import { Context, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 import { Redis, redisCall, RedisUnavailable } from "./Redis.ts"
+
+/** The lease ran out and another worker holds the chat now: this holder must stop. */
+export class LockLost extends Schema.TaggedError<LockLost>()("LockLost", { message: Schema.String }) {}
 
 /**
  * One holder per chat at a time: the actor's lock. `withLock` runs the effect while holding the
@@ -10,7 +13,7 @@ export class ChatLock extends Context.Service<ChatLock, {
   readonly withLock: <A, E, R>(
     chatId: number,
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<Option.Option<A>, E | RedisUnavailable, R>
+  ) => Effect.Effect<Option.Option<A>, E | RedisUnavailable | LockLost, R>
 }>()("bot/ChatLock") {
   /** A Redis key with a lease, renewed while held; a crashed holder's lease runs out. */
   static readonly layerRedis = (lease: Duration.Duration) =>
@@ -25,6 +28,12 @@ export class ChatLock extends Context.Service<ChatLock, {
         const acquire = (chatId: number, token: string) =>
           redisCall(() => client.set(key(chatId), token, "PX", leaseMs, "NX")).pipe(Effect.map((ok) => ok === "OK"))
         // Compare-and-act scripts, so a holder whose lease ran out never touches the next one's lock.
+        // A renewal that fails (Redis blip) is tried again while the lease still holds; a renewal
+        // that finds another holder's token is final.
+        const renewRetry = Schedule.spaced(Duration.millis(Math.max(20, Math.floor(leaseMs / 10)))).pipe(
+          Schedule.upTo({ times: 3 }),
+          Schedule.while(({ input }: { input: RedisUnavailable | LockLost }) => input._tag === "RedisUnavailable")
+        )
         const renew = (chatId: number, token: string) =>
           redisCall(() =>
             client.eval(
@@ -36,8 +45,9 @@ export class ChatLock extends Context.Service<ChatLock, {
             )
           ).pipe(
             Effect.flatMap((renewed) =>
-              renewed === 1 ? Effect.void : Effect.fail(new RedisUnavailable({ message: `lost the lock of chat ${chatId}` }))
-            )
+              renewed === 1 ? Effect.void : Effect.fail(new LockLost({ message: `lost the lock of chat ${chatId}` }))
+            ),
+            Effect.retry(renewRetry)
           )
         const release = (chatId: number, token: string) =>
           redisCall(() =>

@@ -67,10 +67,11 @@ export class Inbox extends Context.Service<Inbox, {
           yield* sql`
             insert into users ${sql.insert(peopleRows)}
             on conflict (id) do update set username = excluded.username, first_name = excluded.first_name,
-              last_name = excluded.last_name, language_code = excluded.language_code, updated_at = now()`
+              last_name = excluded.last_name, language_code = excluded.language_code, updated_at = now(),
+              unreachable_at = null`
           yield* sql`
             insert into chats ${sql.insert(chatRows)}
-            on conflict (id) do update set type = excluded.type, title = excluded.title`
+            on conflict (id) do update set type = excluded.type, title = excluded.title, unreachable_at = null`
           const texts = stateful.flatMap((u): Array<Record<string, unknown>> =>
             u._tag === "Text"
               ? [{

@@ -107,6 +107,10 @@ describe("POST /telegram/webhook", () => {
     const blocked = telegramFixture("my_chat_member-blocked-private-galihjk-tmpsndbot")
     expect((await stack.post(blocked)).status).toBe(200)
     expect(stack.query("select unreachable_at is not null from users where id = 2063236800")).toBe("t")
+    // A text from the user proves they are back, even if Telegram's "unblocked" update was missed.
+    expect((await stack.post({ update_id: 732119729, ...textMessageUpdate({ chatId: 2063236800, userId: 2063236800, text: "back" }) })).status).toBe(200)
+    expect(stack.query("select unreachable_at is null from users where id = 2063236800")).toBe("t")
+    expect(stack.query("select unreachable_at is null from chats where id = 2063236800")).toBe("t")
     // This real capture has no update_id (its source shows only the my_chat_member part).
     const unblocked = { ...telegramFixture("my_chat_member-unblocked-private-drui9-autogram"), update_id: 732119728 }
     expect((await stack.post(unblocked)).status).toBe(200)
