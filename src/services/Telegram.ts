@@ -1,6 +1,6 @@
 import { Api, GrammyError } from "grammy"
 import type { Update } from "grammy/types"
-import { Clock, Context, Duration, Effect, Layer, Metric, Redacted, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Redacted, Schedule, Schema, Semaphore } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { telegramApiErrors } from "./Metrics.ts"
 
@@ -98,15 +98,15 @@ export class Telegram extends Context.Service<Telegram, {
       const api = new Api(Redacted.value(config.telegramBotToken), { apiRoot: config.telegramApiRoot })
       // After a 429 for a chat nothing is sent to it before retry_after passes, whoever sends.
       const notBefore = new Map<number, number>()
-      // Each send or edit reserves the next free slot of the bot's global pace (this process).
-      let nextSendSlot = 0
-      const paced = Clock.currentTimeMillis.pipe(
-        Effect.flatMap((now) => {
-          const slot = Math.max(now, nextSendSlot)
-          nextSendSlot = slot + 1000 / sendsPerSecond
-          return slot > now ? Effect.sleep(Duration.millis(slot - now)) : Effect.void
-        })
-      )
+      // Sends and edits pass one at a time, each at least 1/30 s after the previous one actually
+      // went, so a stalled event loop cannot release a burst afterwards (this process's share).
+      const pace = yield* Semaphore.make(1)
+      let lastSendAt = 0
+      const paced = pace.withPermits(1)(Effect.gen(function*() {
+        const wait = lastSendAt + 1000 / sendsPerSecond - (yield* Clock.currentTimeMillis)
+        if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+        lastSendAt = yield* Clock.currentTimeMillis
+      }))
 
       const waitTurn = (chatId: number | undefined) =>
         Effect.gen(function*() {

@@ -8,7 +8,7 @@
  * every request, including whether the client aborted it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
+import { ChangeNotifier, closeServer, delay, listenOnLoopback, waitForCondition } from "./LoopbackServer.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -93,7 +93,7 @@ export class FakeOpenAI {
 
   readonly #server: Server
   readonly #apiKey: string | undefined
-  readonly #listeners = new Set<() => void>()
+  readonly #changes = new ChangeNotifier()
   #url = ""
   #closed = false
   #reply: ReplyScript = echoReply
@@ -110,31 +110,21 @@ export class FakeOpenAI {
     })
   }
 
+  async listen(): Promise<void> {
+    this.#url = await listenOnLoopback(this.#server)
+  }
+
   /** Server root, e.g. `http://127.0.0.1:40123`; the SDK's baseURL is `url + "/v1"`. */
   get url(): string {
     return this.#url
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject)
-      this.#server.listen(0, "127.0.0.1", () => {
-        this.#server.off("error", reject)
-        resolve()
-      })
-    })
-    const { port } = this.#server.address() as AddressInfo
-    this.#url = `http://127.0.0.1:${port}`
   }
 
   /** Stops the server; in-flight (e.g. hung) requests are cut off and end up `aborted`. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    this.#server.closeAllConnections()
-    await closed
-    this.#notify()
+    await closeServer(this.#server)
+    this.#changes.notify()
   }
 
   // --- controls -------------------------------------------------------------------------------
@@ -154,35 +144,25 @@ export class FakeOpenAI {
     this.requests.length = 0
     this.#faults = []
     this.#reply = echoReply
-    this.#notify()
+    this.#changes.notify()
   }
 
   /**
    * Resolves with the predicate's first truthy result. It is re-evaluated after every change of a
    * recorded request and at least every 50 ms; a predicate that throws counts as "not yet".
    */
-  async waitFor<T>(predicate: (fake: FakeOpenAI) => T | false | null | undefined, timeoutMs = 5_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    let lastError: unknown
-    for (;;) {
-      try {
-        const value = predicate(this)
-        if (value !== false && value !== null && value !== undefined) return value
-      } catch (error) {
-        lastError = error
-      }
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) {
+  waitFor<T>(predicate: (fake: FakeOpenAI) => T | false | null | undefined, timeoutMs = 5_000): Promise<T> {
+    return waitForCondition(() => predicate(this), {
+      label: "FakeOpenAI.waitFor",
+      timeoutMs,
+      notifier: this.#changes,
+      describeState: () => {
         const state = this.requests
           .map((r) => `#${r.status ?? "pending"}${r.aborted ? " aborted" : ""}${r.completed ? " completed" : ""}`)
           .join(", ")
-        const cause = lastError === undefined ? "" : ` Last predicate error: ${String(lastError)}.`
-        throw new Error(
-          `FakeOpenAI.waitFor: condition not met within ${timeoutMs} ms.${cause} Requests: ${state || "none"}`
-        )
+        return `Requests: ${state || "none"}`
       }
-      await this.#nextChange(Math.min(remaining, 50))
-    }
+    })
   }
 
   // --- HTTP -----------------------------------------------------------------------------------
@@ -213,9 +193,9 @@ export class FakeOpenAI {
         record.aborted = true
         disconnected.abort()
       }
-      this.#notify()
+      this.#changes.notify()
     })
-    this.#notify()
+    this.#changes.notify()
 
     if (this.#apiKey !== undefined && req.headers.authorization !== `Bearer ${this.#apiKey}`) {
       record.status = 401
@@ -288,24 +268,6 @@ export class FakeOpenAI {
         sendError(res, 503, { message: "The engine is currently overloaded, please try again later.", type: "server_error", code: null })
         return
     }
-  }
-
-  // --- change notification --------------------------------------------------------------------
-
-  #notify(): void {
-    for (const listener of [...this.#listeners]) listener()
-  }
-
-  #nextChange(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.#listeners.delete(done)
-        resolve()
-      }
-      const timer = setTimeout(done, Math.max(0, timeoutMs))
-      this.#listeners.add(done)
-    })
   }
 }
 
@@ -424,18 +386,4 @@ function sendError(
   headers: Record<string, string> = {}
 ): void {
   sendJson(res, status, { error: { ...error, param: null } }, headers)
-}
-
-/** Waits `ms`, or less if `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      signal.removeEventListener("abort", done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener("abort", done, { once: true })
-  })
 }

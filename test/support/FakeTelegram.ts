@@ -12,8 +12,8 @@
  * kept verbatim), delivery of updates to a webhook (tests post updates to the bot themselves).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
 import type { Update } from "grammy/types"
+import { ChangeNotifier, closeServer, delay, listenOnLoopback, waitForCondition } from "./LoopbackServer.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -188,7 +188,7 @@ export class FakeTelegram {
 
   readonly #server: Server
   readonly #maxPollMs: number
-  readonly #listeners = new Set<() => void>()
+  readonly #changes = new ChangeNotifier()
   #url = ""
   #closed = false
   #latencyMs = 0
@@ -218,25 +218,15 @@ export class FakeTelegram {
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject)
-      this.#server.listen(0, "127.0.0.1", () => {
-        this.#server.off("error", reject)
-        resolve()
-      })
-    })
-    const { port } = this.#server.address() as AddressInfo
-    this.#url = `http://127.0.0.1:${port}`
+    this.#url = await listenOnLoopback(this.#server)
   }
 
   /** Stops the server: pending long polls are dropped and keep-alive connections closed. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#notify()
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    this.#server.closeAllConnections()
-    await closed
+    this.#changes.notify()
+    await closeServer(this.#server)
   }
 
   // --- controls -------------------------------------------------------------------------------
@@ -247,7 +237,7 @@ export class FakeTelegram {
     this.#nextUpdateId = Math.max(this.#nextUpdateId, update_id + 1)
     const full: Update = { ...update, update_id }
     this.#updates.push(full)
-    this.#notify()
+    this.#changes.notify()
     return full
   }
 
@@ -295,7 +285,7 @@ export class FakeTelegram {
     this.#nextUpdateId = 1
     this.#latencyMs = 0
     this.#webhook = undefined
-    this.#notify()
+    this.#changes.notify()
   }
 
   // --- inspection -----------------------------------------------------------------------------
@@ -330,26 +320,13 @@ export class FakeTelegram {
    * (call received or answered, update pushed) and at least every 50 ms; a predicate that throws
    * counts as "not yet". Rejects after `timeoutMs` with the last calls in the message.
    */
-  async waitFor<T>(predicate: (fake: FakeTelegram) => T | false | null | undefined, timeoutMs = 5_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    let lastError: unknown
-    for (;;) {
-      try {
-        const value = predicate(this)
-        if (value !== false && value !== null && value !== undefined) return value
-      } catch (error) {
-        lastError = error
-      }
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) {
-        const recent = this.calls.slice(-8).map(describeCall).join(", ") || "none"
-        const cause = lastError === undefined ? "" : ` Last predicate error: ${String(lastError)}.`
-        throw new Error(
-          `FakeTelegram.waitFor: condition not met within ${timeoutMs} ms.${cause} Last calls: ${recent}`
-        )
-      }
-      await this.#nextChange(Math.min(remaining, 50))
-    }
+  waitFor<T>(predicate: (fake: FakeTelegram) => T | false | null | undefined, timeoutMs = 5_000): Promise<T> {
+    return waitForCondition(() => predicate(this), {
+      label: "FakeTelegram.waitFor",
+      timeoutMs,
+      notifier: this.#changes,
+      describeState: () => `Last calls: ${this.calls.slice(-8).map(describeCall).join(", ") || "none"}`
+    })
   }
 
   // --- HTTP -----------------------------------------------------------------------------------
@@ -384,7 +361,7 @@ export class FakeTelegram {
     }
     this.calls.push(call)
     this.#checkRateHonesty(call)
-    this.#notify()
+    this.#changes.notify()
 
     let status: number
     let body: unknown
@@ -414,7 +391,7 @@ export class FakeTelegram {
     }
     call.status = status
     send(res, status, body)
-    this.#notify()
+    this.#changes.notify()
   }
 
   async #dispatch(method: Method, call: TelegramCall, p: Params, signal: AbortSignal): Promise<unknown> {
@@ -539,7 +516,7 @@ export class FakeTelegram {
     while (this.#updates.length === 0 && !this.#closed && !signal.aborted) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) break
-      await this.#nextChange(remaining, signal)
+      await this.#changes.next(remaining, signal)
     }
     return this.#updates.slice(0, limit)
   }
@@ -633,27 +610,6 @@ export class FakeTelegram {
       ...(m.entities.length === 0 ? {} : { entities: m.entities }),
       ...(m.reply_markup === undefined ? {} : { reply_markup: m.reply_markup })
     }
-  }
-
-  // --- change notification --------------------------------------------------------------------
-
-  #notify(): void {
-    for (const listener of [...this.#listeners]) listener()
-  }
-
-  /** Resolves on the next state change, after `timeoutMs`, or when `signal` aborts. */
-  #nextChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.#listeners.delete(done)
-        signal?.removeEventListener("abort", done)
-        resolve()
-      }
-      const timer = setTimeout(done, Math.max(0, timeoutMs))
-      this.#listeners.add(done)
-      signal?.addEventListener("abort", done, { once: true })
-    })
   }
 }
 
@@ -1243,18 +1199,4 @@ function chatObject(chatId: ChatId) {
 function describeCall(c: TelegramCall): string {
   const chat = c.chatId === undefined ? "" : ` chat ${String(c.chatId)}`
   return `${c.method}${chat} -> ${c.status ?? "pending"}`
-}
-
-/** Waits `ms`, or less if `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = () => {
-      clearTimeout(timer)
-      signal.removeEventListener("abort", done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener("abort", done, { once: true })
-  })
 }
