@@ -48,8 +48,8 @@ export const TelegramWebhookRoute = HttpRouter.use(Effect.fnUntraced(function*(r
     return yield* inbox.accept(classify(update.value)).pipe(
       Effect.as(status(200)),
       Effect.catchTags({
-        StorageUnavailable: (error) => Effect.logWarning("webhook refused: storage unavailable", error.message).pipe(Effect.as(status(503))),
-        QueueUnavailable: (error) => Effect.logWarning("webhook refused: queue unavailable", error.message).pipe(Effect.as(status(503)))
+        StorageOutage: (error) => Effect.logWarning("webhook refused: storage unavailable", error.message).pipe(Effect.as(status(503))),
+        QueueOutage: (error) => Effect.logWarning("webhook refused: queue unavailable", error.message).pipe(Effect.as(status(503)))
       }),
       Effect.annotateLogs({ update_id: update.value.update_id })
     )

@@ -1,6 +1,6 @@
 import { Queue, Worker } from "bullmq"
 import { Duration, Effect, FiberSet, Layer, Redacted } from "effect"
-import { type ChatWakeUp, JobQueue, QueueUnavailable } from "../services/JobQueue.ts"
+import { type ChatWakeUp, JobQueue, QueueOutage } from "../services/JobQueue.ts"
 import { Redis, redisCall } from "../services/Redis.ts"
 
 const queueName = "chat-wakeups"
@@ -25,7 +25,7 @@ export const BullMqJobQueueLayer = Layer.effect(
       ),
       (queue) => Effect.promise(() => queue.close())
     )
-    const unavailable = (cause: unknown) => new QueueUnavailable({ message: `queue: ${String(cause)}` })
+    const unavailable = (cause: unknown) => new QueueOutage({ message: `queue: ${String(cause)}` })
 
     return JobQueue.of({
       wake: (chatIds) =>

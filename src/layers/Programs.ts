@@ -8,7 +8,7 @@ import { ChatWorkerLive } from "../jobs/ChatWorker.ts"
 import { SweeperLive } from "../jobs/Sweeper.ts"
 import { UpdateSourceLive } from "../jobs/UpdateSource.ts"
 import { Ai } from "../services/Ai.ts"
-import { AppConfig, ConfigInvalid } from "../services/AppConfig.ts"
+import { AppConfig, InvalidConfig } from "../services/AppConfig.ts"
 import { ChatLock } from "../services/ChatLock.ts"
 import { ChatTurn } from "../services/ChatTurn.ts"
 import { Conversations } from "../services/Conversations.ts"
@@ -60,7 +60,7 @@ const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive)
 const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* AppConfig
   if (Option.isNone(config.databaseUrl) || Option.isNone(config.redisUrl)) {
-    return yield* new ConfigInvalid({
+    return yield* new InvalidConfig({
       message:
         "start:api and start:worker run as separate processes and need DATABASE_URL and REDIS_URL; " +
         "without them use `npm start`, which runs both in one process"

@@ -3,7 +3,7 @@ import { Context, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, S
 import { AppConfig } from "./AppConfig.ts"
 import { llmErrors, llmTimeToFirstToken, llmTokens } from "./Metrics.ts"
 
-export class AiFailed extends Schema.TaggedError<AiFailed>()("AiFailed", {
+export class LlmError extends Schema.TaggedError<LlmError>()("LlmError", {
   status: Schema.Number, // 0: network failure or timeout
   retryAfterSeconds: Schema.optional(Schema.Number),
   message: Schema.String
@@ -28,7 +28,7 @@ const idleChunkTimeout = Duration.seconds(60)
  */
 export const aiRetrySchedule = Schedule.exponential("500 millis").pipe(
   Schedule.jittered,
-  Schedule.modifyDelay(({ input, duration }: { input: AiFailed; duration: Duration.Duration }) =>
+  Schedule.modifyDelay(({ input, duration }: { input: LlmError; duration: Duration.Duration }) =>
     Effect.succeed(
       input.retryAfterSeconds !== undefined
         ? Duration.max(Duration.seconds(Math.min(input.retryAfterSeconds, 60)), duration)
@@ -48,17 +48,17 @@ const retryAfterSeconds = (headers: Headers | undefined): number | undefined => 
   return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000)
 }
 
-const toAiFailed = (cause: unknown): AiFailed => {
+const toLlmError = (cause: unknown): LlmError => {
   if (cause instanceof OpenAI.APIError) {
     const after = retryAfterSeconds(cause.headers)
-    return new AiFailed({
+    return new LlmError({
       status: cause.status ?? 0,
       ...(after !== undefined ? { retryAfterSeconds: after } : {}),
       // The SDK's messages carry the server's text, never the API key.
       message: cause.message
     })
   }
-  return new AiFailed({ status: 0, message: cause instanceof Error ? cause.message : String(cause) })
+  return new LlmError({ status: 0, message: cause instanceof Error ? cause.message : String(cause) })
 }
 
 export class Ai extends Context.Service<Ai, {
@@ -67,7 +67,7 @@ export class Ai extends Context.Service<Ai, {
   readonly streamChat: (
     messages: ReadonlyArray<ChatMessage>,
     options: { readonly maxTokens: number }
-  ) => Stream.Stream<AiChunk, AiFailed>
+  ) => Stream.Stream<AiChunk, LlmError>
 }>()("bot/Ai") {
   static readonly layer = Layer.effect(
     Ai,
@@ -99,7 +99,7 @@ export class Ai extends Context.Service<Ai, {
                 },
                 { signal: controller.signal, timeout: Duration.toMillis(firstByteTimeout) }
               ),
-            catch: toAiFailed
+            catch: toLlmError
           })
           return { stream, startedAt }
         }).pipe(
@@ -111,10 +111,10 @@ export class Ai extends Context.Service<Ai, {
           Effect.gen(function*() {
             const { startedAt, stream } = yield* open(messages, options.maxTokens).pipe(Effect.retry(aiRetrySchedule))
             let first = true
-            return Stream.fromAsyncIterable(stream, toAiFailed).pipe(
+            return Stream.fromAsyncIterable(stream, toLlmError).pipe(
               Stream.timeoutOrElse({
                 duration: idleChunkTimeout,
-                orElse: () => Stream.fail(new AiFailed({ status: 0, message: "the LLM stream stalled" }))
+                orElse: () => Stream.fail(new LlmError({ status: 0, message: "the LLM stream stalled" }))
               }),
               Stream.mapEffect((chunk) =>
                 Effect.gen(function*() {

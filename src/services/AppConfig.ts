@@ -27,7 +27,7 @@ export interface Settings {
   readonly maxBodyBytes: number
 }
 
-export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
   message: Schema.String
 }) {}
 
@@ -99,7 +99,7 @@ const load = Effect.gen(function*() {
     problems.push("TELEGRAM_WEBHOOK_SECRET is required when PUBLIC_URL is set (webhook mode)")
   }
   if (problems.length > 0) {
-    return yield* new ConfigInvalid({
+    return yield* new InvalidConfig({
       message: `Invalid configuration (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n- ${
         problems.join("\n- ")
       }`

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto"
 import { Context, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
-import { Redis, redisCall, RedisUnavailable } from "./Redis.ts"
+import { Redis, redisCall, RedisOutage } from "./Redis.ts"
 
 /** The lease ran out and another worker holds the chat now: this holder must stop. */
-export class LockLost extends Schema.TaggedError<LockLost>()("LockLost", { message: Schema.String }) {}
+export class LostLock extends Schema.TaggedError<LostLock>()("LostLock", { message: Schema.String }) {}
 
 /**
  * One holder per chat at a time: the actor's lock. `withLock` runs the effect while holding the
@@ -13,7 +13,7 @@ export class ChatLock extends Context.Service<ChatLock, {
   readonly withLock: <A, E, R>(
     chatId: number,
     effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<Option.Option<A>, E | RedisUnavailable | LockLost, R>
+  ) => Effect.Effect<Option.Option<A>, E | RedisOutage | LostLock, R>
 }>()("bot/ChatLock") {
   /** A Redis key with a lease, renewed while held; a crashed holder's lease runs out. */
   static readonly layerRedis = (lease: Duration.Duration) =>
@@ -32,7 +32,7 @@ export class ChatLock extends Context.Service<ChatLock, {
         // that finds another holder's token is final.
         const renewRetry = Schedule.spaced(Duration.millis(Math.max(20, Math.floor(leaseMs / 10)))).pipe(
           Schedule.upTo({ times: 3 }),
-          Schedule.while(({ input }: { input: RedisUnavailable | LockLost }) => input._tag === "RedisUnavailable")
+          Schedule.while(({ input }: { input: RedisOutage | LostLock }) => input._tag === "RedisOutage")
         )
         const renew = (chatId: number, token: string) =>
           redisCall(() =>
@@ -45,7 +45,7 @@ export class ChatLock extends Context.Service<ChatLock, {
             )
           ).pipe(
             Effect.flatMap((renewed) =>
-              renewed === 1 ? Effect.void : Effect.fail(new LockLost({ message: `lost the lock of chat ${chatId}` }))
+              renewed === 1 ? Effect.void : Effect.fail(new LostLock({ message: `lost the lock of chat ${chatId}` }))
             ),
             Effect.retry(renewRetry)
           )

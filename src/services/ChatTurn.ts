@@ -1,7 +1,7 @@
 import { Clock, Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { buildPrompt } from "../domain/Prompt.ts"
-import { Ai, AiFailed } from "./Ai.ts"
+import { Ai, LlmError } from "./Ai.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { Conversations } from "./Conversations.ts"
 import { type Mail, Mailbox, type TurnRecord } from "./Mailbox.ts"
@@ -93,11 +93,11 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             ),
             Effect.timeoutOrElse({
               duration: config.turnTimeout,
-              orElse: () => Effect.fail(new AiFailed({ status: 0, message: "the turn took too long" }))
+              orElse: () => Effect.fail(new LlmError({ status: 0, message: "the turn took too long" }))
             }),
-            Effect.as(Option.none<AiFailed>()),
+            Effect.as(Option.none<LlmError>()),
             // Only the LLM's failures are answered here; Telegram's go up to the turn's handlers.
-            Effect.catchTag("AiFailed", (error) => Effect.succeed(Option.some(error)))
+            Effect.catchTag("LlmError", (error) => Effect.succeed(Option.some(error)))
           )
           const now = yield* Clock.currentTimeMillis
           if (Option.isNone(aiFailure)) {
@@ -136,18 +136,18 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           return { kind: "command", outcome: "answered" }
         }).pipe(
           Effect.catchTags({
-            ChatUnreachable: (error) =>
+            UnreachableChat: (error) =>
               mailbox.markUnreachable(mail.chatId, error.message).pipe(
                 Effect.andThen(Effect.logInfo("chat unreachable, its mail is skipped", error.message)),
                 Effect.as({ kind: "message", outcome: "unreachable" })
               ),
             // Telegram kept failing after its retries, or refused even the plain text.
-            TelegramFailed: (error) =>
+            TelegramApiError: (error) =>
               mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
                 Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
                 Effect.as({ kind: "message", outcome: "failed" })
               ),
-            FormattingRejected: (error) =>
+            RejectedFormatting: (error) =>
               mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
                 Effect.as({ kind: "message", outcome: "failed" })
               )

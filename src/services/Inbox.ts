@@ -2,11 +2,11 @@ import { Array as Arr, Context, Duration, Effect, Exit, Layer, Metric, Request, 
 import { SqlClient } from "effect/sql"
 import type { InboundUpdate } from "../schema/TelegramUpdate.ts"
 import { AppConfig } from "./AppConfig.ts"
-import { JobQueue, QueueUnavailable } from "./JobQueue.ts"
+import { JobQueue, QueueOutage } from "./JobQueue.ts"
 import { updatesReceived } from "./Metrics.ts"
 import { RateLimiter } from "./RateLimiter.ts"
 
-export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()("StorageUnavailable", {
+export class StorageOutage extends Schema.TaggedError<StorageOutage>()("StorageOutage", {
   message: Schema.String
 }) {}
 
@@ -15,7 +15,7 @@ export type Acceptance = "accepted" | "duplicate" | "ignored"
 class AcceptUpdate extends Request.Class<
   { readonly update: InboundUpdate },
   Acceptance,
-  StorageUnavailable | QueueUnavailable
+  StorageOutage | QueueOutage
 > {}
 
 const maxBatch = 500
@@ -27,7 +27,7 @@ const rateWindow = Duration.minutes(1)
  * one transaction and one queue call, which is what lets one process ingest thousands a second.
  */
 export class Inbox extends Context.Service<Inbox, {
-  readonly accept: (update: InboundUpdate) => Effect.Effect<Acceptance, StorageUnavailable | QueueUnavailable>
+  readonly accept: (update: InboundUpdate) => Effect.Effect<Acceptance, StorageOutage | QueueOutage>
 }>()("bot/Inbox") {
   static readonly layer = Layer.effect(
     Inbox,
@@ -93,7 +93,7 @@ export class Inbox extends Context.Service<Inbox, {
             yield* sql`update chats set unreachable_at = ${reachable ? null : new Date()} where id = ${u.chat.id}`
           }
           return fresh
-        })).pipe(Effect.mapError((error) => new StorageUnavailable({ message: `database: ${error.message}` })))
+        })).pipe(Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` })))
 
       const resolver = RequestResolver.make<AcceptUpdate>(Effect.fnUntraced(function*(entries) {
         // The same update twice in one batch (a fast retry) is stored once.
@@ -107,7 +107,7 @@ export class Inbox extends Context.Service<Inbox, {
               })
             )
             : Effect.void, { concurrency: "unbounded", discard: true }).pipe(
-            Effect.mapError((error) => new QueueUnavailable({ message: error.message }))
+            Effect.mapError((error) => new QueueOutage({ message: error.message }))
           )
         const fresh = yield* store(updates, overLimit)
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.

@@ -1,6 +1,6 @@
 import { Context, type Effect, Schema, type Scope } from "effect"
 
-export class QueueUnavailable extends Schema.TaggedError<QueueUnavailable>()("QueueUnavailable", {
+export class QueueOutage extends Schema.TaggedError<QueueOutage>()("QueueOutage", {
   message: Schema.String
 }) {}
 
@@ -17,8 +17,8 @@ export interface ChatWakeUp {
  * Layers: BullMQ on Redis (layers/BullMqJobQueue.ts) and in-process (layers/MemoryJobQueue.ts).
  */
 export class JobQueue extends Context.Service<JobQueue, {
-  readonly wake: (chatIds: ReadonlyArray<number>) => Effect.Effect<void, QueueUnavailable>
-  readonly ping: Effect.Effect<void, QueueUnavailable>
+  readonly wake: (chatIds: ReadonlyArray<number>) => Effect.Effect<void, QueueOutage>
+  readonly ping: Effect.Effect<void, QueueOutage>
   /**
    * Starts taking wake-ups, up to `concurrency` at once, until the scope closes. On close it
    * stops taking work, lets in-flight handlers finish for `grace`, then interrupts the rest.

@@ -1,5 +1,5 @@
 import { Clock, Context, Duration, Effect, Layer } from "effect"
-import { Redis, redisCall, type RedisUnavailable } from "./Redis.ts"
+import { Redis, redisCall, type RedisOutage } from "./Redis.ts"
 
 export interface RateDecision {
   readonly allowed: boolean
@@ -12,7 +12,7 @@ export interface RateDecision {
  * previous one weighted by how much of it still overlaps the sliding window: O(1) memory per key.
  */
 export class RateLimiter extends Context.Service<RateLimiter, {
-  readonly consume: (key: string, limit: number, window: Duration.Duration) => Effect.Effect<RateDecision, RedisUnavailable>
+  readonly consume: (key: string, limit: number, window: Duration.Duration) => Effect.Effect<RateDecision, RedisOutage>
 }>()("bot/RateLimiter") {
   /** Atomic in Redis (one Lua call), shared by every process. */
   static readonly layerRedis = Layer.effect(

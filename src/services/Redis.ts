@@ -1,7 +1,7 @@
 import { Redis as IORedis } from "ioredis"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 
-export class RedisUnavailable extends Schema.TaggedError<RedisUnavailable>()("RedisUnavailable", {
+export class RedisOutage extends Schema.TaggedError<RedisOutage>()("RedisOutage", {
   message: Schema.String
 }) {}
 
@@ -33,7 +33,7 @@ export class Redis extends Context.Service<Redis, {
                 client.once("ready", () => resolve())
                 client.once("error", reject)
               })),
-              catch: (cause) => new RedisUnavailable({ message: `cannot connect to Redis: ${String(cause)}` })
+              catch: (cause) => new RedisOutage({ message: `cannot connect to Redis: ${String(cause)}` })
             }).pipe(Effect.timeout("10 seconds"))
           ),
           Effect.map((client) => Redis.of({ client, url }))
@@ -43,6 +43,6 @@ export class Redis extends Context.Service<Redis, {
     )
 }
 
-/** Runs one command, mapping connection and server errors to RedisUnavailable. */
+/** Runs one command, mapping connection and server errors to RedisOutage. */
 export const redisCall = <A>(run: () => Promise<A>) =>
-  Effect.tryPromise({ try: run, catch: (cause) => new RedisUnavailable({ message: `Redis: ${String(cause)}` }) })
+  Effect.tryPromise({ try: run, catch: (cause) => new RedisOutage({ message: `Redis: ${String(cause)}` }) })

@@ -62,7 +62,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
           const showFinal = (index: number, chunk: TelegramChunk) =>
             show(index, chunk.html, true).pipe(
-              Effect.catchTag("FormattingRejected", () => show(index, chunk.plain, false))
+              Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, false))
             )
 
           const preview = (markdown: string) =>
@@ -79,8 +79,8 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             }).pipe(
               // A preview that could not be shown is skipped: the final text is what must arrive.
               Effect.catchTags({
-                TelegramFailed: (error) => Effect.logDebug("preview skipped", error.message),
-                FormattingRejected: (error) => Effect.logDebug("preview skipped", error.message)
+                TelegramApiError: (error) => Effect.logDebug("preview skipped", error.message),
+                RejectedFormatting: (error) => Effect.logDebug("preview skipped", error.message)
               })
             )
 
@@ -93,7 +93,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               while (ids.length > final.length) {
                 const extra = ids.pop()!
                 shown.pop()
-                yield* telegram.deleteMessage(chatId, extra).pipe(Effect.catchTag("TelegramFailed", () => Effect.void))
+                yield* telegram.deleteMessage(chatId, extra).pipe(Effect.catchTag("TelegramApiError", () => Effect.void))
                 yield* persistIds(ids)
               }
               return [...ids]

@@ -5,25 +5,25 @@ import { AppConfig } from "./AppConfig.ts"
 import { telegramApiErrors } from "./Metrics.ts"
 
 /** 403 blocked / deactivated, 400 chat not found: retrying cannot help, the chat is gone for us. */
-export class ChatUnreachable extends Schema.TaggedError<ChatUnreachable>()("ChatUnreachable", {
+export class UnreachableChat extends Schema.TaggedError<UnreachableChat>()("UnreachableChat", {
   chatId: Schema.Number,
   message: Schema.String
 }) {}
 
 /** 400 "can't parse entities": the formatting was refused; the caller resends as plain text. */
-export class FormattingRejected extends Schema.TaggedError<FormattingRejected>()("FormattingRejected", {
+export class RejectedFormatting extends Schema.TaggedError<RejectedFormatting>()("RejectedFormatting", {
   message: Schema.String
 }) {}
 
 /** Any other failure, after the retry schedule gave up. */
-export class TelegramFailed extends Schema.TaggedError<TelegramFailed>()("TelegramFailed", {
+export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("TelegramApiError", {
   method: Schema.String,
   code: Schema.Number,
   retryAfterSeconds: Schema.optional(Schema.Number),
   message: Schema.String
 }) {}
 
-export type TelegramError = ChatUnreachable | FormattingRejected | TelegramFailed
+export type TelegramError = UnreachableChat | RejectedFormatting | TelegramApiError
 
 export interface SendOptions {
   readonly html?: boolean
@@ -45,13 +45,13 @@ export const telegramRetrySchedule = Schedule.exponential("300 millis").pipe(
   Schedule.jittered,
   Schedule.modifyDelay(({ input, duration }: { input: TelegramError; duration: Duration.Duration }) =>
     Effect.succeed(
-      input._tag === "TelegramFailed" && input.retryAfterSeconds !== undefined
+      input._tag === "TelegramApiError" && input.retryAfterSeconds !== undefined
         ? Duration.max(Duration.seconds(input.retryAfterSeconds), duration)
         : duration
     )
   ),
   Schedule.upTo({ times: 5 }),
-  Schedule.while(({ input }) => input._tag === "TelegramFailed" && (input.code === 429 || input.code >= 500 || input.code === 0))
+  Schedule.while(({ input }) => input._tag === "TelegramApiError" && (input.code === 429 || input.code >= 500 || input.code === 0))
 )
 
 const isUnreachable = (error: GrammyError) =>
@@ -60,12 +60,12 @@ const isUnreachable = (error: GrammyError) =>
 const toTelegramError = (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
   if (cause instanceof GrammyError) {
     if (chatId !== undefined && isUnreachable(cause)) {
-      return new ChatUnreachable({ chatId, message: cause.description })
+      return new UnreachableChat({ chatId, message: cause.description })
     }
     if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
-      return new FormattingRejected({ message: cause.description })
+      return new RejectedFormatting({ message: cause.description })
     }
-    return new TelegramFailed({
+    return new TelegramApiError({
       method,
       code: cause.error_code,
       ...(cause.parameters.retry_after !== undefined ? { retryAfterSeconds: cause.parameters.retry_after } : {}),
@@ -73,7 +73,7 @@ const toTelegramError = (method: string, chatId: number | undefined, cause: unkn
     })
   }
   // Network failures and timeouts: grammY's HttpError message names the method, never the token.
-  return new TelegramFailed({ method, code: 0, message: cause instanceof Error ? cause.message : String(cause) })
+  return new TelegramApiError({ method, code: 0, message: cause instanceof Error ? cause.message : String(cause) })
 }
 
 export class Telegram extends Context.Service<Telegram, {
@@ -129,13 +129,13 @@ export class Telegram extends Context.Service<Telegram, {
           Effect.andThen(Effect.tryPromise({ try: (signal) => run(signal as unknown as GrammySignal), catch: (cause) => toTelegramError(method, chatId, cause) })),
           Effect.timeoutOrElse({
             duration: timeout,
-            orElse: () => Effect.fail(new TelegramFailed({ method, code: 0, message: `${method} timed out` }))
+            orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
           }),
           Effect.tapError((error) =>
             Effect.gen(function*() {
-              const code = error._tag === "TelegramFailed" ? error.code : error._tag === "ChatUnreachable" ? 403 : 400
+              const code = error._tag === "TelegramApiError" ? error.code : error._tag === "UnreachableChat" ? 403 : 400
               yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: String(code) }), 1)
-              if (error._tag === "TelegramFailed" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
+              if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
                 const now = yield* Clock.currentTimeMillis
                 notBefore.set(chatId, now + error.retryAfterSeconds * 1000)
               }
@@ -171,7 +171,7 @@ export class Telegram extends Context.Service<Telegram, {
                 )
             ).pipe(
               Effect.catchIf(
-                (error) => error._tag === "TelegramFailed" && /message is not modified/i.test(error.message),
+                (error) => error._tag === "TelegramApiError" && /message is not modified/i.test(error.message),
                 () => Effect.void
               )
             )

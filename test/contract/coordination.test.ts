@@ -424,7 +424,7 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
         // Another worker got the lock (say, after a long GC pause of this one).
         yield* Effect.promise(() => admin.set("bot:chat-lock:7", "new-holder-token", "PX", 10_000))
         const { value: error, millis } = yield* Fiber.join(holder)
-        expect(error).toMatchObject({ _tag: "LockLost", message: "lost the lock of chat 7" })
+        expect(error).toMatchObject({ _tag: "LostLock", message: "lost the lock of chat 7" })
         expect(interrupted).toBe(true)
         expect(millis).toBeLessThan(leaseMillis * 2)
         expect(yield* Effect.promise(() => admin.get("bot:chat-lock:7"))).toBe("new-holder-token")
