@@ -11,7 +11,7 @@ import { Redis } from "ioredis"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import pg from "pg"
-import { databaseUrl, onParentMessage, redisHost, redisPort, toParent, webhookSecret } from "./lib.ts"
+import { databaseUrl, onParentMessage, redisHost, redisPort, serveProfiler, toParent, webhookSecret } from "./lib.ts"
 
 const [portArg, database, redisDbArg, queueName] = process.argv.slice(2)
 if (portArg === undefined || database === undefined || redisDbArg === undefined || queueName === undefined) {
@@ -117,8 +117,9 @@ await new Promise<void>((resolve) => server.listen(Number(portArg), "127.0.0.1",
 toParent({ type: "ready" })
 
 onParentMessage("cpu", () => {
-  toParent({ type: "cpu", usage: process.cpuUsage(), rss: process.memoryUsage().rss })
+  toParent({ type: "cpu", usage: process.cpuUsage(), rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed })
 })
+serveProfiler()
 onParentMessage("stop", async () => {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
   server.closeAllConnections()

@@ -3,7 +3,8 @@
  * CPU time from /proc, databases on the real Postgres, and child processes driven over IPC.
  */
 import { type ChildProcess, fork } from "node:child_process"
-import { createWriteStream, readdirSync, readFileSync } from "node:fs"
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
 import { join } from "node:path"
 import pg from "pg"
 
@@ -179,11 +180,14 @@ export const cpuSnapshot = (processes: Readonly<Record<string, number | undefine
   return groups
 }
 
-/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+/**
+ * CPU seconds that processes of the whole machine (all cores) have run so far, from /proc/stat:
+ * user + nice + system (interrupt time, which no process is charged with, is left out).
+ */
 export const machineBusySeconds = (): number => {
   const first = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? ""
-  const [, user, nice, system, , , irq, softirq, steal] = first.trim().split(/\s+/).map(Number)
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticksPerSecond
+  const [, user, nice, system] = first.trim().split(/\s+/).map(Number)
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / ticksPerSecond
 }
 
 /**
@@ -267,15 +271,6 @@ export const dbWork = async (database: string, redisInfo: () => Promise<string>)
     await client.end()
   }
 }
-
-export const workDelta = (before: DbWork, after: DbWork): DbWork => ({
-  commits: after.commits - before.commits,
-  rollbacks: after.rollbacks - before.rollbacks,
-  inserted: after.inserted - before.inserted,
-  updated: after.updated - before.updated,
-  returned: after.returned - before.returned,
-  redisCommands: after.redisCommands - before.redisCommands
-})
 
 export const databaseUrl = (name: string) => `postgres://postgres@${pgHost}:${pgPort}/${name}`
 
@@ -391,6 +386,28 @@ export const onParentMessage = (type: string, handler: (message: Message) => voi
 
 export const toParent = (message: Message) => {
   process.send?.(message)
+}
+
+/**
+ * In a child: CPU-profiles a window chosen by the parent (not start-up). { type: "profile-start" }
+ * answers "profile-started"; { type: "profile-stop", file } writes a .cpuprofile and answers
+ * "profile-written".
+ */
+export const serveProfiler = () => {
+  const session = new Session()
+  onParentMessage("profile-start", async () => {
+    session.connect()
+    await session.post("Profiler.enable")
+    await session.post("Profiler.setSamplingInterval", { interval: 250 })
+    await session.post("Profiler.start")
+    toParent({ type: "profile-started" })
+  })
+  onParentMessage("profile-stop", async (message) => {
+    const { profile } = await session.post("Profiler.stop")
+    writeFileSync(String(message.file), JSON.stringify(profile))
+    session.disconnect()
+    toParent({ type: "profile-written" })
+  })
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

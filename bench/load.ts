@@ -1,25 +1,22 @@
 /**
  * The load generator, in its own process: autocannon POSTing realistic Telegram text-message
- * updates, each body different (unique update_id, many distinct users and chats). A warm-up run,
- * then the measured run, both of fixed duration.
+ * updates, each body different (unique update_id, many distinct users and chats).
  *
- * argv = url, connections, warm-up seconds, measured seconds, first update id.
- * Sends { type: "measure-start" } just before the measured run and { type: "result", ... } after it.
+ * argv = connections. Long-lived, so that its own JIT is warm for every measured window: on
+ * { type: "run", url, seconds, firstId } it runs one fixed-duration load and answers
+ * { type: "result", figures }; it exits on { type: "stop" } or when the parent goes away.
  */
 import autocannon from "autocannon"
-import { percentile, textUpdateBody, toParent, webhookSecret } from "./lib.ts"
+import { onParentMessage, percentile, textUpdateBody, toParent, webhookSecret } from "./lib.ts"
 
-const [url, connectionsArg, warmupArg, durationArg, firstIdArg] = process.argv.slice(2)
-if (url === undefined || connectionsArg === undefined || warmupArg === undefined || durationArg === undefined || firstIdArg === undefined) {
-  throw new Error("usage: load.ts URL CONNECTIONS WARMUP_S DURATION_S FIRST_ID")
-}
+const [connectionsArg] = process.argv.slice(2)
+if (connectionsArg === undefined) throw new Error("usage: load.ts CONNECTIONS")
 const connections = Number(connectionsArg)
-let nextId = Number(firstIdArg)
 
-/** At most this many latencies are kept (far above what 10 s can produce here). */
+/** At most this many latencies are kept (far above what one window can produce here). */
 const maxSamples = 2_000_000
 
-interface RunFigures {
+export interface LoadFigures {
   readonly seconds: number
   readonly responses: number
   readonly ok: number
@@ -36,12 +33,12 @@ interface RunFigures {
   readonly lastId: number
 }
 
-const run = (seconds: number): Promise<RunFigures> =>
+const run = (url: string, seconds: number, firstId: number): Promise<LoadFigures> =>
   new Promise((resolve, reject) => {
+    let nextId = firstId
     const latencies = new Float64Array(maxSamples)
     let samples = 0
     const statusCodes: Record<string, number> = {}
-    const firstId = nextId
     const startedAt = performance.now()
     const instance = autocannon(
       {
@@ -93,8 +90,14 @@ const run = (seconds: number): Promise<RunFigures> =>
     })
   })
 
-const warmup = await run(Number(warmupArg))
-toParent({ type: "measure-start" })
-const measured = await run(Number(durationArg))
-toParent({ type: "result", warmup, measured })
-process.disconnect?.()
+onParentMessage("run", async (message) => {
+  try {
+    const figures = await run(String(message.url), Number(message.seconds), Number(message.firstId))
+    toParent({ type: "result", figures })
+  } catch (error) {
+    toParent({ type: "failed", message: String(error) })
+  }
+})
+onParentMessage("stop", () => process.exit(0))
+process.on("disconnect", () => process.exit(0))
+toParent({ type: "ready" })

@@ -2,17 +2,17 @@
  * The product: the real program (src/layers/Programs.ts) in its own process, configured from the
  * JSON environment given in argv, exactly as src/main/api.ts / all.ts would run it.
  *
- * argv = "api" | "all", JSON of the environment. Says { type: "ready" } once the layers are built
- * (migrations applied, webhook registered with the fake Telegram, server listening), answers
- * { type: "cpu" }, and closes its scope (finalizers run) then exits on { type: "stop" }.
+ * argv = "api" | "all", JSON of the environment, "count-writes" | "-", "trace" | "-". Says
+ * { type: "ready" } once the layers are built (migrations applied, webhook registered with the
+ * fake Telegram, server listening). Answers "cpu" (CPU, memory, event-loop delay), "writes",
+ * "spans", the profiler's messages (lib.ts serveProfiler), and on "stop" closes its scope
+ * (finalizers run) and exits. The diagnostics only observe: the program is the one src/ builds.
  */
 import { ConfigProvider, Effect, Exit, Layer, Scope, Tracer } from "effect"
-import { writeFileSync } from "node:fs"
-import { Session } from "node:inspector/promises"
 import { Socket } from "node:net"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { AllProgram, ApiProgram } from "../src/layers/Programs.ts"
-import { onParentMessage, toParent } from "./lib.ts"
+import { onParentMessage, serveProfiler, toParent } from "./lib.ts"
 import { SpanStats } from "./spans.ts"
 
 const [mode, envJson, countWrites, trace] = process.argv.slice(2)
@@ -48,7 +48,6 @@ onParentMessage("spans-reset", () => spans.reset())
 onParentMessage("spans", () => toParent({ type: "spans", spans: spans.summary() }))
 const scope = Effect.runSync(Scope.make())
 await Effect.runPromise(Layer.buildWithScope(program, scope))
-toParent({ type: "ready" })
 
 // How long callbacks waited for the event loop: a blocked loop delays every request. The
 // histogram's values include its 10 ms sampling interval, which is taken off below.
@@ -61,25 +60,12 @@ onParentMessage("cpu", () => {
     type: "cpu",
     usage: process.cpuUsage(),
     rss: process.memoryUsage().rss,
+    heapUsed: process.memoryUsage().heapUsed,
     loopDelayMs: { p50: delayMs(loopDelay.percentile(50)), p99: delayMs(loopDelay.percentile(99)), max: delayMs(loopDelay.max) }
   })
 })
-// CPU profile of a chosen window only (not start-up): { type: "profile-start" } then
-// { type: "profile-stop", file } writes a .cpuprofile and answers { type: "profile-written" }.
-const session = new Session()
-onParentMessage("profile-start", async () => {
-  session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.setSamplingInterval", { interval: 200 })
-  await session.post("Profiler.start")
-  toParent({ type: "profile-started" })
-})
-onParentMessage("profile-stop", async (message) => {
-  const { profile } = await session.post("Profiler.stop")
-  writeFileSync(String(message.file), JSON.stringify(profile))
-  session.disconnect()
-  toParent({ type: "profile-written" })
-})
+serveProfiler()
+toParent({ type: "ready" })
 
 onParentMessage("stop", async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))

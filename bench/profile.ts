@@ -48,7 +48,12 @@ export const packageOf = (frame: CallFrame): string => {
 
 const share = (part: number, whole: number) => `${((100 * part) / whole).toFixed(1)}%`
 
-export const summarizeProfile = (dir: string, top = 25): string => {
+/**
+ * `units` (e.g. requests answered while profiling) adds a "us per unit" column. Note: the V8
+ * profiler samples wall time of the thread while it is not idle, so a syscall during which the
+ * thread was preempted (a loopback write waking Postgres on the same core) counts in full.
+ */
+export const summarizeProfile = (dir: string, units?: { readonly count: number; readonly name: string }, top = 25): string => {
   const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))
   if (files.length === 0) return `(no .cpuprofile in ${dir})`
   const selfByFunction = new Map<string, number>()
@@ -108,15 +113,21 @@ export const summarizeProfile = (dir: string, top = 25): string => {
   }
   const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1])
   const lines: Array<string> = []
-  lines.push(`busy ${(busy / 1e6).toFixed(2)} s, idle ${(idle / 1e6).toFixed(2)} s (${files.length} profile file(s)); shares below are of busy time`)
+  const perUnit = (micros: number) => (units === undefined ? "" : `${(micros / units.count).toFixed(1).padStart(7)} us/${units.name}  `)
+  const row = (micros: number, label: string) => `  ${share(micros, busy).padStart(6)}  ${perUnit(micros)}${label}`
+  lines.push(
+    `busy ${(busy / 1e6).toFixed(2)} s, idle ${(idle / 1e6).toFixed(2)} s (${files.length} profile file(s))` +
+      (units === undefined ? "" : `, ${units.count} ${units.name}s: ${(busy / units.count).toFixed(0)} us busy per ${units.name}`) +
+      "; shares are of busy time"
+  )
   lines.push("", "self time by package / file:")
-  for (const [where, micros] of sorted(selfByPackage).slice(0, 15)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
+  for (const [where, micros] of sorted(selfByPackage).slice(0, 15)) lines.push(row(micros, where))
   lines.push("", "self time with Node internals and V8 builtins charged to the package that called them:")
-  for (const [where, micros] of sorted(selfByCaller).slice(0, 15)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
+  for (const [where, micros] of sorted(selfByCaller).slice(0, 15)) lines.push(row(micros, where))
   lines.push("", "inclusive time by project file (a sample counts once per file on its stack):")
-  for (const [where, micros] of sorted(inclusiveBySrc).slice(0, 12)) lines.push(`  ${share(micros, busy).padStart(6)}  ${where}`)
+  for (const [where, micros] of sorted(inclusiveBySrc).slice(0, 12)) lines.push(row(micros, where))
   lines.push("", `top ${top} functions by self time:`)
-  for (const [name, micros] of sorted(selfByFunction).slice(0, top)) lines.push(`  ${share(micros, busy).padStart(6)}  ${name}`)
+  for (const [name, micros] of sorted(selfByFunction).slice(0, top)) lines.push(row(micros, name))
   return lines.join("\n")
 }
 

@@ -1,20 +1,29 @@
 /**
- * Webhook benchmark: `npm run bench` (= `node bench/webhook.ts`), options after `--`.
+ * Webhook benchmark: `npm run bench` (= `node bench/webhook.ts`); options after `--`.
  *
- *  1. Baseline: a naive node:http webhook (bench/baseline-server.ts: Redis Lua rate-limit, one
- *     `pg` insert, one BullMQ add per request) on its own database, Redis DB 3 and queue.
- *  2. Product: the real HTTP program (ApiProgram, no worker) on its own database and Redis DB 4,
- *     with fake Telegram/OpenAI servers hosted here.
- *     Both are loaded by the same generator (bench/load.ts: autocannon in its own process),
- *     50 connections, a warm-up then a measured run of fixed duration, unique bodies.
- *  3. Pick-up: the full program (api + worker) on Redis DB 5; N updates at a moderate rate;
- *     webhook 200 -> fake OpenAI request per message, and the queue_wait_seconds histogram.
+ *  1. Ingest. Baseline: a naive node:http webhook (bench/baseline-server.ts: one Redis Lua
+ *     rate-limit call, one `pg` insert, one BullMQ add per request) on its own database, Redis
+ *     DB 3 and queue. Product: the real HTTP program (ApiProgram, no worker; bench/product-server.ts)
+ *     on its own database and Redis DB 4, with the fake Telegram/OpenAI servers hosted here.
+ *     Both run at once, each in its own process; one load generator (bench/load.ts: autocannon,
+ *     its own process, 50 connections, a different Telegram update in every request) warms each
+ *     up, then measures fixed-duration windows alternating B P P B B P ...
+ *  2. Pick-up. The full program (api + worker, one process) on Redis DB 5; N updates at a
+ *     moderate rate, each in its own chat; webhook 200 -> fake OpenAI request per message, and
+ *     the product's queue_wait_seconds histogram from GET /metrics.
  *
- * Every server listens on 127.0.0.1; every wait is bounded; everything started is stopped.
- * Options: --duration=S --warmup=S --connections=N --rounds=N --updates=N --rate=PER_S
- *          --profile (CPU-profile the product's server during its load; slows it down)
- *          --no-write (do not update BENCHMARKS.md)
+ * Every server listens on 127.0.0.1, every wait is bounded (and the whole run), and everything
+ * started is stopped, databases dropped and Redis DBs flushed. The report goes to stdout and
+ * between the markers of BENCHMARKS.md.
+ *
+ * Options: --duration=S (10) --warmup=S (15) --connections=N (50) --rounds=N (3)
+ *          --updates=N (200) --rate=PER_S (10) --only=ingest|pickup --no-write
+ * Diagnostics (they slow the product down; the figures of the affected window say so):
+ *          --profile (CPU profiles of both servers in the first window, summed up)
+ *          --trace (time every span of the product by name) --count-writes (its socket writes)
+ *          --product-env=K=V,K=V (extra environment for the product, e.g. WORKER_CONCURRENCY=10)
  */
+import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import type { AddressInfo } from "node:net"
@@ -51,6 +60,7 @@ import {
   textUpdateBody,
   webhookSecret
 } from "./lib.ts"
+import type { LoadFigures } from "./load.ts"
 import { summarizeProfile } from "./profile.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -64,23 +74,23 @@ const flag = (name: string, fallback: number): number => {
 }
 const options = {
   duration: Math.min(flag("duration", 10), 120),
-  warmup: Math.min(flag("warmup", 5), 60),
+  warmup: Math.min(flag("warmup", 15), 60),
   connections: Math.min(flag("connections", 50), 1_000),
-  rounds: Math.min(flag("rounds", 1), 5),
+  rounds: Math.min(flag("rounds", 3), 5),
   updates: Math.min(flag("updates", 200), 5_000),
-  rate: Math.min(flag("rate", 50), 1_000),
+  rate: Math.min(flag("rate", 10), 1_000),
   profile: process.argv.includes("--profile"),
   /** Count the product's socket writes by destination (a diagnostic; slightly slows it). */
   countWrites: process.argv.includes("--count-writes"),
   /** Time every span of the product by name (a diagnostic; slightly slows it). */
   trace: process.argv.includes("--trace"),
-  /** "ingest" or "pickup" runs that part alone (for investigating; a full run does both). */
   /** Extra environment for the product processes, e.g. --product-env=WORKER_CONCURRENCY=10,LOG_LEVEL=Warn */
   productEnv: Object.fromEntries(
     (process.argv.find((a) => a.startsWith("--product-env="))?.slice("--product-env=".length).split(",") ?? [])
       .filter((kv) => kv.includes("="))
       .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])
   ) as Record<string, string>,
+  /** "ingest" or "pickup" runs that part alone (for investigating; a full run does both). */
   only: process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length),
   write: !process.argv.includes("--no-write")
 }
@@ -157,23 +167,6 @@ const cleanup = async () => {
 // ---------------------------------------------------------------------------------------------
 // Load phases
 
-interface LoadFigures {
-  readonly seconds: number
-  readonly responses: number
-  readonly ok: number
-  readonly non2xx: number
-  readonly errors: number
-  readonly timeouts: number
-  readonly statusCodes: Record<string, number>
-  readonly p50Ms: number
-  readonly p90Ms: number
-  readonly p99Ms: number
-  readonly maxMs: number
-  readonly meanMs: number
-  readonly firstId: number
-  readonly lastId: number
-}
-
 interface LoopDelay {
   readonly p50: number
   readonly p99: number
@@ -189,12 +182,16 @@ interface LoadResult {
   readonly otherCpuPercent: number
   /** Redis commands (whole server) during the measured run. */
   readonly redisCommands: number
-  /** Postgres work over the whole phase (start-up and warm-up included). */
-  readonly pg: DbWork | undefined
+  /** Postgres work of this server's database over the whole phase (all windows, warm-up included). */
+  readonly pg: DbWork
+  /** Rows this server stored over the whole phase. */
   readonly rows: number
   readonly rssMb: number
+  readonly heapMb: number
   /** The server's event-loop delay during the measured run (product only). */
   readonly loop: LoopDelay | undefined
+  readonly writes: string | undefined
+  readonly spans: string | undefined
   readonly profile: string | undefined
 }
 
@@ -248,73 +245,6 @@ const stopProfile = async (server: Child, dir: string) => {
   await server.next("profile-written", 30_000)
 }
 
-const runLoad = async (
-  name: string,
-  server: Child,
-  url: string,
-  database: string,
-  firstId: number,
-  profileDir?: string
-): Promise<Omit<LoadResult, "rows" | "profile" | "pg">> => {
-  await checkpoint()
-  const load = startChild(`${name}-load`, here("./load.ts"), [
-    url,
-    String(options.connections),
-    String(options.warmup),
-    String(options.duration),
-    String(firstId)
-  ], { logDir })
-  cleanups.push(() => load.stop(5_000))
-  await load.next("measure-start", (options.warmup + 60) * 1000)
-  server.send({ type: "loop-reset" })
-  if (profileDir !== undefined) await startProfile(server)
-  const sample = () => ({ groups: cpuSnapshot({ server: server.pid, load: load.pid, bench: process.pid }, database), busy: machineBusySeconds(), at: Date.now() })
-  const redisBefore = await dbWork(database, redisInfo)
-  const before = sample()
-  const result = await load.next("result", (options.duration + 60) * 1000)
-  const after = sample()
-  const redisAfter = await dbWork(database, redisInfo)
-  server.send({ type: "cpu" })
-  const memory = await server.next("cpu", 10_000)
-  if (profileDir !== undefined) await stopProfile(server, profileDir)
-  await load.stop(5_000)
-  const measured = result.measured as LoadFigures
-  return {
-    name,
-    load: measured,
-    rps: measured.ok / measured.seconds,
-    cpu: cpuDelta(before.groups, after.groups),
-    otherCpuPercent: otherCpuPercent(before, after),
-    redisCommands: redisAfter.redisCommands - redisBefore.redisCommands,
-    rssMb: Number(memory.rss) / 1_048_576,
-    loop: memory.loopDelayMs as LoopDelay | undefined
-  }
-}
-
-const baselinePhase = async (round: number, firstId: number): Promise<LoadResult> => {
-  const database = `bench_baseline_${tag}_${round}`
-  await createDatabase(database)
-  cleanups.push(() => dropDatabase(database))
-  await flushRedis(redisDbs.baseline)
-  cleanups.push(() => flushRedis(redisDbs.baseline))
-  const port = await freePort()
-  const server = startChild(`baseline-server-${round}`, here("./baseline-server.ts"), [
-    String(port),
-    database,
-    String(redisDbs.baseline),
-    `bench-baseline-wakeups-${tag}`
-  ], { logDir })
-  cleanups.push(() => server.stop())
-  await server.next("ready", 30_000)
-  log(`baseline (round ${round}): listening on 127.0.0.1:${port}, loading`)
-  const figures = await runLoad("baseline", server, `http://127.0.0.1:${port}`, database, firstId)
-  const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from telegram_updates")).rows[0].n))
-  await server.stop()
-  const pg = await finalWork(database)
-  await cleanup()
-  return { ...figures, rows, pg, profile: undefined }
-}
-
 interface Fakes {
   readonly telegram: FakeTelegram
   readonly openai: FakeOpenAI
@@ -352,25 +282,141 @@ const startProduct = async (name: string, mode: "api" | "all", env: Record<strin
   return server
 }
 
-const productPhase = async (round: number, firstId: number): Promise<LoadResult> => {
-  const database = `bench_product_${tag}_${round}`
-  await createDatabase(database)
-  cleanups.push(() => dropDatabase(database))
-  await flushRedis(redisDbs.product)
-  cleanups.push(() => flushRedis(redisDbs.product))
-  const fakes = await startFakes()
-  const port = await freePort()
-  const profileDir = options.profile ? join(logDir, `profile-${round}`) : undefined
+interface Target {
+  readonly name: "baseline" | "product"
+  readonly server: Child
+  readonly url: string
+  readonly database: string
+  /** The table with one row per accepted update. */
+  readonly table: string
+}
+
+type Window = Omit<LoadResult, "rows" | "pg" | "profile">
+
+/** One measured window of fixed duration on one server, the other server idle. */
+const measureWindow = async (load: Child, target: Target, idle: Target, firstId: number, diagnose: boolean): Promise<Window> => {
+  await checkpoint()
+  const { server, database } = target
+  const counting = diagnose && options.countWrites && target.name === "product"
+  const tracing = diagnose && options.trace && target.name === "product"
+  const profileDir = diagnose && options.profile ? join(logDir, `profile-${target.name}`) : undefined
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
-  const server = await startProduct(`product-server-${round}`, "api", productEnv(port, database, redisDbs.product, fakes))
-  log(`product (round ${round}): listening on 127.0.0.1:${port}, loading`)
-  const figures = await runLoad("product", server, `http://127.0.0.1:${port}`, database, firstId, profileDir)
-  const rows = await withDb(database, async (c) => Number((await c.query("select count(*) as n from messages")).rows[0].n))
-  await server.stop()
-  const pg = await finalWork(database)
+  const writesBefore = counting ? await socketWrites(server) : {}
+  if (tracing) server.send({ type: "spans-reset" })
+  server.send({ type: "loop-reset" })
+  if (profileDir !== undefined) await startProfile(server)
+  const sample = () => ({
+    groups: cpuSnapshot({ server: server.pid, idleServer: idle.server.pid, load: load.pid, bench: process.pid }, database),
+    busy: machineBusySeconds(),
+    at: Date.now()
+  })
+  const redisBefore = await dbWork(database, redisInfo)
+  const before = sample()
+  load.send({ type: "run", url: target.url, seconds: options.duration, firstId })
+  const figures = (await load.next("result", (options.duration + 60) * 1000)).figures as LoadFigures
+  const after = sample()
+  const redisAfter = await dbWork(database, redisInfo)
+  server.send({ type: "cpu" })
+  const memory = await server.next("cpu", 10_000)
+  if (profileDir !== undefined) await stopProfile(server, profileDir)
+  const writes = counting
+    ? writesPer(writesBefore, await socketWrites(server), Math.max(1, figures.responses), { [String(pgPort)]: "Postgres", [String(redisPort)]: "Redis" })
+    : undefined
+  const spans = tracing ? await spanReport(server, Math.max(1, figures.responses)) : undefined
+  return {
+    name: target.name,
+    load: figures,
+    rps: figures.ok / figures.seconds,
+    cpu: cpuDelta(before.groups, after.groups),
+    otherCpuPercent: otherCpuPercent(before, after),
+    redisCommands: redisAfter.redisCommands - redisBefore.redisCommands,
+    rssMb: Number(memory.rss) / 1_048_576,
+    heapMb: Number(memory.heapUsed) / 1_048_576,
+    loop: memory.loopDelayMs as LoopDelay | undefined,
+    writes,
+    spans
+  }
+}
+
+interface IngestResult {
+  readonly baselines: ReadonlyArray<LoadResult>
+  readonly products: ReadonlyArray<LoadResult>
+  readonly nextId: number
+}
+
+/**
+ * Both servers up at once on their own database / Redis DB / queue; one long-lived load
+ * generator; each server warmed up, then measured windows alternating B P P B B P ... so that a
+ * drift of the machine (other work on it) does not favour one side.
+ */
+const ingestPhase = async (firstId: number): Promise<IngestResult> => {
+  const baselineDb = `bench_baseline_${tag}`
+  const productDb = `bench_product_${tag}`
+  for (const database of [baselineDb, productDb]) {
+    await createDatabase(database)
+    cleanups.push(() => dropDatabase(database))
+  }
+  for (const db of [redisDbs.baseline, redisDbs.product]) {
+    await flushRedis(db)
+    cleanups.push(() => flushRedis(db))
+  }
+  const baselinePort = await freePort()
+  const baselineServer = startChild("baseline-server", here("./baseline-server.ts"), [
+    String(baselinePort),
+    baselineDb,
+    String(redisDbs.baseline),
+    `bench-baseline-wakeups-${tag}`
+  ], { logDir })
+  cleanups.push(() => baselineServer.stop())
+  await baselineServer.next("ready", 30_000)
+  const fakes = await startFakes()
+  const productPort = await freePort()
+  const productServer = await startProduct("product-server", "api", productEnv(productPort, productDb, redisDbs.product, fakes))
+  const baseline: Target = { name: "baseline", server: baselineServer, url: `http://127.0.0.1:${baselinePort}`, database: baselineDb, table: "telegram_updates" }
+  const product: Target = { name: "product", server: productServer, url: `http://127.0.0.1:${productPort}`, database: productDb, table: "messages" }
+  const load = startChild("load", here("./load.ts"), [String(options.connections)], { logDir })
+  cleanups.push(() => load.stop(5_000))
+  await load.next("ready", 30_000)
+
+  let nextId = firstId
+  for (const target of [baseline, product]) {
+    log(`${target.name}: ${target.url}, warm-up ${options.warmup} s`)
+    load.send({ type: "run", url: target.url, seconds: options.warmup, firstId: nextId })
+    const warm = (await load.next("result", (options.warmup + 60) * 1000)).figures as LoadFigures
+    nextId = warm.lastId + 1
+  }
+  const windows: Array<Window> = []
+  for (let round = 1; round <= options.rounds; round++) {
+    const order = round % 2 === 1 ? [baseline, product] : [product, baseline]
+    for (const target of order) {
+      log(`round ${round}/${options.rounds}: ${target.name}, ${options.duration} s`)
+      const window = await measureWindow(load, target, target === baseline ? product : baseline, nextId, round === 1)
+      nextId = window.load.lastId + 1
+      windows.push(window)
+    }
+  }
+  await load.stop(5_000)
+  const rows = new Map<string, number>()
+  for (const target of [baseline, product]) {
+    rows.set(target.name, await withDb(target.database, async (c) => Number((await c.query(`select count(*) as n from ${target.table}`)).rows[0].n)))
+  }
+  await productServer.stop()
+  await baselineServer.stop()
+  const pg = new Map<string, DbWork>()
+  for (const target of [baseline, product]) pg.set(target.name, await finalWork(target.database))
   await cleanup()
-  const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
-  return { ...figures, rows, pg, profile }
+
+  const results = (name: Target["name"]) => {
+    const mine = windows.filter((w) => w.name === name)
+    const profileDir = join(logDir, `profile-${name}`)
+    return mine.map((w, i): LoadResult => ({
+      ...w,
+      rows: rows.get(name) ?? 0,
+      pg: pg.get(name)!,
+      profile: i === 0 && options.profile ? summarizeProfile(profileDir, { count: w.load.responses, name: "request" }) : undefined
+    }))
+  }
+  return { baselines: results("baseline"), products: results("product"), nextId }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +476,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   await flushRedis(redisDbs.e2e)
   cleanups.push(() => flushRedis(redisDbs.e2e))
   const fakes = await startFakes()
-  // An LLM-like answer: 300 ms to the first token, then 9 chunks 20 ms apart.
+  // An LLM-like answer: 300 ms to the first token, then about 11 chunks of 8 characters 20 ms apart.
   fakes.openai.setReply((body) => {
     const echo = echoReply(body)
     return { text: typeof echo === "string" ? `${echo} and a little more text to stream.` : "…", firstTokenDelayMs: 300, chunkDelayMs: 20 }
@@ -530,7 +576,7 @@ const pickupPhase = async (firstId: number): Promise<PickupResult> => {
   await server.stop()
   const workAfter = await finalWork(database)
   await cleanup()
-  const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir)
+  const profile = profileDir === undefined ? undefined : summarizeProfile(profileDir, { count: Math.max(1, okAt.size), name: "message" })
   const seconds = (after.at - before.at) / 1000
   const percentOf = (group: string, from = before, to = after) =>
     (100 * ((to.groups[group] ?? 0) - (from.groups[group] ?? 0))) / ((to.at - from.at) / 1000)
@@ -599,7 +645,8 @@ const loadRows = (results: ReadonlyArray<LoadResult>) =>
     int(cpuPerRequestUs(r, "redis")),
     int(cpuPerRequestUs(r, "server") + cpuPerRequestUs(r, "postgres") + cpuPerRequestUs(r, "redis")),
     int(cpuPerRequestUs(r, "load")),
-    int(r.rssMb)
+    `${fmt(r.otherCpuPercent, 0)}%`,
+    `${int(r.rssMb)} / ${int(r.heapMb)}`
   ])
 
 const loadHeader = [
@@ -616,10 +663,24 @@ const loadHeader = [
   "redis",
   "sum",
   "loadgen",
-  "RSS MB"
+  "other",
+  "RSS / heap MB"
 ]
 
 const median = (values: ReadonlyArray<number>) => percentile(values, 50)
+
+/** Which code was measured: the commit, and whether src/ differs from it (read-only git calls). */
+const sourceVersion = (): string => {
+  try {
+    const git = (...args: Array<string>) =>
+      execFileSync("git", ["--no-optional-locks", ...args], { cwd: fileURLToPath(new URL("..", import.meta.url)), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+    const commit = git("rev-parse", "--short", "HEAD")
+    const dirty = git("status", "--porcelain", "--", "src", "migrations").length > 0
+    return `commit ${commit}${dirty ? " + uncommitted changes in src/ or migrations/" : ""}`
+  } catch {
+    return "unknown (no git)"
+  }
+}
 
 const postgresVersion = () =>
   withDb("postgres", async (c) => String((await c.query("show server_version")).rows[0].server_version).split(" ")[0] ?? "?")
@@ -628,29 +689,31 @@ const ingestReport = (baselines: ReadonlyArray<LoadResult>, products: ReadonlyAr
   const rounds = baselines.map((b, i) => ({ baseline: b, product: products[i]! }))
   const rpsRatio = median(rounds.map((r) => r.product.rps / r.baseline.rps))
   const p99Ratio = median(rounds.map((r) => r.product.load.p99Ms / r.baseline.load.p99Ms))
-  const named = (r: LoadResult, name: string, i: number) => ({ ...r, name: options.rounds > 1 ? `${name} #${i + 1}` : name })
+  const cpuSum = (r: LoadResult) => cpuPerRequestUs(r, "server") + cpuPerRequestUs(r, "postgres") + cpuPerRequestUs(r, "redis")
+  const cpuRatio = median(rounds.map((r) => cpuSum(r.product) / cpuSum(r.baseline)))
+  // In the order they ran.
+  const windows = rounds.flatMap((r, i) => (i % 2 === 0 ? [r.baseline, r.product] : [r.product, r.baseline]).map((w) => ({ ...w, name: `${w.name} r${i + 1}` })))
+  const summary = (name: string, list: ReadonlyArray<LoadResult>) =>
+    `${name} ${int(median(list.map((w) => w.rps)))} req/s, p50 ${fmt(median(list.map((w) => w.load.p50Ms)), 2)} ms, p99 ${fmt(median(list.map((w) => w.load.p99Ms)), 2)} ms, ${int(median(list.map(cpuSum)))} us CPU/req`
+  const phase = (name: string, list: ReadonlyArray<LoadResult>) => {
+    const first = list[0]
+    return first === undefined
+      ? `${name}: n/a`
+      : `${name} ${fmt(first.pg.commits / first.rows, 3)} commits and ${fmt((first.pg.inserted + first.pg.updated) / first.rows, 2)} rows written (${int(first.rows)} updates stored)`
+  }
   return [
-    `Ingest: ${options.connections} connections, ${options.warmup} s warm-up then ${options.duration} s measured, unique Telegram text updates (${int(distinctUsers)} distinct users/chats); autocannon in its own process. CPU columns: CPU time during the measured run / 2xx answers.`,
+    `Ingest: both servers up at once, each on its own database / Redis DB / queue; ${options.warmup} s warm-up each, then ${options.rounds} rounds of ${options.duration} s measured windows in the order below (the idle server waits). ` +
+    `${options.connections} connections, unique Telegram text updates (${int(distinctUsers)} distinct users/chats); autocannon in its own process. ` +
+    "CPU columns: CPU time during the window / 2xx answers (sum = server + Postgres + Redis); other: CPU% used meanwhile by everything else on the machine (2 cores = 200%).",
     "",
-    table(loadHeader, rounds.flatMap((r, i) => loadRows([named(r.baseline, "baseline", i), named(r.product, "product", i)]))),
+    table(loadHeader, loadRows(windows)),
     "",
-    `product / baseline: throughput ${fmt(rpsRatio, 2)}x, p99 ${fmt(p99Ratio, 2)}x${options.rounds > 1 ? " (medians over rounds)" : ""}` +
+    `medians: ${summary("baseline", baselines)}; ${summary("product", products)}`,
+    `product / baseline (median of the per-round ratios): throughput ${fmt(rpsRatio, 2)}x, p99 ${fmt(p99Ratio, 2)}x, CPU per request ${fmt(cpuRatio, 2)}x` +
     ` -> target (throughput >= 1.00x and p99 <= 1.00x) ${rpsRatio >= 1 && p99Ratio <= 1 ? "MET" : "NOT MET"}`,
-    "Work per accepted request (Redis: commands of the whole server during the measured run; Postgres: the phase's transactions and rows of its database, warm-up included):",
-    "",
-    table(
-      ["server", "Redis commands", "PG commits", "PG rows written", "server event-loop delay p50 / p99 / max ms"],
-      rounds.flatMap((r, i) => [named(r.baseline, "baseline", i), named(r.product, "product", i)]).map((r) => [
-        r.name,
-        fmt(r.redisCommands / r.load.ok, 2),
-        r.pg === undefined ? "n/a" : fmt(r.pg.commits / r.rows, 3),
-        r.pg === undefined ? "n/a" : fmt((r.pg.inserted + r.pg.updated) / r.rows, 2),
-        r.loop === undefined ? "n/a" : `${fmt(r.loop.p50, 1)} / ${fmt(r.loop.p99, 1)} / ${fmt(r.loop.max, 0)}`
-      ])
-    ),
-    "",
-    `rows stored (warm-up included): baseline ${rounds.map((r) => int(r.baseline.rows)).join(", ")} updates; product ${rounds.map((r) => int(r.product.rows)).join(", ")} messages`,
-    `CPU used by other processes during the measured runs (noise; 2 cores = 200%): ${rounds.map((r) => `baseline ${fmt(r.baseline.otherCpuPercent, 0)}%, product ${fmt(r.product.otherCpuPercent, 0)}%`).join("; ")}`
+    `Redis commands per request (whole server, during the windows): ${windows.map((w) => `${w.name} ${fmt(w.redisCommands / w.load.ok, 1)}`).join(", ")}`,
+    `Postgres per stored update (whole phase): ${phase("baseline", baselines)}; ${phase("product", products)}`,
+    `product event-loop delay during its windows (p50 / p99 / max ms): ${products.map((w, i) => (w.loop === undefined ? "n/a" : `r${i + 1} ${fmt(w.loop.p50, 1)} / ${fmt(w.loop.p99, 1)} / ${fmt(w.loop.max, 0)}`)).join(", ")}`
   ].join("\n")
 }
 
@@ -684,28 +747,23 @@ const main = async () => {
   const sections: Array<string> = []
   let nextId = 1
   if (options.only === undefined || options.only === "ingest") {
-    const baselines: Array<LoadResult> = []
-    const products: Array<LoadResult> = []
-    for (let round = 1; round <= options.rounds; round++) {
-      const baseline = await baselinePhase(round, nextId)
-      nextId = baseline.load.lastId + 1
-      baselines.push(baseline)
-      const product = await productPhase(round, nextId)
-      nextId = product.load.lastId + 1
-      products.push(product)
-    }
+    const { baselines, products, nextId: after } = await ingestPhase(nextId)
+    nextId = after
     sections.push(ingestReport(baselines, products))
+    for (const [i, b] of baselines.entries()) {
+      if (b.profile !== undefined) sections.push(`Baseline server CPU profile (window r${i + 1}; profiler on, so that window's figures are slowed):\n\n${b.profile}`)
+    }
     for (const [i, p] of products.entries()) {
-      if (p.profile !== undefined) {
-        sections.push(`Product server CPU profile (round ${i + 1}; profiler on, so its figures above are slowed):\n\n${p.profile}`)
-      }
+      if (p.writes !== undefined) sections.push(`Product server socket writes per request (window r${i + 1}): ${p.writes}`)
+      if (p.spans !== undefined) sections.push(`Product server spans (window r${i + 1}; "per unit": per request):\n\n${p.spans}`)
+      if (p.profile !== undefined) sections.push(`Product server CPU profile (window r${i + 1}; profiler on, so that window's figures are slowed):\n\n${p.profile}`)
     }
   }
   if (options.only === undefined || options.only === "pickup") sections.push(pickupReport(await pickupPhase(nextId)))
 
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "?"}), Node ${process.version}, Postgres ${await postgresVersion()} and Redis on loopback`
-  const report = [`Command: ${command}`, `Date: ${startedAt.toISOString()}`, `Machine: ${machine}`, "", sections.join("\n\n")].join("\n")
+  const report = [`Command: ${command}`, `Date: ${startedAt.toISOString()}`, `Machine: ${machine}`, `Source: ${sourceVersion()}`, "", sections.join("\n\n")].join("\n")
   process.stdout.write(`\n${report}\n`)
 
   if (options.write) {
@@ -729,7 +787,7 @@ const main = async () => {
 }
 
 // A hard bound on the whole run, whatever happens.
-const hardLimitMs = (options.rounds * (options.warmup + options.duration + 150) + 300) * 1000
+const hardLimitMs = (2 * options.warmup + 2 * options.rounds * (options.duration + 20) + 180 + options.updates / options.rate + 180) * 1000
 const watchdog = setTimeout(() => {
   log(`run exceeded ${hardLimitMs / 1000} s: stopping`)
   void cleanup().finally(() => process.exit(2))

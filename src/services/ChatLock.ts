@@ -1,6 +1,12 @@
+import type { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { Context, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 import { Redis, redisCall, RedisOutage } from "./Redis.ts"
+
+type WithLockCommands = IORedis & {
+  botLockRenew(key: string, token: string, leaseMs: number): Promise<number>
+  botLockRelease(key: string, token: string): Promise<number>
+}
 
 /** The lease ran out and another worker holds the chat now: this holder must stop. */
 export class LostLock extends Schema.TaggedError<LostLock>()("LostLock", { message: Schema.String }) {}
@@ -21,13 +27,23 @@ export class ChatLock extends Context.Service<ChatLock, {
       ChatLock,
       Effect.gen(function*() {
         const { client } = yield* Redis
+        // Compare-and-act scripts, sent by hash once loaded, so a holder whose lease ran out never
+        // touches the next one's lock.
+        client.defineCommand("botLockRenew", {
+          numberOfKeys: 1,
+          lua: "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+        })
+        client.defineCommand("botLockRelease", {
+          numberOfKeys: 1,
+          lua: "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+        })
+        const scripted = client as WithLockCommands
         const leaseMs = Duration.toMillis(lease)
         const renewEvery = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
         const key = (chatId: number) => `bot:chat-lock:${chatId}`
 
         const acquire = (chatId: number, token: string) =>
           redisCall(() => client.set(key(chatId), token, "PX", leaseMs, "NX")).pipe(Effect.map((ok) => ok === "OK"))
-        // Compare-and-act scripts, so a holder whose lease ran out never touches the next one's lock.
         // A renewal that fails (Redis blip) is tried again while the lease still holds; a renewal
         // that finds another holder's token is final.
         const renewRetry = Schedule.spaced(Duration.millis(Math.max(20, Math.floor(leaseMs / 10)))).pipe(
@@ -35,29 +51,14 @@ export class ChatLock extends Context.Service<ChatLock, {
           Schedule.while(({ input }: { input: RedisOutage | LostLock }) => input._tag === "RedisOutage")
         )
         const renew = (chatId: number, token: string) =>
-          redisCall(() =>
-            client.eval(
-              "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-              1,
-              key(chatId),
-              token,
-              leaseMs
-            )
-          ).pipe(
+          redisCall(() => scripted.botLockRenew(key(chatId), token, leaseMs)).pipe(
             Effect.flatMap((renewed) =>
               renewed === 1 ? Effect.void : Effect.fail(new LostLock({ message: `lost the lock of chat ${chatId}` }))
             ),
             Effect.retry(renewRetry)
           )
         const release = (chatId: number, token: string) =>
-          redisCall(() =>
-            client.eval(
-              "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
-              1,
-              key(chatId),
-              token
-            )
-          ).pipe(Effect.ignore)
+          redisCall(() => scripted.botLockRelease(key(chatId), token)).pipe(Effect.ignore)
 
         return ChatLock.of({
           withLock: (chatId, effect) =>

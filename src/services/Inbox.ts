@@ -21,6 +21,28 @@ class AcceptUpdate extends Request.Class<
 const maxBatch = 500
 const rateWindow = Duration.minutes(1)
 
+/** An update as a row of the ingest statement's input (null where the kind has no such field). */
+const toRow = (u: InboundUpdate, overLimit: ReadonlySet<number>) => {
+  if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
+  return {
+    update_id: u.updateId,
+    kind: u._tag,
+    chat_id: u.chat.id,
+    chat_type: u.chat.type,
+    chat_title: u.chat.title ?? null,
+    user_id: u.from.id,
+    username: u.from.username ?? null,
+    first_name: u.from.first_name ?? "",
+    last_name: u.from.last_name ?? null,
+    language_code: u.from.language_code ?? null,
+    is_bot: u.from.is_bot ?? false,
+    message_id: u._tag === "Text" ? u.messageId : null,
+    text: u._tag === "Text" ? u.text : null,
+    over_limit: overLimit.has(u.updateId),
+    reachable: u._tag === "Text" || u.status !== "kicked"
+  }
+}
+
 /**
  * The webhook's side of the mailbox: records each update once, stores text messages as queued
  * mail for their chat, and wakes the chat. Updates arriving in the same event-loop turn share
@@ -37,78 +59,60 @@ export class Inbox extends Context.Service<Inbox, {
       const limiter = yield* RateLimiter
       const config = yield* AppConfig
 
-      const store = (updates: Arr.NonEmptyReadonlyArray<InboundUpdate>, overLimit: ReadonlySet<number>) =>
-        sql.withTransaction(Effect.gen(function*() {
-          const inserted = yield* sql<{ update_id: bigint }>`
-            insert into telegram_updates ${
-            sql.insert(Arr.map(updates, (u) => ({ update_id: u.updateId, kind: u._tag === "Ignored" ? u.kind : u._tag })))
-          }
+      /**
+       * One statement, so one round trip and atomic without BEGIN/COMMIT: record the update ids,
+       * and only for the new ones upsert users and chats (a my_chat_member says whether the user
+       * blocked the bot; any text says they are reachable) and store text messages as mail.
+       */
+      const store = (updates: ReadonlyArray<InboundUpdate>, overLimit: ReadonlySet<number>) =>
+        sql<{ update_id: bigint }>`
+          with input as (
+            select * from jsonb_to_recordset(${JSON.stringify(updates.map((u) => toRow(u, overLimit)))}::jsonb) as x(
+              update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
+              username text, first_name text, last_name text, language_code text, is_bot boolean,
+              message_id bigint, text text, over_limit boolean, reachable boolean)
+          ),
+          fresh as (
+            insert into telegram_updates (update_id, kind) select update_id, kind from input
             on conflict (update_id) do nothing
-            returning update_id`
-          const fresh = new Set(inserted.map((row) => Number(row.update_id)))
-          const stateful = updates.filter((u) => fresh.has(u.updateId) && u._tag !== "Ignored")
-          const people = new Map<number, Record<string, unknown>>()
-          const chats = new Map<number, Record<string, unknown>>()
-          for (const u of stateful) {
-            if (u._tag === "Ignored") continue
-            people.set(u.from.id, {
-              id: u.from.id,
-              username: u.from.username ?? null,
-              first_name: u.from.first_name ?? "",
-              last_name: u.from.last_name ?? null,
-              language_code: u.from.language_code ?? null,
-              is_bot: u.from.is_bot ?? false
-            })
-            chats.set(u.chat.id, { id: u.chat.id, type: u.chat.type, title: u.chat.title ?? null })
-          }
-          const peopleRows = [...people.values()]
-          const chatRows = [...chats.values()]
-          if (!Arr.isReadonlyArrayNonEmpty(peopleRows) || !Arr.isReadonlyArrayNonEmpty(chatRows)) return fresh
-          yield* sql`
-            insert into users ${sql.insert(peopleRows)}
+            returning update_id
+          ),
+          news as (select input.* from input join fresh using (update_id) where input.user_id is not null),
+          people as (
+            insert into users (id, username, first_name, last_name, language_code, is_bot, unreachable_at)
+            select distinct on (user_id) user_id, username, first_name, last_name, language_code, is_bot,
+              case when reachable then null else now() end
+            from news order by user_id, update_id desc
             on conflict (id) do update set username = excluded.username, first_name = excluded.first_name,
-              last_name = excluded.last_name, language_code = excluded.language_code, updated_at = now(),
-              unreachable_at = null`
-          yield* sql`
-            insert into chats ${sql.insert(chatRows)}
-            on conflict (id) do update set type = excluded.type, title = excluded.title, unreachable_at = null`
-          const texts = stateful.flatMap((u): Array<Record<string, unknown>> =>
-            u._tag === "Text"
-              ? [{
-                update_id: u.updateId,
-                chat_id: u.chat.id,
-                user_id: u.from.id,
-                telegram_message_id: u.messageId,
-                text: u.text,
-                over_limit: overLimit.has(u.updateId)
-              }]
-              : []
+              last_name = excluded.last_name, language_code = excluded.language_code,
+              unreachable_at = excluded.unreachable_at, updated_at = now()
+          ),
+          rooms as (
+            insert into chats (id, type, title, unreachable_at)
+            select distinct on (chat_id) chat_id, chat_type, chat_title, case when reachable then null else now() end
+            from news order by chat_id, update_id desc
+            on conflict (id) do update set type = excluded.type, title = excluded.title,
+              unreachable_at = excluded.unreachable_at
+          ),
+          mail as (
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, text, over_limit)
+            select update_id, chat_id, user_id, message_id, text, over_limit from news where kind = 'Text'
           )
-          if (Arr.isReadonlyArrayNonEmpty(texts)) yield* sql`insert into messages ${sql.insert(texts)}`
-          // A private chat's my_chat_member says whether the user blocked the bot or came back.
-          for (const u of stateful) {
-            if (u._tag !== "Membership") continue
-            const reachable = u.status !== "kicked"
-            yield* sql`update users set unreachable_at = ${reachable ? null : new Date()} where id = ${u.from.id}`
-            yield* sql`update chats set unreachable_at = ${reachable ? null : new Date()} where id = ${u.chat.id}`
-          }
-          return fresh
-        })).pipe(Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` })))
+          select update_id from fresh`.pipe(
+          Effect.map((rows) => new Set(rows.map((row) => Number(row.update_id)))),
+          Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` }))
+        )
 
       const resolver = RequestResolver.make<AcceptUpdate>(Effect.fnUntraced(function*(entries) {
         // The same update twice in one batch (a fast retry) is stored once.
         const updates = Arr.dedupeWith(Arr.map(entries, (entry) => entry.request.update), (a, b) => a.updateId === b.updateId)
-        const overLimit = new Set<number>()
-        yield* Effect.forEach(updates, (u) =>
-          u._tag === "Text"
-            ? limiter.consume(`user:${u.from.id}`, config.userMessagesPerMinute, rateWindow).pipe(
-              Effect.map((decision) => {
-                if (!decision.allowed) overLimit.add(u.updateId)
-              })
-            )
-            : Effect.void, { concurrency: "unbounded", discard: true }).pipe(
-            Effect.mapError((error) => new QueueOutage({ message: error.message }))
-          )
+        const texts = updates.filter((u) => u._tag === "Text")
+        const decisions = yield* limiter.consumeMany(
+          texts.map((u) => `user:${u.from.id}`),
+          config.userMessagesPerMinute,
+          rateWindow
+        ).pipe(Effect.mapError((error) => new QueueOutage({ message: error.message })))
+        const overLimit = new Set(texts.flatMap((u, i) => (decisions[i]!.allowed ? [] : [u.updateId])))
         const fresh = yield* store(updates, overLimit)
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
         const chats = new Set(updates.flatMap((u) => (u._tag === "Text" ? [u.chat.id] : [])))
@@ -120,10 +124,15 @@ export class Inbox extends Context.Service<Inbox, {
         }
       })).pipe(RequestResolver.batchN(maxBatch))
 
+      const outcomes = {
+        accepted: Metric.withAttributes(updatesReceived, { outcome: "accepted" }),
+        duplicate: Metric.withAttributes(updatesReceived, { outcome: "duplicate" }),
+        ignored: Metric.withAttributes(updatesReceived, { outcome: "ignored" })
+      }
       return Inbox.of({
         accept: (update) =>
           Effect.request(new AcceptUpdate({ update }), resolver).pipe(
-            Effect.tap((outcome) => Metric.update(Metric.withAttributes(updatesReceived, { outcome }), 1))
+            Effect.tap((outcome) => Metric.update(outcomes[outcome], 1))
           )
       })
     })

@@ -435,6 +435,22 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
     const windowMillis = 500
     const window = Duration.millis(windowMillis)
 
+    it("decides a batch of keys in one call, in order, counting a repeated key each time", () =>
+      run(Effect.gen(function*() {
+        const limiter = yield* RateLimiter
+        yield* sleepUntilPhase(windowMillis, 0.05)
+        const decisions = yield* limiter.consumeMany(["user:m", "user:n", "user:m", "user:m", "user:n"], 2, window)
+        expect(decisions).toEqual([
+          { allowed: true, count: 1 },
+          { allowed: true, count: 1 },
+          { allowed: true, count: 2 },
+          { allowed: false, count: 2 },
+          { allowed: true, count: 2 }
+        ])
+        expect(yield* limiter.consumeMany([], 2, window)).toEqual([])
+        expect(yield* limiter.consume("user:n", 2, window)).toEqual({ allowed: false, count: 2 })
+      })))
+
     it("allows the first N calls in a window and refuses the next; keys are independent", () =>
       run(Effect.gen(function*() {
         const limiter = yield* RateLimiter
