@@ -68,7 +68,8 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const preview = (markdown: string) =>
             Effect.gen(function*() {
               const now = yield* Clock.currentTimeMillis
-              if (now - lastPreviewAt < previewEveryMillis) return
+              // Previews are optional: under a send backlog they give way to final answers.
+              if (now - lastPreviewAt < previewEveryMillis || (yield* telegram.congested)) return
               lastPreviewAt = now
               const chunks = toTelegramChunks(markdown, 4096 - cursor.length)
               const last = chunks.length - 1

@@ -86,6 +86,8 @@ export class Telegram extends Context.Service<Telegram, {
     options?: SendOptions
   ) => Effect.Effect<void, TelegramError>
   readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
+  /** True while a second or more of sends waits for the bot's pace: optional sends should wait out. */
+  readonly congested: Effect.Effect<boolean>
   readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
   readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
   readonly deleteWebhook: Effect.Effect<void, TelegramError>
@@ -102,11 +104,15 @@ export class Telegram extends Context.Service<Telegram, {
       // went, so a stalled event loop cannot release a burst afterwards (this process's share).
       const pace = yield* Semaphore.make(1)
       let lastSendAt = 0
-      const paced = pace.withPermits(1)(Effect.gen(function*() {
-        const wait = lastSendAt + 1000 / sendsPerSecond - (yield* Clock.currentTimeMillis)
-        if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
-        lastSendAt = yield* Clock.currentTimeMillis
-      }))
+      let waitingSends = 0
+      const paced = Effect.suspend(() => {
+        waitingSends++
+        return pace.withPermits(1)(Effect.gen(function*() {
+          const wait = lastSendAt + 1000 / sendsPerSecond - (yield* Clock.currentTimeMillis)
+          if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+          lastSendAt = yield* Clock.currentTimeMillis
+        }))
+      }).pipe(Effect.ensuring(Effect.sync(() => waitingSends--)))
 
       const waitTurn = (chatId: number | undefined) =>
         Effect.gen(function*() {
@@ -147,6 +153,7 @@ export class Telegram extends Context.Service<Telegram, {
       const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
 
       return Telegram.of({
+        congested: Effect.sync(() => waitingSends >= sendsPerSecond),
         sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
           const sent = yield* call(
             "sendMessage",
