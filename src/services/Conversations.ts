@@ -23,15 +23,18 @@ export class Conversations extends Context.Service<Conversations, {
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
+      // One statement: the open conversation, or a new one (the insert's row when it made one).
       const open = (chatId: number, userId: number | null) =>
-        Effect.gen(function*() {
-          yield* sql`
+        sql<{ id: string }>`
+          with opened as (
             insert into conversations (chat_id, user_id) values (${chatId}, ${userId})
-            on conflict (chat_id) where ended_at is null do nothing`
-          const rows = yield* sql<{ id: string }>`
-            select id from conversations where chat_id = ${chatId} and ended_at is null`
-          return rows[0]!.id
-        })
+            on conflict (chat_id) where ended_at is null do nothing
+            returning id
+          )
+          select id from opened
+          union all
+          select id from conversations where chat_id = ${chatId} and ended_at is null
+          limit 1`.pipe(Effect.map((rows) => rows[0]!.id))
 
       return Conversations.of({
         current: Effect.fn("Conversations.current")(function*(chatId: number, userId: number | null) {

@@ -48,22 +48,24 @@ export class Mailbox extends Context.Service<Mailbox, {
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
-      const insertUsage = (mail: Mail, record: TurnRecord, outcome: "answered" | "failed") =>
-        record.model === null
-          ? Effect.void
-          : sql`insert into usage ${
-            sql.insert({
-              message_id: mail.id,
-              user_id: mail.userId,
-              chat_id: mail.chatId,
-              model: record.model,
-              tokens_in: record.tokensIn,
-              tokens_out: record.tokensOut,
-              latency_ms: record.latencyMs,
-              ttft_ms: record.ttftMs,
-              outcome
-            })
-          }`.pipe(Effect.asVoid)
+      /**
+       * Sets the message's outcome and, when an LLM was called, records its usage in the same
+       * statement: one round trip, atomic without a transaction block.
+       */
+      const finishTurn = (mail: Mail, outcome: "answered" | "failed", error: string | null, record: TurnRecord | null) => {
+        const update = outcome === "answered"
+          ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
+              conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
+              where id = ${mail.id} returning id`
+          : sql`update messages set status = 'failed', error = ${error} where id = ${mail.id} returning id`
+        if (record === null || record.model === null) return update.pipe(Effect.asVoid)
+        return sql`
+          with done as (${update})
+          insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
+          select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
+            ${record.latencyMs}, ${record.ttftMs}, ${outcome}
+          from done`.pipe(Effect.asVoid)
+      }
 
       return Mailbox.of({
         claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
@@ -102,19 +104,10 @@ export class Mailbox extends Context.Service<Mailbox, {
           yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where id = ${messageId}`
         }),
         complete: Effect.fn("Mailbox.complete")(function*(mail: Mail, record: TurnRecord) {
-          yield* sql.withTransaction(Effect.gen(function*() {
-            yield* sql`
-              update messages set status = 'answered', answer = ${record.answer},
-                conversation_id = ${record.conversationId}, error = null, answered_at = now()
-              where id = ${mail.id}`
-            yield* insertUsage(mail, record, "answered")
-          }))
+          yield* finishTurn(mail, "answered", null, record)
         }),
         fail: Effect.fn("Mailbox.fail")(function*(mail: Mail, error: string, record: Option.Option<TurnRecord>) {
-          yield* sql.withTransaction(Effect.gen(function*() {
-            yield* sql`update messages set status = 'failed', error = ${error} where id = ${mail.id}`
-            if (Option.isSome(record)) yield* insertUsage(mail, record.value, "failed")
-          }))
+          yield* finishTurn(mail, "failed", error, Option.getOrNull(record))
         }),
         release: Effect.fn("Mailbox.release")(function*(messageId: number) {
           yield* sql`update messages set status = 'queued' where id = ${messageId} and status = 'processing'`
