@@ -2,7 +2,7 @@ import { Effect, Layer, Option, Schedule } from "effect"
 import { classify, decodeUpdate } from "../schema/TelegramUpdate.ts"
 import { AppConfig } from "../services/AppConfig.ts"
 import { Inbox } from "../services/Inbox.ts"
-import { Telegram } from "../services/Telegram.ts"
+import { isTransient, Telegram, type TelegramError } from "../services/Telegram.ts"
 
 const pollTimeoutSeconds = 25
 /** Telegram or the database away: back off, at most 30 s between tries, forever. */
@@ -21,10 +21,16 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
 
   if (Option.isSome(config.publicUrl) && Option.isSome(config.telegramWebhookSecret)) {
     const url = `${config.publicUrl.value}/telegram/webhook`
+    // Telegram away: keep trying. Telegram refusing (bad token, URL it will not call): say so once.
     const register = telegram.setWebhook(url, config.telegramWebhookSecret.value).pipe(
       Effect.tap(() => Effect.logInfo("webhook registered", { url })),
-      Effect.tapError((error) => Effect.logError("webhook registration failed, retrying", error.message)),
-      Effect.retry(registerRetry)
+      Effect.tapError((error) => Effect.logWarning("webhook registration failed", error.message)),
+      Effect.retry(
+        registerRetry.pipe(
+          Schedule.while(({ input }: { input: TelegramError }) => input._tag === "TelegramApiError" && isTransient(input))
+        )
+      ),
+      Effect.catch((error) => Effect.logError("Telegram refused the webhook; fix the setting and restart", error.message))
     )
     yield* Effect.forkScoped(register)
     return

@@ -2,7 +2,7 @@ import { Schema } from "effect"
 
 /** The subset of Telegram's Update that the bot reads; unknown keys are ignored by Struct. */
 export const TelegramUser = Schema.Struct({
-  id: Schema.Number,
+  id: Schema.Int,
   is_bot: Schema.optional(Schema.Boolean),
   first_name: Schema.optional(Schema.String),
   last_name: Schema.optional(Schema.String),
@@ -12,14 +12,14 @@ export const TelegramUser = Schema.Struct({
 export type TelegramUser = typeof TelegramUser.Type
 
 export const TelegramChat = Schema.Struct({
-  id: Schema.Number,
+  id: Schema.Int,
   type: Schema.Literals(["private", "group", "supergroup", "channel"]),
   title: Schema.optional(Schema.String)
 })
 export type TelegramChat = typeof TelegramChat.Type
 
 export const TelegramMessage = Schema.Struct({
-  message_id: Schema.Number,
+  message_id: Schema.Int,
   from: Schema.optional(TelegramUser),
   chat: TelegramChat,
   date: Schema.Number,

@@ -48,17 +48,24 @@ const retryAfterSeconds = (headers: Headers | undefined): number | undefined => 
   return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000)
 }
 
-const toLlmError = (cause: unknown): LlmError => {
+/**
+ * Error text comes from the LLM server, which may quote the key back ("Incorrect API key
+ * provided: sk-...abcd"): the key and anything shaped like one are cut out before the text
+ * reaches a log line or the database.
+ */
+const scrubbed = (text: string, apiKey: string): string =>
+  text.replaceAll(apiKey, "[redacted]").replace(/\b(sk|key|api)[-_][A-Za-z0-9_*.-]{6,}/gi, "[redacted]")
+
+const toLlmError = (apiKey: string) => (cause: unknown): LlmError => {
   if (cause instanceof OpenAI.APIError) {
     const after = retryAfterSeconds(cause.headers)
     return new LlmError({
       status: cause.status ?? 0,
       ...(after !== undefined ? { retryAfterSeconds: after } : {}),
-      // The SDK's messages carry the server's text, never the API key.
-      message: cause.message
+      message: scrubbed(cause.message, apiKey)
     })
   }
-  return new LlmError({ status: 0, message: cause instanceof Error ? cause.message : String(cause) })
+  return new LlmError({ status: 0, message: scrubbed(cause instanceof Error ? cause.message : String(cause), apiKey) })
 }
 
 export class Ai extends Context.Service<Ai, {
@@ -79,6 +86,7 @@ export class Ai extends Context.Service<Ai, {
         maxRetries: 0 // retries are ours, declared above, so they are visible and interruptible
       })
       const model = config.openaiModel
+      const toError = toLlmError(Redacted.value(config.openaiApiKey))
 
       const open = (messages: ReadonlyArray<ChatMessage>, maxTokens: number) =>
         Effect.gen(function*() {
@@ -99,7 +107,7 @@ export class Ai extends Context.Service<Ai, {
                 },
                 { signal: controller.signal, timeout: Duration.toMillis(firstByteTimeout) }
               ),
-            catch: toLlmError
+            catch: toError
           })
           return { stream, startedAt }
         }).pipe(
@@ -111,7 +119,7 @@ export class Ai extends Context.Service<Ai, {
           Effect.gen(function*() {
             const { startedAt, stream } = yield* open(messages, options.maxTokens).pipe(Effect.retry(aiRetrySchedule))
             let first = true
-            return Stream.fromAsyncIterable(stream, toLlmError).pipe(
+            return Stream.fromAsyncIterable(stream, toError).pipe(
               Stream.timeoutOrElse({
                 duration: idleChunkTimeout,
                 orElse: () => Stream.fail(new LlmError({ status: 0, message: "the LLM stream stalled" }))

@@ -1,6 +1,6 @@
 import type { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
-import { Context, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import { Redis, redisCall, RedisOutage } from "./Redis.ts"
 
 type WithLockCommands = IORedis & {
@@ -44,19 +44,34 @@ export class ChatLock extends Context.Service<ChatLock, {
 
         const acquire = (chatId: number, token: string) =>
           redisCall(() => client.set(key(chatId), token, "PX", leaseMs, "NX")).pipe(Effect.map((ok) => ok === "OK"))
-        // A renewal that fails (Redis blip) is tried again while the lease still holds; a renewal
-        // that finds another holder's token is final.
-        const renewRetry = Schedule.spaced(Duration.millis(Math.max(20, Math.floor(leaseMs / 10)))).pipe(
-          Schedule.upTo({ times: 3 }),
-          Schedule.while(({ input }: { input: RedisOutage | LostLock }) => input._tag === "RedisOutage")
-        )
         const renew = (chatId: number, token: string) =>
           redisCall(() => scripted.botLockRenew(key(chatId), token, leaseMs)).pipe(
             Effect.flatMap((renewed) =>
               renewed === 1 ? Effect.void : Effect.fail(new LostLock({ message: `lost the lock of chat ${chatId}` }))
-            ),
-            Effect.retry(renewRetry)
+            )
           )
+        /**
+         * Renews every third of the lease. A renewal that fails or hangs (Redis blip) is tried
+         * again next time; once renewals have failed for most of a lease, the holder stops
+         * before the key can expire and pass to another worker. Another holder's token: stop now.
+         */
+        const keepAlive = (chatId: number, token: string) =>
+          Effect.gen(function*() {
+            let renewedAt = yield* Clock.currentTimeMillis
+            for (;;) {
+              yield* Effect.sleep(renewEvery)
+              const renewed = yield* renew(chatId, token).pipe(
+                Effect.timeout(renewEvery),
+                Effect.as(true),
+                Effect.catchTags({ RedisOutage: () => Effect.succeed(false), TimeoutError: () => Effect.succeed(false) })
+              )
+              const now = yield* Clock.currentTimeMillis
+              if (renewed) renewedAt = now
+              else if (now - renewedAt >= leaseMs - Duration.toMillis(renewEvery)) {
+                return yield* new LostLock({ message: `could not renew the lock of chat ${chatId} within its lease` })
+              }
+            }
+          })
         const release = (chatId: number, token: string) =>
           redisCall(() => scripted.botLockRelease(key(chatId), token)).pipe(Effect.ignore)
 
@@ -65,13 +80,11 @@ export class ChatLock extends Context.Service<ChatLock, {
             Effect.gen(function*() {
               const token = randomUUID()
               if (!(yield* acquire(chatId, token))) return Option.none()
-              // If renewal fails the lease may pass to another worker: stop this turn rather than
-              // risk two holders.
-              const keepAlive = renew(chatId, token).pipe(
-                Effect.delay(renewEvery),
-                Effect.forever
+              // If the lock is lost the lease may pass to another worker: stop this turn rather
+              // than risk two holders.
+              const result = yield* Effect.raceFirst(effect, keepAlive(chatId, token)).pipe(
+                Effect.ensuring(release(chatId, token))
               )
-              const result = yield* Effect.raceFirst(effect, keepAlive).pipe(Effect.ensuring(release(chatId, token)))
               return Option.some(result)
             })
         })

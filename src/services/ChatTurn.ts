@@ -1,13 +1,12 @@
 import { Clock, Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
-import type { SqlError } from "effect/sql"
 import { buildPrompt } from "../domain/Prompt.ts"
 import { Ai, LlmError } from "./Ai.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { Conversations } from "./Conversations.ts"
-import { type Mail, Mailbox, type TurnRecord } from "./Mailbox.ts"
+import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
 import { turnDuration, turns } from "./Metrics.ts"
 import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
-import { Telegram } from "./Telegram.ts"
+import { isTransient, Telegram, type TelegramApiError } from "./Telegram.ts"
 
 export const texts = {
   start: "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/help shows this help",
@@ -20,7 +19,7 @@ export const texts = {
 } as const
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
-const maxAttempts = 3
+const maxAttempts = 5
 const historyLimit = 200
 const typingEvery = Schedule.spaced("4 seconds")
 
@@ -33,7 +32,11 @@ const parseCommand = (text: string): Command | undefined => {
 
 /** One turn of a chat: the reply to one message of its mailbox. */
 export class ChatTurn extends Context.Service<ChatTurn, {
-  readonly run: (mail: Mail) => Effect.Effect<void, SqlError.SqlError>
+  /**
+   * Fails (leaving the message to be redone) when the database is away, when Telegram stays
+   * away past its retries, or when another turn took the message over (MailTakenOver).
+   */
+  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | TelegramApiError>
 }>()("bot/ChatTurn") {
   static readonly layer = Layer.effect(
     ChatTurn,
@@ -115,7 +118,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const turn = (mail: Mail) =>
         Effect.gen(function*() {
           const startedAt = yield* Clock.currentTimeMillis
-          const reply = yield* writer.open(mail.chatId, mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail.id, ids))
+          const reply = yield* writer.open(mail.chatId, mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail, ids))
           if (mail.attempts > maxAttempts) {
             yield* reply.finish(texts.failed)
             yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
@@ -141,12 +144,16 @@ export class ChatTurn extends Context.Service<ChatTurn, {
                 Effect.andThen(Effect.logInfo("chat unreachable, its mail is skipped", error.message)),
                 Effect.as({ kind: "message", outcome: "unreachable" })
               ),
-            // Telegram kept failing after its retries, or refused even the plain text.
+            // Telegram away (timeouts, 5xx, a long flood wait): hand the message back and fail the
+            // wake-up, so the queue's backoff or the sweeper redoes it (at most maxAttempts turns).
+            // Telegram refusing the request itself (other 4xx): the message fails for good.
             TelegramApiError: (error) =>
-              mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
-                Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
-                Effect.as({ kind: "message", outcome: "failed" })
-              ),
+              isTransient(error)
+                ? mailbox.release(mail, { countAttempt: true }).pipe(Effect.andThen(Effect.fail(error)))
+                : mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
+                  Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
+                  Effect.as({ kind: "message", outcome: "failed" })
+                ),
             RejectedFormatting: (error) =>
               mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
                 Effect.as({ kind: "message", outcome: "failed" })
@@ -159,7 +166,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           const startedAt = yield* Clock.currentTimeMillis
           const { kind, outcome } = yield* turn(mail).pipe(
             // Shutdown: hand the message back so the next holder of the chat redoes it.
-            Effect.onInterrupt(() => mailbox.release(mail.id).pipe(Effect.ignore))
+            Effect.onInterrupt(() => mailbox.release(mail, { countAttempt: false }).pipe(Effect.ignore))
           )
           const millis = (yield* Clock.currentTimeMillis) - startedAt
           yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)

@@ -21,6 +21,13 @@ class AcceptUpdate extends Request.Class<
 const maxBatch = 500
 const rateWindow = Duration.minutes(1)
 
+/**
+ * Postgres text cannot hold NUL, and jsonb refuses lone surrogates: either would fail the whole
+ * batch (and Telegram would deliver the update again forever). Keep everything else as sent.
+ */
+const storable = (text: string): string => text.toWellFormed().replaceAll("\u0000", "")
+const storableOrNull = (text: string | undefined): string | null => (text === undefined ? null : storable(text))
+
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
 const toRow = (u: InboundUpdate, overLimit: ReadonlySet<number>) => {
   if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
@@ -29,15 +36,15 @@ const toRow = (u: InboundUpdate, overLimit: ReadonlySet<number>) => {
     kind: u._tag,
     chat_id: u.chat.id,
     chat_type: u.chat.type,
-    chat_title: u.chat.title ?? null,
+    chat_title: storableOrNull(u.chat.title),
     user_id: u.from.id,
-    username: u.from.username ?? null,
-    first_name: u.from.first_name ?? "",
-    last_name: u.from.last_name ?? null,
-    language_code: u.from.language_code ?? null,
+    username: storableOrNull(u.from.username),
+    first_name: storable(u.from.first_name ?? ""),
+    last_name: storableOrNull(u.from.last_name),
+    language_code: storableOrNull(u.from.language_code),
     is_bot: u.from.is_bot ?? false,
     message_id: u._tag === "Text" ? u.messageId : null,
-    text: u._tag === "Text" ? u.text : null,
+    text: u._tag === "Text" ? storable(u.text) : null,
     over_limit: overLimit.has(u.updateId),
     reachable: u._tag === "Text" || u.status !== "kicked"
   }

@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 
 /** A user's message taken from its chat's mailbox for a turn. */
@@ -27,16 +27,31 @@ export interface TurnRecord {
 }
 
 /**
+ * The message was claimed again since this turn took it (this holder's lock lease ran out and
+ * another worker redid it): this turn must stop writing.
+ */
+export class MailTakenOver extends Schema.TaggedError<MailTakenOver>()("MailTakenOver", {
+  messageId: Schema.Number,
+  message: Schema.String
+}) {}
+
+export type MailboxError = SqlError.SqlError | MailTakenOver
+
+/**
  * The worker's side of each chat's mailbox in Postgres. Callers hold the chat's lock, so the
  * oldest unfinished message is theirs to take, whether queued or left mid-turn by a crash.
  */
 export class Mailbox extends Context.Service<Mailbox, {
   readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, SqlError.SqlError>
-  readonly recordReplyIds: (messageId: number, ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
-  readonly complete: (mail: Mail, record: TurnRecord) => Effect.Effect<void, SqlError.SqlError>
-  readonly fail: (mail: Mail, error: string, record: Option.Option<TurnRecord>) => Effect.Effect<void, SqlError.SqlError>
-  /** Hands an interrupted turn back to the mailbox (shutdown), to be redone by the next holder. */
-  readonly release: (messageId: number) => Effect.Effect<void, SqlError.SqlError>
+  // The writes below are fenced by the claim's attempt number: see MailTakenOver.
+  readonly recordReplyIds: (mail: Mail, ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
+  readonly complete: (mail: Mail, record: TurnRecord) => Effect.Effect<void, MailboxError>
+  readonly fail: (mail: Mail, error: string, record: Option.Option<TurnRecord>) => Effect.Effect<void, MailboxError>
+  /**
+   * Hands the message back to the mailbox for the next holder: after a shutdown the attempt is
+   * not counted; after a failure that may pass (Telegram away) it is, so retries stay bounded.
+   */
+  readonly release: (mail: Mail, options: { readonly countAttempt: boolean }) => Effect.Effect<void, MailboxError>
   readonly hasPending: (chatId: number) => Effect.Effect<boolean, SqlError.SqlError>
   /** Chats with mail older than the given age: their wake-up was lost or their worker died. */
   readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, SqlError.SqlError>
@@ -52,19 +67,28 @@ export class Mailbox extends Context.Service<Mailbox, {
        * Sets the message's outcome and, when an LLM was called, records its usage in the same
        * statement: one round trip, atomic without a transaction block.
        */
+      /** This turn's claim of the message, and nobody's since. */
+      const owned = (mail: Mail) => sql`id = ${mail.id} and status = 'processing' and attempts = ${mail.attempts}`
+
+      const expectOwned = (mail: Mail) => (rows: ReadonlyArray<unknown>) =>
+        rows.length > 0
+          ? Effect.void
+          : Effect.fail(new MailTakenOver({ messageId: mail.id, message: `message ${mail.id} was claimed again by another turn` }))
+
       const finishTurn = (mail: Mail, outcome: "answered" | "failed", error: string | null, record: TurnRecord | null) => {
         const update = outcome === "answered"
           ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
               conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
-              where id = ${mail.id} returning id`
-          : sql`update messages set status = 'failed', error = ${error} where id = ${mail.id} returning id`
-        if (record === null || record.model === null) return update.pipe(Effect.asVoid)
-        return sql`
+              where ${owned(mail)} returning id`
+          : sql`update messages set status = 'failed', error = ${error} where ${owned(mail)} returning id`
+        const statement = record === null || record.model === null ? update : sql`
           with done as (${update})
           insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
           select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
             ${record.latencyMs}, ${record.ttftMs}, ${outcome}
-          from done`.pipe(Effect.asVoid)
+          from done
+          returning message_id`
+        return statement.pipe(Effect.flatMap(expectOwned(mail)))
       }
 
       return Mailbox.of({
@@ -100,8 +124,9 @@ export class Mailbox extends Context.Service<Mailbox, {
             replyMessageIds: row.reply_message_ids.map(Number)
           }))
         }),
-        recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(messageId: number, ids: ReadonlyArray<number>) {
-          yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where id = ${messageId}`
+        recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(mail: Mail, ids: ReadonlyArray<number>) {
+          yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where ${owned(mail)} returning id`
+            .pipe(Effect.flatMap(expectOwned(mail)))
         }),
         complete: Effect.fn("Mailbox.complete")(function*(mail: Mail, record: TurnRecord) {
           yield* finishTurn(mail, "answered", null, record)
@@ -109,8 +134,10 @@ export class Mailbox extends Context.Service<Mailbox, {
         fail: Effect.fn("Mailbox.fail")(function*(mail: Mail, error: string, record: Option.Option<TurnRecord>) {
           yield* finishTurn(mail, "failed", error, Option.getOrNull(record))
         }),
-        release: Effect.fn("Mailbox.release")(function*(messageId: number) {
-          yield* sql`update messages set status = 'queued' where id = ${messageId} and status = 'processing'`
+        release: Effect.fn("Mailbox.release")(function*(mail: Mail, options: { readonly countAttempt: boolean }) {
+          yield* sql`
+            update messages set status = 'queued', attempts = attempts - ${options.countAttempt ? 0 : 1}
+            where ${owned(mail)} returning id`.pipe(Effect.flatMap(expectOwned(mail)))
         }),
         hasPending: Effect.fn("Mailbox.hasPending")(function*(chatId: number) {
           const rows = yield* sql<{ pending: boolean }>`

@@ -22,6 +22,8 @@ export class Redis extends Context.Service<Redis, {
             enableOfflineQueue: false,
             maxRetriesPerRequest: 1,
             connectTimeout: 5_000,
+            // A connection that went silent (no reset) must not hang a webhook or a lock renewal.
+            commandTimeout: 5_000,
             retryStrategy: (attempt) => Math.min(attempt * 200, 2_000)
           })
         ).pipe(

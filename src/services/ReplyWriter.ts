@@ -1,6 +1,6 @@
 import { Clock, Context, Effect, Layer } from "effect"
-import type { SqlError } from "effect/sql"
 import { type TelegramChunk, toTelegramChunks } from "../domain/TelegramMarkdown.ts"
+import type { MailboxError } from "./Mailbox.ts"
 import { Telegram, type TelegramError } from "./Telegram.ts"
 
 /** Telegram accepts about one message or edit per second per chat. */
@@ -10,9 +10,9 @@ const cursor = " ▍"
 /** A reply being written: previews while the answer streams, then the final formatted text. */
 export interface LiveReply {
   /** Shows the answer so far, at most about once a second (calls in between are dropped). */
-  readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | SqlError.SqlError>
+  readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | MailboxError>
   /** Shows the final answer, split over as many messages as it needs, formatted. */
-  readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | SqlError.SqlError>
+  readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
 }
 
 export class ReplyWriter extends Context.Service<ReplyWriter, {
@@ -24,7 +24,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
   readonly open: (
     chatId: number,
     existingIds: ReadonlyArray<number>,
-    persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
+    persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
   ) => Effect.Effect<LiveReply>
 }>()("bot/ReplyWriter") {
   static readonly layer = Layer.effect(
@@ -35,7 +35,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
       const open = (
         chatId: number,
         existingIds: ReadonlyArray<number>,
-        persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError.SqlError>
+        persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
       ) =>
         Effect.sync((): LiveReply => {
           const ids = [...existingIds]
@@ -43,18 +43,30 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const shown: Array<string | null> = ids.map(() => null)
           let lastPreviewAt = 0
 
+          // Sent and stored as one step: interrupted between the two, a redo would not know the
+          // message exists and would send a second one.
+          const send = (index: number, text: string, html: boolean) =>
+            Effect.uninterruptible(Effect.gen(function*() {
+              ids[index] = yield* telegram.sendMessage(chatId, text, { html })
+              yield* persistIds(ids)
+            }))
+
           /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
           const show = (index: number, text: string, html: boolean) =>
             Effect.gen(function*() {
               const key = `${html ? "h" : "p"}:${text}`
               if (shown[index] === key) return
               const existing = ids[index]
-              if (existing === undefined) {
-                const id = yield* telegram.sendMessage(chatId, text, { html })
-                ids.push(id)
-                yield* persistIds(ids)
-              } else {
-                yield* telegram.editMessageText(chatId, existing, text, { html })
+              if (existing === undefined) yield* send(index, text, html)
+              else {
+                yield* telegram.editMessageText(chatId, existing, text, { html }).pipe(
+                  // The user deleted the reply an earlier attempt sent: send it anew.
+                  Effect.catchIf(
+                    (error) =>
+                      error._tag === "TelegramApiError" && /message to edit not found|message can't be edited/i.test(error.message),
+                    () => send(index, text, html)
+                  )
+                )
               }
               shown[index] = key
             })

@@ -25,6 +25,10 @@ export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("Te
 
 export type TelegramError = UnreachableChat | RejectedFormatting | TelegramApiError
 
+/** Telegram away or asking to wait, rather than refusing the request: worth trying again later. */
+export const isTransient = (error: TelegramApiError): boolean =>
+  error.code === 0 || error.code === 429 || error.code >= 500
+
 export interface SendOptions {
   readonly html?: boolean
 }
@@ -38,10 +42,12 @@ const sendsPerSecond = 30
 type GrammySignal = Parameters<Api["getMe"]>[0]
 
 /**
- * Honour 429's retry_after exactly; back off exponentially (with jitter) on 5xx and network
- * errors; give up after 5 retries. Other 4xx are permanent and never retried.
+ * The longest flood wait sat out in place. A longer retry_after fails the call instead, so a
+ * turn does not hold its chat and its worker slot for minutes: the message is redone later.
  */
-export const telegramRetrySchedule = Schedule.exponential("300 millis").pipe(
+const maxWaitSeconds = 30
+
+const backoff = Schedule.exponential("300 millis").pipe(
   Schedule.jittered,
   Schedule.modifyDelay(({ input, duration }: { input: TelegramError; duration: Duration.Duration }) =>
     Effect.succeed(
@@ -50,8 +56,27 @@ export const telegramRetrySchedule = Schedule.exponential("300 millis").pipe(
         : duration
     )
   ),
-  Schedule.upTo({ times: 5 }),
-  Schedule.while(({ input }) => input._tag === "TelegramApiError" && (input.code === 429 || input.code >= 500 || input.code === 0))
+  Schedule.upTo({ times: 5 })
+)
+
+const waitable = (error: TelegramError) =>
+  error._tag === "TelegramApiError" && (error.retryAfterSeconds ?? 0) <= maxWaitSeconds
+
+/**
+ * Idempotent calls (edits, typing, webhook calls): honour 429's retry_after, back off
+ * exponentially with jitter on 5xx and network errors, 5 retries at most. Other 4xx are
+ * permanent and never retried.
+ */
+export const telegramRetrySchedule = backoff.pipe(
+  Schedule.while(({ input }) => waitable(input) && (input._tag === "TelegramApiError" && isTransient(input)))
+)
+
+/**
+ * sendMessage: retried only when Telegram said it did not send (429, 5xx). After a timeout or
+ * a dropped connection the message may have gone out, and a retry would send it twice.
+ */
+export const telegramSendRetrySchedule = backoff.pipe(
+  Schedule.while(({ input }) => waitable(input) && input._tag === "TelegramApiError" && input.code !== 0 && isTransient(input))
 )
 
 const isUnreachable = (error: GrammyError) =>
@@ -114,15 +139,30 @@ export class Telegram extends Context.Service<Telegram, {
         }))
       }).pipe(Effect.ensuring(Effect.sync(() => waitingSends--)))
 
-      const waitTurn = (chatId: number | undefined) =>
+      /** Sits out the rest of a chat's flood wait, or fails at once if it is too long to sit out. */
+      const waitTurn = (method: string, chatId: number | undefined) =>
         Effect.gen(function*() {
           if (chatId === undefined) return
           const until = notBefore.get(chatId)
           if (until === undefined) return
           const now = yield* Clock.currentTimeMillis
-          if (until > now) yield* Effect.sleep(Duration.millis(until - now))
-          else notBefore.delete(chatId)
+          if (until <= now) {
+            notBefore.delete(chatId)
+            return
+          }
+          const retryAfterSeconds = Math.ceil((until - now) / 1000)
+          if (retryAfterSeconds > maxWaitSeconds) {
+            return yield* new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
+          }
+          yield* Effect.sleep(Duration.millis(until - now))
         })
+
+      const rememberFloodWait = (chatId: number, seconds: number) =>
+        Clock.currentTimeMillis.pipe(Effect.map((now) => {
+          // Passed waits are dropped when their chat is next called; this bounds the rest.
+          if (notBefore.size > 10_000) for (const [id, until] of notBefore) if (until <= now) notBefore.delete(id)
+          notBefore.set(chatId, now + seconds * 1000)
+        }))
 
       const call = <A>(
         method: string,
@@ -130,24 +170,29 @@ export class Telegram extends Context.Service<Telegram, {
         run: (signal: GrammySignal) => Promise<A>,
         timeout: Duration.Duration = callTimeout
       ) =>
-        waitTurn(chatId).pipe(
+        waitTurn(method, chatId).pipe(
           Effect.andThen(method === "sendMessage" || method === "editMessageText" ? paced : Effect.void),
-          Effect.andThen(Effect.tryPromise({ try: (signal) => run(signal as unknown as GrammySignal), catch: (cause) => toTelegramError(method, chatId, cause) })),
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
-          }),
+          Effect.andThen(
+            Effect.tryPromise({
+              try: (signal) => run(signal as unknown as GrammySignal),
+              catch: (cause) => toTelegramError(method, chatId, cause)
+            }).pipe(
+              Effect.timeoutOrElse({
+                duration: timeout,
+                orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
+              })
+            )
+          ),
           Effect.tapError((error) =>
             Effect.gen(function*() {
               const code = error._tag === "TelegramApiError" ? error.code : error._tag === "UnreachableChat" ? 403 : 400
               yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: String(code) }), 1)
               if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
-                const now = yield* Clock.currentTimeMillis
-                notBefore.set(chatId, now + error.retryAfterSeconds * 1000)
+                yield* rememberFloodWait(chatId, error.retryAfterSeconds)
               }
             })
           ),
-          Effect.retry(telegramRetrySchedule)
+          Effect.retry(method === "sendMessage" ? telegramSendRetrySchedule : telegramRetrySchedule)
         )
 
       const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
