@@ -1,7 +1,7 @@
-import { Duration, Effect, Layer, Metric, Option } from "effect"
+import { Cause, Duration, Effect, Layer, Metric, Option } from "effect"
 import { AppConfig } from "../services/AppConfig.ts"
 import { ChatLock } from "../services/ChatLock.ts"
-import { ChatTurn } from "../services/ChatTurn.ts"
+import { ChatTurn, DeliveryPostponed } from "../services/ChatTurn.ts"
 import { type ChatWakeUp, JobQueue } from "../services/JobQueue.ts"
 import { Mailbox } from "../services/Mailbox.ts"
 import { queueWait } from "../services/Metrics.ts"
@@ -32,7 +32,14 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
       const held = yield* lock.withLock(wakeUp.chatId, drain(wakeUp.chatId))
       if (Option.isSome(held) && (yield* mailbox.hasPending(wakeUp.chatId))) yield* queue.wake([wakeUp.chatId])
     }).pipe(
-      Effect.tapCause((cause) => Effect.logError("chat wake-up failed", cause)),
+      // A postponed reply is routine (Telegram away or flood-waiting): the wake-up fails so the
+      // queue backs off, and the sweeper comes back for it.
+      Effect.tapCause((cause) => {
+        const error = Cause.squash(cause)
+        return error instanceof DeliveryPostponed
+          ? Effect.logInfo("reply postponed", error.message)
+          : Effect.logError("chat wake-up failed", cause)
+      }),
       Effect.annotateLogs({ chat_id: wakeUp.chatId }),
       Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId } })
     )

@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Schedule, Schema, Stream } from "effect"
 import { buildPrompt } from "../domain/Prompt.ts"
 import { Ai, LlmError } from "./Ai.ts"
 import { AppConfig } from "./AppConfig.ts"
@@ -6,7 +6,7 @@ import { Conversations } from "./Conversations.ts"
 import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
 import { turnDuration, turns } from "./Metrics.ts"
 import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
-import { isTransient, Telegram, type TelegramApiError } from "./Telegram.ts"
+import { isTransient, maxWaitSeconds, Telegram, TelegramApiError } from "./Telegram.ts"
 
 export const texts = {
   start: "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/help shows this help",
@@ -30,13 +30,21 @@ const parseCommand = (text: string): Command | undefined => {
   return match ? (match[1]!.toLowerCase() as Command) : undefined
 }
 
+/**
+ * Telegram is away (or asked to wait longer than a turn should sit out): the message went back
+ * to the mailbox, with the LLM's answer if there was one, for a later turn to deliver.
+ */
+export class DeliveryPostponed extends Schema.TaggedError<DeliveryPostponed>()("DeliveryPostponed", {
+  message: Schema.String
+}) {}
+
 /** One turn of a chat: the reply to one message of its mailbox. */
 export class ChatTurn extends Context.Service<ChatTurn, {
   /**
-   * Fails (leaving the message to be redone) when the database is away, when Telegram stays
-   * away past its retries, or when another turn took the message over (MailTakenOver).
+   * Fails, leaving the message to be redone, when the database is away, when Telegram stays away
+   * past its retries (DeliveryPostponed), or when another turn took the message over.
    */
-  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | TelegramApiError>
+  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | DeliveryPostponed>
 }>()("bot/ChatTurn") {
   static readonly layer = Layer.effect(
     ChatTurn,
@@ -48,19 +56,34 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const conversations = yield* Conversations
       const writer = yield* ReplyWriter
 
-      /** Commands and notices: not part of the conversation the LLM sees (no conversation id). */
-      const fixedReply = (mail: Mail, reply: LiveReply, text: string) =>
-        Effect.gen(function*() {
-          yield* reply.finish(text)
-          yield* mailbox.complete(mail, {
-            answer: text,
-            conversationId: null,
-            model: null,
-            tokensIn: 0,
-            tokensOut: 0,
-            latencyMs: 0,
-            ttftMs: null
-          })
+      /**
+       * Hands the message back (with the LLM's answer, if any) for a later turn. A flood wait does
+       * not count as an attempt: Telegram said when to come back. An outage does, so it stays bounded.
+       */
+      const postpone = (mail: Mail, error: TelegramApiError, answered?: TurnRecord) =>
+        mailbox.release(mail, { countAttempt: error.code !== 429, ...(answered ? { answered } : {}) }).pipe(
+          Effect.andThen(Effect.fail(new DeliveryPostponed({ message: `Telegram: ${error.message}` })))
+        )
+
+      /** The final reply, then the turn's record. Telegram away: the message and answer go back. */
+      const deliver = (mail: Mail, reply: LiveReply, shown: string, record: TurnRecord) =>
+        reply.finish(shown).pipe(
+          Effect.catchTag("TelegramApiError", (error): Effect.Effect<never, TelegramApiError | DeliveryPostponed | MailboxError> =>
+            isTransient(error) ? postpone(mail, error, record) : Effect.fail(error)
+          ),
+          Effect.andThen(mailbox.complete(mail, record))
+        )
+
+      /** A reply that needs no LLM (commands, notices, an answer kept from an earlier attempt). */
+      const fixedReply = (mail: Mail, reply: LiveReply, text: string, conversationId: string | null = null) =>
+        deliver(mail, reply, text, {
+          answer: text,
+          conversationId,
+          model: null,
+          tokensIn: 0,
+          tokensOut: 0,
+          latencyMs: 0,
+          ttftMs: null
         })
 
       const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
@@ -104,8 +127,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           )
           const now = yield* Clock.currentTimeMillis
           if (Option.isNone(aiFailure)) {
-            yield* reply.finish(answer.trim().length > 0 ? answer : "…")
-            yield* mailbox.complete(mail, record(now))
+            yield* deliver(mail, reply, answer.trim().length > 0 ? answer : "…", record(now))
             return "answered" as const
           }
           // Keep what was already shown, marked as cut off; otherwise say briefly that it failed.
@@ -118,11 +140,23 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const turn = (mail: Mail) =>
         Effect.gen(function*() {
           const startedAt = yield* Clock.currentTimeMillis
+          // Nothing can be delivered before the chat's flood wait ends: do not ask the LLM yet.
+          const floodWait = yield* telegram.floodWaitSeconds(mail.chatId)
+          if (floodWait > maxWaitSeconds) {
+            return yield* postpone(
+              mail,
+              new TelegramApiError({ method: "sendMessage", code: 429, retryAfterSeconds: floodWait, message: "flood wait in progress" })
+            )
+          }
           const reply = yield* writer.open(mail.chatId, mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail, ids))
           if (mail.attempts > maxAttempts) {
             yield* reply.finish(texts.failed)
             yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
             return { kind: "message", outcome: "failed" }
+          }
+          if (mail.pendingAnswer !== null) {
+            yield* fixedReply(mail, reply, mail.pendingAnswer, mail.conversationId)
+            return { kind: "message", outcome: "answered" }
           }
           const command = parseCommand(mail.text)
           if (command === "new") {
@@ -149,7 +183,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             // Telegram refusing the request itself (other 4xx): the message fails for good.
             TelegramApiError: (error) =>
               isTransient(error)
-                ? mailbox.release(mail, { countAttempt: true }).pipe(Effect.andThen(Effect.fail(error)))
+                ? postpone(mail, error)
                 : mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
                   Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
                   Effect.as({ kind: "message", outcome: "failed" })

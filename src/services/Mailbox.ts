@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { SqlClient, type SqlError } from "effect/sql"
+import { SqlClient, type SqlError, type Statement } from "effect/sql"
 
 /** A user's message taken from its chat's mailbox for a turn. */
 export interface Mail {
@@ -14,6 +14,9 @@ export interface Mail {
   readonly attempts: number
   /** Telegram ids of the reply messages an earlier attempt already sent, in order. */
   readonly replyMessageIds: ReadonlyArray<number>
+  /** The answer an earlier attempt got from the LLM but could not deliver (Telegram away). */
+  readonly pendingAnswer: string | null
+  readonly conversationId: string | null
 }
 
 export interface TurnRecord {
@@ -50,8 +53,12 @@ export class Mailbox extends Context.Service<Mailbox, {
   /**
    * Hands the message back to the mailbox for the next holder: after a shutdown the attempt is
    * not counted; after a failure that may pass (Telegram away) it is, so retries stay bounded.
+   * An answer the LLM already gave is kept (with its usage), for the next turn to deliver.
    */
-  readonly release: (mail: Mail, options: { readonly countAttempt: boolean }) => Effect.Effect<void, MailboxError>
+  readonly release: (
+    mail: Mail,
+    options: { readonly countAttempt: boolean; readonly answered?: TurnRecord }
+  ) => Effect.Effect<void, MailboxError>
   readonly hasPending: (chatId: number) => Effect.Effect<boolean, SqlError.SqlError>
   /** Chats with mail older than the given age: their wake-up was lost or their worker died. */
   readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, SqlError.SqlError>
@@ -75,13 +82,14 @@ export class Mailbox extends Context.Service<Mailbox, {
           ? Effect.void
           : Effect.fail(new MailTakenOver({ messageId: mail.id, message: `message ${mail.id} was claimed again by another turn` }))
 
-      const finishTurn = (mail: Mail, outcome: "answered" | "failed", error: string | null, record: TurnRecord | null) => {
-        const update = outcome === "answered"
-          ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
-              conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
-              where ${owned(mail)} returning id`
-          : sql`update messages set status = 'failed', error = ${error} where ${owned(mail)} returning id`
-        const statement = record === null || record.model === null ? update : sql`
+      /** Runs the fenced update and, when an LLM was called, records its usage in the same statement. */
+      const updateWithUsage = (
+        mail: Mail,
+        update: Statement.Statement<unknown>,
+        record: TurnRecord | null | undefined,
+        outcome: "answered" | "failed"
+      ) => {
+        const statement = record === null || record === undefined || record.model === null ? update : sql`
           with done as (${update})
           insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
           select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
@@ -90,6 +98,18 @@ export class Mailbox extends Context.Service<Mailbox, {
           returning message_id`
         return statement.pipe(Effect.flatMap(expectOwned(mail)))
       }
+
+      const finishTurn = (mail: Mail, outcome: "answered" | "failed", error: string | null, record: TurnRecord | null) =>
+        updateWithUsage(
+          mail,
+          outcome === "answered"
+            ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
+                conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
+                where ${owned(mail)} returning id`
+            : sql`update messages set status = 'failed', error = ${error} where ${owned(mail)} returning id`,
+          record,
+          outcome
+        )
 
       return Mailbox.of({
         claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
@@ -103,6 +123,8 @@ export class Mailbox extends Context.Service<Mailbox, {
             over_limit: boolean
             attempts: number
             reply_message_ids: Array<number>
+            answer: string | null
+            conversation_id: string | null
           }>`
             update messages set status = 'processing', attempts = attempts + 1
             where id = (
@@ -110,7 +132,7 @@ export class Mailbox extends Context.Service<Mailbox, {
               where chat_id = ${chatId} and status in ('queued', 'processing')
               order by id limit 1
             )
-            returning id, update_id, chat_id, user_id, text, over_limit, attempts, reply_message_ids,
+            returning id, update_id, chat_id, user_id, text, over_limit, attempts, reply_message_ids, answer, conversation_id,
               (select type from chats where chats.id = messages.chat_id) as chat_type`
           return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
             id: Number(row.id),
@@ -121,7 +143,9 @@ export class Mailbox extends Context.Service<Mailbox, {
             text: row.text,
             overLimit: row.over_limit,
             attempts: row.attempts,
-            replyMessageIds: row.reply_message_ids.map(Number)
+            replyMessageIds: row.reply_message_ids.map(Number),
+            pendingAnswer: row.answer,
+            conversationId: row.conversation_id
           }))
         }),
         recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(mail: Mail, ids: ReadonlyArray<number>) {
@@ -134,11 +158,21 @@ export class Mailbox extends Context.Service<Mailbox, {
         fail: Effect.fn("Mailbox.fail")(function*(mail: Mail, error: string, record: Option.Option<TurnRecord>) {
           yield* finishTurn(mail, "failed", error, Option.getOrNull(record))
         }),
-        release: Effect.fn("Mailbox.release")(function*(mail: Mail, options: { readonly countAttempt: boolean }) {
-          yield* sql`
-            update messages set status = 'queued', attempts = attempts - ${options.countAttempt ? 0 : 1}
-            where ${owned(mail)} returning id`.pipe(Effect.flatMap(expectOwned(mail)))
-        }),
+        release: Effect.fn("Mailbox.release")(
+          function*(mail: Mail, options: { readonly countAttempt: boolean; readonly answered?: TurnRecord }) {
+            const answered = options.answered
+            yield* updateWithUsage(
+              mail,
+              sql`
+                update messages set status = 'queued', attempts = attempts - ${options.countAttempt ? 0 : 1},
+                  answer = coalesce(${answered?.answer ?? null}, answer),
+                  conversation_id = coalesce(${answered?.conversationId ?? null}, conversation_id)
+                where ${owned(mail)} returning id`,
+              answered,
+              "answered"
+            )
+          }
+        ),
         hasPending: Effect.fn("Mailbox.hasPending")(function*(chatId: number) {
           const rows = yield* sql<{ pending: boolean }>`
             select exists (

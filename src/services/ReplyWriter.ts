@@ -45,26 +45,26 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
 
           // Sent and stored as one step: interrupted between the two, a redo would not know the
           // message exists and would send a second one.
-          const send = (index: number, text: string, html: boolean) =>
+          const send = (index: number, text: string, html: boolean, preview: boolean) =>
             Effect.uninterruptible(Effect.gen(function*() {
-              ids[index] = yield* telegram.sendMessage(chatId, text, { html })
+              ids[index] = yield* telegram.sendMessage(chatId, text, { html, preview })
               yield* persistIds(ids)
             }))
 
           /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
-          const show = (index: number, text: string, html: boolean) =>
+          const show = (index: number, text: string, html: boolean, preview = false) =>
             Effect.gen(function*() {
               const key = `${html ? "h" : "p"}:${text}`
               if (shown[index] === key) return
               const existing = ids[index]
-              if (existing === undefined) yield* send(index, text, html)
+              if (existing === undefined) yield* send(index, text, html, preview)
               else {
-                yield* telegram.editMessageText(chatId, existing, text, { html }).pipe(
+                yield* telegram.editMessageText(chatId, existing, text, { html, preview }).pipe(
                   // The user deleted the reply an earlier attempt sent: send it anew.
                   Effect.catchIf(
                     (error) =>
                       error._tag === "TelegramApiError" && /message to edit not found|message can't be edited/i.test(error.message),
-                    () => send(index, text, html)
+                    () => send(index, text, html, preview)
                   )
                 )
               }
@@ -88,7 +88,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               if (last < 0) return
               // Earlier chunks are complete: show them formatted; the growing one as plain text.
               for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
-              yield* show(last, chunks[last]!.plain + cursor, false)
+              yield* show(last, chunks[last]!.plain + cursor, false, true)
             }).pipe(
               // A preview that could not be shown is skipped: the final text is what must arrive.
               Effect.catchTags({

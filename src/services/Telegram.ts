@@ -1,6 +1,6 @@
 import { Api, GrammyError } from "grammy"
 import type { Update } from "grammy/types"
-import { Clock, Context, Duration, Effect, Layer, Metric, Redacted, Schedule, Schema, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, identity, Layer, Metric, Redacted, Schedule, Schema, Semaphore } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { telegramApiErrors } from "./Metrics.ts"
 
@@ -31,6 +31,8 @@ export const isTransient = (error: TelegramApiError): boolean =>
 
 export interface SendOptions {
   readonly html?: boolean
+  /** A preview: tried once, never retried (the next one comes a second later). */
+  readonly preview?: boolean
 }
 
 const callTimeout = Duration.seconds(15)
@@ -45,7 +47,7 @@ type GrammySignal = Parameters<Api["getMe"]>[0]
  * The longest flood wait sat out in place. A longer retry_after fails the call instead, so a
  * turn does not hold its chat and its worker slot for minutes: the message is redone later.
  */
-const maxWaitSeconds = 30
+export const maxWaitSeconds = 30
 
 const backoff = Schedule.exponential("300 millis").pipe(
   Schedule.jittered,
@@ -113,6 +115,8 @@ export class Telegram extends Context.Service<Telegram, {
   readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
   /** True while a second or more of sends waits for the bot's pace: optional sends should wait out. */
   readonly congested: Effect.Effect<boolean>
+  /** Seconds left of the chat's flood wait (after a 429), 0 when it may be written to now. */
+  readonly floodWaitSeconds: (chatId: number) => Effect.Effect<number>
   readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
   readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
   readonly deleteWebhook: Effect.Effect<void, TelegramError>
@@ -168,7 +172,7 @@ export class Telegram extends Context.Service<Telegram, {
         method: string,
         chatId: number | undefined,
         run: (signal: GrammySignal) => Promise<A>,
-        timeout: Duration.Duration = callTimeout
+        options: { readonly timeout?: Duration.Duration; readonly retry?: boolean } = {}
       ) =>
         waitTurn(method, chatId).pipe(
           Effect.andThen(method === "sendMessage" || method === "editMessageText" ? paced : Effect.void),
@@ -178,7 +182,7 @@ export class Telegram extends Context.Service<Telegram, {
               catch: (cause) => toTelegramError(method, chatId, cause)
             }).pipe(
               Effect.timeoutOrElse({
-                duration: timeout,
+                duration: options.timeout ?? callTimeout,
                 orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
               })
             )
@@ -192,19 +196,24 @@ export class Telegram extends Context.Service<Telegram, {
               }
             })
           ),
-          Effect.retry(method === "sendMessage" ? telegramSendRetrySchedule : telegramRetrySchedule)
+          options.retry === false
+            ? identity
+            : Effect.retry(method === "sendMessage" ? telegramSendRetrySchedule : telegramRetrySchedule)
         )
 
       const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
 
       return Telegram.of({
         congested: Effect.sync(() => waitingSends >= sendsPerSecond),
+        floodWaitSeconds: (chatId: number) =>
+          Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, Math.ceil(((notBefore.get(chatId) ?? 0) - now) / 1000)))),
         sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
           const sent = yield* call(
             "sendMessage",
             chatId,
             (signal) =>
-              api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal)
+              api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal),
+            { retry: options?.preview !== true }
           )
           return sent.message_id
         }),
@@ -220,7 +229,8 @@ export class Telegram extends Context.Service<Telegram, {
                   text,
                   { ...parseMode(options), link_preview_options: { is_disabled: true } },
                   signal
-                )
+                ),
+              { retry: options?.preview !== true }
             ).pipe(
               Effect.catchIf(
                 (error) => error._tag === "TelegramApiError" && /message is not modified/i.test(error.message),
@@ -257,7 +267,7 @@ export class Telegram extends Context.Service<Telegram, {
             undefined,
             (signal) =>
               api.getUpdates({ offset, timeout: timeoutSeconds, allowed_updates: ["message", "my_chat_member"] }, signal),
-            Duration.sum(Duration.seconds(timeoutSeconds), callTimeout)
+            { timeout: Duration.sum(Duration.seconds(timeoutSeconds), callTimeout) }
           )
       })
     })

@@ -199,7 +199,13 @@ export class FakeOpenAI {
 
     if (this.#apiKey !== undefined && req.headers.authorization !== `Bearer ${this.#apiKey}`) {
       record.status = 401
-      sendError(res, 401, { message: "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key" })
+      // Like OpenAI, quote the key that was sent back in the message (OpenAI masks its middle).
+      const given = (req.headers.authorization ?? "").replace(/^Bearer /, "")
+      sendError(res, 401, {
+        message: `Incorrect API key provided: ${given}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+        type: "invalid_request_error",
+        code: "invalid_api_key"
+      })
       return
     }
     const fault = this.#faults.shift()

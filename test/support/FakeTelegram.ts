@@ -194,6 +194,7 @@ export class FakeTelegram {
   #latencyMs = 0
   #chats = new Map<ChatId, ChatState>()
   #faults = new Map<Method, Array<TelegramFault>>()
+  #outages = new Map<Method, { readonly fault: TelegramFault; readonly until: number }>()
   #blockedChats = new Set<ChatId>()
   /** Rate-limit windows opened by 429 answers: "chat:<id>" or "global" -> Date.now() when they end. */
   #rateBlocks = new Map<string, number>()
@@ -255,6 +256,13 @@ export class FakeTelegram {
     this.#faults.set(known, queue)
   }
 
+  /** Every call of `method` fails with `fault` for the next `durationMs` (an outage). */
+  failFor(method: string, fault: TelegramFault, durationMs: number): void {
+    const known = METHOD_BY_LOWERCASE.get(method.toLowerCase())
+    if (known === undefined) throw new Error(`FakeTelegram.failFor: unknown method "${method}"`)
+    this.#outages.set(known, { fault, until: Date.now() + durationMs })
+  }
+
   /** Every send/edit/action/delete to this chat answers 403 "Forbidden: bot was blocked by the user". */
   blockChat(chatId: ChatId): void {
     this.#blockedChats.add(normalizeChatId(chatId) ?? chatId)
@@ -279,6 +287,7 @@ export class FakeTelegram {
     this.violations.length = 0
     this.#chats.clear()
     this.#faults.clear()
+    this.#outages.clear()
     this.#blockedChats.clear()
     this.#rateBlocks.clear()
     this.#updates = []
@@ -395,7 +404,8 @@ export class FakeTelegram {
   }
 
   async #dispatch(method: Method, call: TelegramCall, p: Params, signal: AbortSignal): Promise<unknown> {
-    const fault = this.#faults.get(method)?.shift()
+    const outage = this.#outages.get(method)
+    const fault = this.#faults.get(method)?.shift() ?? (outage !== undefined && Date.now() < outage.until ? outage.fault : undefined)
     if (fault !== undefined) throw this.#faultError(fault, call)
     if (call.chatId !== undefined && CHAT_METHODS.has(method) && this.#blockedChats.has(call.chatId)) {
       throw new TelegramError(403, "Forbidden: bot was blocked by the user")

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
+
+describe("resilience of a turn", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+  afterAll(() => stack.stop())
+  beforeEach(() => {
+    stack.telegram.reset()
+    stack.openai.reset()
+  })
+
+  it("keeps the answer when Telegram stays away past its retries, and delivers it once Telegram is back", async () => {
+    // Telegram refuses every send for 12 s: longer than one turn's retries (about 9 s).
+    stack.telegram.failFor("sendMessage", { code: 502 }, 12_000)
+    const chatId = 7001
+    expect((await stack.post({ update_id: 7001, ...textMessageUpdate({ chatId, text: "during an outage" }) })).status).toBe(200)
+    await waitForStatus(stack, 7001, "answered", 60_000)
+    expect(Number(stack.query("select attempts from messages where update_id = 7001"))).toBeGreaterThanOrEqual(2)
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual(["Echo: during an outage"])
+    // The LLM answered once; the redo delivered the kept answer, and its usage counts once.
+    expect(stack.openai.requests).toHaveLength(1)
+    expect(stack.query("select count(*) || ':' || min(outcome) from usage u join messages m on m.id = u.message_id where m.update_id = 7001")).toBe("1:answered")
+  }, 90_000)
+
+  it("does not ask the LLM while the chat's flood wait is longer than a turn sits out", async () => {
+    const chatId = 7005
+    // The first send gets a 40 s flood wait: the answer is kept and the message handed back.
+    stack.telegram.failNext("sendMessage", { code: 429, retryAfter: 40 }, 1)
+    expect((await stack.post({ update_id: 7005, ...textMessageUpdate({ chatId, text: "flooded" }) })).status).toBe(200)
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 10_000)
+    await new Promise((r) => setTimeout(r, 3_000)) // several sweeps and queue retries
+    // Handed back with the answer kept, and the wait not counted against its attempts.
+    expect(stack.query("select status || ':' || (answer is not null) || ':' || (attempts <= 1) from messages where update_id = 7005")).toBe("queued:true:true")
+    expect(stack.openai.requests).toHaveLength(1)
+    expect(stack.telegram.callsFor(chatId, "sendMessage")).toHaveLength(1) // nothing sent during the wait
+    expect(stack.telegram.violations).toEqual([])
+  })
+
+  it("stores text with NUL bytes and lone surrogates instead of failing the batch", async () => {
+    const update = {
+      update_id: 7002,
+      ...textMessageUpdate({ chatId: 7002, text: "nul\u0000here and a lone \ud800 surrogate", firstName: "Bad\u0000\udc00Name" })
+    }
+    const neighbour = { update_id: 7003, ...textMessageUpdate({ chatId: 7003, text: "same batch" }) }
+    const [bad, good] = await Promise.all([stack.post(update), stack.post(neighbour)])
+    expect([bad.status, good.status]).toEqual([200, 200])
+    await waitForStatus(stack, 7002, "answered")
+    await waitForStatus(stack, 7003, "answered")
+    expect(stack.query("select text from messages where update_id = 7002")).toBe("nulhere and a lone \ufffd surrogate")
+    expect(stack.query("select first_name from users where id = 7002")).toBe("Bad\ufffdName")
+  })
+
+  it("sends the reply anew when the one an interrupted attempt sent was deleted by the user", async () => {
+    // As if a worker crashed mid-turn after sending reply 999, which the user then deleted.
+    stack.query(`
+      insert into telegram_updates (update_id, kind) values (7004, 'Text');
+      insert into chats (id, type) values (7004, 'private');
+      insert into users (id, first_name) values (7004, 'Ada');
+      insert into messages (update_id, chat_id, user_id, telegram_message_id, text, status, attempts, reply_message_ids)
+        values (7004, 7004, 7004, 1, 'redo me', 'processing', 1, '[999]')`)
+    await waitForStatus(stack, 7004, "answered", 15_000)
+    const messages = stack.telegram.messages(7004)
+    expect(messages.map((m) => m.text)).toEqual(["Echo: redo me"])
+    expect(stack.query("select reply_message_ids from messages where update_id = 7004")).toBe(`[${messages[0]!.message_id}]`)
+  })
+})
+
+describe("an LLM error that quotes the API key", () => {
+  let stack: Stack
+  const wrongKey = "sk-proj-wrongkey-0123456789abcdef"
+  beforeAll(async () => {
+    stack = await startStack({ env: { OPENAI_API_KEY: wrongKey, LOG_LEVEL: "Info" } })
+  })
+  afterAll(() => stack.stop())
+
+  it("fails the turn without retrying a 401, and keeps the key out of the database", async () => {
+    expect((await stack.post({ update_id: 7101, ...textMessageUpdate({ chatId: 7101, text: "hello" }) })).status).toBe(200)
+    await waitForStatus(stack, 7101, "failed")
+    expect(stack.openai.requests).toHaveLength(1)
+    const error = stack.query("select error from messages where update_id = 7101")
+    expect(error).toContain("Incorrect API key provided")
+    expect(error).not.toContain("wrongkey")
+    expect(stack.telegram.lastMessage(7101)!.text).toBe("Sorry, I couldn't answer that just now. Please try again in a moment.")
+  })
+})
