@@ -54,7 +54,7 @@ export const BullMqJobQueueLayer = Layer.effect(
             yield* Effect.promise(() => worker.pause(true)).pipe(Effect.timeout(Duration.millis(graceMillis)), Effect.ignore)
             yield* FiberSet.awaitEmpty(inFlight).pipe(Effect.timeout(Duration.millis(graceMillis)), Effect.ignore)
             yield* FiberSet.clear(inFlight)
-            yield* Effect.promise(() => worker.close(true))
+            yield* Effect.promise(() => worker.close(true)).pipe(Effect.timeout("5 seconds"), Effect.ignore)
           })
         )
       })

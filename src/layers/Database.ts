@@ -76,7 +76,11 @@ export const DatabaseLive = Layer.unwrap(
         PgClient.layer({
           url,
           maxConnections: 20,
-          connectTimeout: Duration.seconds(5)
+          connectTimeout: Duration.seconds(5),
+          // No statement may hold a connection (or a lock) for long: the server ends it.
+          startupParameters: { statement_timeout: "60s", lock_timeout: "10s" },
+          // A connection that died silently is noticed rather than waited on.
+          keepAlive: Duration.seconds(30)
         })
     })
     return MigrationsLive.pipe(Layer.provideMerge(client))
