@@ -65,13 +65,22 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           Effect.andThen(Effect.fail(new DeliveryPostponed({ message: `Telegram: ${error.message}` })))
         )
 
-      /** The final reply, then the turn's record. Telegram away: the message and answer go back. */
+      /**
+       * The final reply, then the turn's record. Telegram away: the message and answer go back.
+       * Telegram refusing the reply itself (a 4xx): the message fails, its LLM usage recorded.
+       */
       const deliver = (mail: Mail, reply: LiveReply, shown: string, record: TurnRecord) =>
         reply.finish(shown).pipe(
-          Effect.catchTag("TelegramApiError", (error): Effect.Effect<never, TelegramApiError | DeliveryPostponed | MailboxError> =>
-            isTransient(error) ? postpone(mail, error, record) : Effect.fail(error)
-          ),
-          Effect.andThen(mailbox.complete(mail, record))
+          Effect.andThen(mailbox.complete(mail, record)),
+          Effect.as("answered" as const),
+          Effect.catchTag("TelegramApiError", (error) =>
+            isTransient(error)
+              ? postpone(mail, error, record)
+              : mailbox.fail(mail, `Telegram: ${error.message}`, Option.some(record)).pipe(
+                Effect.andThen(Effect.logWarning("Telegram refused the reply", error.message)),
+                Effect.as("failed" as const)
+              )
+          )
         )
 
       /** A reply that needs no LLM (commands, notices, an answer kept from an earlier attempt). */
@@ -127,8 +136,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           )
           const now = yield* Clock.currentTimeMillis
           if (Option.isNone(aiFailure)) {
-            yield* deliver(mail, reply, answer.trim().length > 0 ? answer : "…", record(now))
-            return "answered" as const
+            return yield* deliver(mail, reply, answer.trim().length > 0 ? answer : "…", record(now))
           }
           // Keep what was already shown, marked as cut off; otherwise say briefly that it failed.
           yield* reply.finish(answer.trim().length > 0 ? answer + texts.cutOff : texts.failed)
@@ -155,22 +163,16 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             return { kind: "message", outcome: "failed" }
           }
           if (mail.pendingAnswer !== null) {
-            yield* fixedReply(mail, reply, mail.pendingAnswer, mail.conversationId)
-            return { kind: "message", outcome: "answered" }
+            return { kind: "message", outcome: yield* fixedReply(mail, reply, mail.pendingAnswer, mail.conversationId) }
           }
           const command = parseCommand(mail.text)
           if (command === "new") {
             yield* conversations.startNew(mail.chatId, mail.userId)
-            yield* fixedReply(mail, reply, texts.newConversation)
-          } else if (command !== undefined) {
-            yield* fixedReply(mail, reply, texts[command])
-          } else if (mail.overLimit) {
-            yield* fixedReply(mail, reply, texts.overLimit)
-            return { kind: "over_limit", outcome: "answered" }
-          } else {
-            return { kind: "message", outcome: yield* answerWithLlm(mail, reply, startedAt) }
+            return { kind: "command", outcome: yield* fixedReply(mail, reply, texts.newConversation) }
           }
-          return { kind: "command", outcome: "answered" }
+          if (command !== undefined) return { kind: "command", outcome: yield* fixedReply(mail, reply, texts[command]) }
+          if (mail.overLimit) return { kind: "over_limit", outcome: yield* fixedReply(mail, reply, texts.overLimit) }
+          return { kind: "message", outcome: yield* answerWithLlm(mail, reply, startedAt) }
         }).pipe(
           Effect.catchTags({
             UnreachableChat: (error) =>

@@ -40,6 +40,14 @@ describe("resilience of a turn", () => {
     expect(stack.telegram.violations).toEqual([])
   })
 
+  it("fails the message, keeping its LLM usage, when Telegram refuses the final reply for good", async () => {
+    stack.telegram.failNext("editMessageText", { code: 400, description: "Bad Request: MESSAGE_TOO_LONG" })
+    expect((await stack.post({ update_id: 7006, ...textMessageUpdate({ chatId: 7006, text: "refused" }) })).status).toBe(200)
+    await waitForStatus(stack, 7006, "failed")
+    expect(stack.query("select error from messages where update_id = 7006")).toBe("Telegram: Bad Request: MESSAGE_TOO_LONG")
+    expect(stack.query("select outcome || ':' || model || ':' || (tokens_out > 0) from usage u join messages m on m.id = u.message_id where m.update_id = 7006")).toBe("failed:gpt-test:true")
+  })
+
   it("stores text with NUL bytes and lone surrogates instead of failing the batch", async () => {
     const update = {
       update_id: 7002,
