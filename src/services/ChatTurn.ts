@@ -23,6 +23,9 @@ const maxAttempts = 5
 const historyLimit = 200
 const typingEvery = Schedule.spaced("4 seconds")
 
+/** Drafts are private-chat only; one non-zero id per message, the same on a redo. */
+const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
+
 type Command = "start" | "help" | "new"
 
 const parseCommand = (text: string): Command | undefined => {
@@ -156,7 +159,12 @@ export class ChatTurn extends Context.Service<ChatTurn, {
               new TelegramApiError({ method: "sendMessage", code: 429, retryAfterSeconds: floodWait, message: "flood wait in progress" })
             )
           }
-          const reply = yield* writer.open(mail.chatId, mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail, ids))
+          const reply = yield* writer.open(
+            mail.chatId,
+            mail.chatType === "private" ? draftIdOf(mail) : undefined,
+            mail.replyMessageIds,
+            (ids) => mailbox.recordReplyIds(mail, ids)
+          )
           if (mail.attempts > maxAttempts) {
             yield* reply.finish(texts.failed)
             yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())

@@ -17,12 +17,14 @@ export interface LiveReply {
 
 export class ReplyWriter extends Context.Service<ReplyWriter, {
   /**
-   * `existingIds` are the reply messages an interrupted attempt already sent: they are edited,
-   * not sent again. `persistIds` stores the ids the moment a message exists, so a redo after a
-   * crash finds them.
+   * `draftId` (private chats) streams the growing part as an animated draft instead of a message
+   * edited every second. `existingIds` are the reply messages an interrupted attempt already
+   * sent: they are edited, not sent again. `persistIds` stores the ids the moment a message
+   * exists, so a redo after a crash finds them.
    */
   readonly open: (
     chatId: number,
+    draftId: number | undefined,
     existingIds: ReadonlyArray<number>,
     persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
   ) => Effect.Effect<LiveReply>
@@ -34,6 +36,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
 
       const open = (
         chatId: number,
+        draftId: number | undefined,
         existingIds: ReadonlyArray<number>,
         persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
       ) =>
@@ -86,9 +89,12 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               const chunks = toTelegramChunks(markdown, 4096 - cursor.length)
               const last = chunks.length - 1
               if (last < 0) return
-              // Earlier chunks are complete: show them formatted; the growing one as plain text.
+              // Earlier chunks are complete: show them formatted; the growing one as plain text, in
+              // a draft where the chat has them and no message of an earlier attempt is there.
               for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
-              yield* show(last, chunks[last]!.plain + cursor, false, true)
+              const growing = chunks[last]!.plain + cursor
+              if (draftId !== undefined && ids[last] === undefined) yield* telegram.sendDraft(chatId, draftId, growing)
+              else yield* show(last, growing, false, true)
             }).pipe(
               // A preview that could not be shown is skipped: the final text is what must arrive.
               Effect.catchTags({

@@ -37,8 +37,9 @@ export interface SendOptions {
 
 const callTimeout = Duration.seconds(15)
 
-/** Telegram delivers about 30 messages a second per bot: sends and edits are spaced to that. */
+/** Telegram delivers about 30 messages a second per bot: sends, edits and drafts are spaced to that. */
 const sendsPerSecond = 30
+const pacedMethods = new Set(["sendMessage", "editMessageText", "sendMessageDraft"])
 
 // grammY types its signal with the abort-controller shim; at run time it is the platform's own.
 type GrammySignal = Parameters<Api["getMe"]>[0]
@@ -113,6 +114,11 @@ export class Telegram extends Context.Service<Telegram, {
     options?: SendOptions
   ) => Effect.Effect<void, TelegramError>
   readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
+  /**
+   * Streams a preview into a private chat as an animated draft (Bot API 9.3+): ephemeral, shown
+   * for 30 s, replaced by the real message. Tried once, like every preview.
+   */
+  readonly sendDraft: (chatId: number, draftId: number, text: string) => Effect.Effect<void, TelegramError>
   /** True while a second or more of sends waits for the bot's pace: optional sends should wait out. */
   readonly congested: Effect.Effect<boolean>
   /** Seconds left of the chat's flood wait (after a 429), 0 when it may be written to now. */
@@ -175,7 +181,7 @@ export class Telegram extends Context.Service<Telegram, {
         options: { readonly timeout?: Duration.Duration; readonly retry?: boolean } = {}
       ) =>
         waitTurn(method, chatId).pipe(
-          Effect.andThen(method === "sendMessage" || method === "editMessageText" ? paced : Effect.void),
+          Effect.andThen(pacedMethods.has(method) ? paced : Effect.void),
           Effect.andThen(
             Effect.tryPromise({
               try: (signal) => run(signal as unknown as GrammySignal),
@@ -239,6 +245,14 @@ export class Telegram extends Context.Service<Telegram, {
             )
           }
         ),
+        sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, draftId: number, text: string) {
+          yield* call(
+            "sendMessageDraft",
+            chatId,
+            (signal) => api.sendMessageDraft(chatId, draftId, text, undefined, signal),
+            { retry: false }
+          )
+        }),
         deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
           yield* call("deleteMessage", chatId, (signal) => api.deleteMessage(chatId, messageId, signal))
         }),

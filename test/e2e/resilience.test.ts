@@ -41,7 +41,7 @@ describe("resilience of a turn", () => {
   })
 
   it("fails the message, keeping its LLM usage, when Telegram refuses the final reply for good", async () => {
-    stack.telegram.failNext("editMessageText", { code: 400, description: "Bad Request: MESSAGE_TOO_LONG" })
+    stack.telegram.failNext("sendMessage", { code: 400, description: "Bad Request: MESSAGE_TOO_LONG" })
     expect((await stack.post({ update_id: 7006, ...textMessageUpdate({ chatId: 7006, text: "refused" }) })).status).toBe(200)
     await waitForStatus(stack, 7006, "failed")
     expect(stack.query("select error from messages where update_id = 7006")).toBe("Telegram: Bad Request: MESSAGE_TOO_LONG")

@@ -111,7 +111,8 @@ describe("chat turns", () => {
 
   it("resends as plain text when Telegram refuses the formatting", async () => {
     stack.openai.setReply(() => "**important** answer")
-    stack.telegram.failNext("editMessageText", { code: 400, description: "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0" })
+    // The final message is the first real one in a private chat (previews are drafts).
+    stack.telegram.failNext("sendMessage", { code: 400, description: "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0" })
     const chatId = 803
     const updateId = await send(stack, chatId, "hi")
     await waitForStatus(stack, updateId, "answered")
@@ -164,21 +165,40 @@ describe("chat turns", () => {
     expect(attempts.map((c) => c.status)).toEqual([403])
   })
 
-  it("streams: typing, a first message soon, edits at most about once a second, then the full text", async () => {
+  it("streams into a private chat as a draft, about once a second, then sends the full text once", async () => {
     const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ")
     stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
     const chatId = 808
     const updateId = await send(stack, chatId, "stream please")
     await waitForStatus(stack, updateId, "answered", 20_000)
-    const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "sendChatAction")
     expect(stack.telegram.callsFor(chatId, "sendChatAction").length).toBeGreaterThanOrEqual(1)
+    const drafts = stack.telegram.callsFor(chatId, "sendMessageDraft")
+    expect(drafts.length).toBeGreaterThanOrEqual(3)
+    // Throttled to one a second when sent (deltas come every 100 ms); arrival jitter eats a little.
+    for (let i = 1; i < drafts.length; i++) expect(drafts[i]!.at - drafts[i - 1]!.at).toBeGreaterThanOrEqual(700)
+    expect(new Set(drafts.map((c) => c.params["draft_id"])).size).toBe(1)
+    expect(String(drafts.at(-1)!.params["text"])).toMatch(/ ▍$/)
+    expect(stack.telegram.callsFor(chatId, "editMessageText")).toEqual([])
+    expect(stack.telegram.callsFor(chatId, "sendMessage")).toHaveLength(1)
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([answer])
+    expect(stack.telegram.drafts(chatId)).toEqual([]) // the real message replaced the draft
+  })
+
+  it("streams into a group by editing one message about once a second, then the full text", async () => {
+    const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ")
+    stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
+    const chatId = -808
+    const update_id = nextUpdateId++
+    const res = await stack.post({ update_id, ...textMessageUpdate({ chatId, userId: 8080, groupTitle: "Team", text: "stream here" }) })
+    expect(res.status).toBe(200)
+    await waitForStatus(stack, update_id, "answered", 20_000)
+    const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "sendChatAction")
     expect(calls[0]!.method).toBe("sendMessage")
     expect(calls.length).toBeGreaterThanOrEqual(3) // first message, edits, final edit
     const previews = calls.slice(0, -1)
-    // Throttled to one a second when sent (deltas come every 100 ms); arrival jitter eats a little.
     for (let i = 1; i < previews.length; i++) expect(previews[i]!.at - previews[i - 1]!.at).toBeGreaterThanOrEqual(700)
-    expect(stack.telegram.messages(chatId)).toHaveLength(1)
-    expect(stack.telegram.lastMessage(chatId)!.text).toBe(answer)
+    expect(stack.telegram.callsFor(chatId, "sendMessageDraft")).toEqual([])
+    expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([answer])
   })
 
   it("keeps the bot's sends and edits to about 30 a second across all chats", async () => {
@@ -186,7 +206,7 @@ describe("chat turns", () => {
     await Promise.all(chats.map((chatId) => send(stack, chatId, "burst")))
     for (const chatId of chats) await finalMessage(stack, chatId, (m) => m.text === "Echo: burst")
     const times = stack.telegram.calls
-      .filter((c) => c.method === "sendMessage" || c.method === "editMessageText")
+      .filter((c) => c.method === "sendMessage" || c.method === "editMessageText" || c.method === "sendMessageDraft")
       .map((c) => c.at)
       .sort((a, b) => a - b)
     expect(times.length).toBeGreaterThanOrEqual(40)

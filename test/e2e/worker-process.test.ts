@@ -27,8 +27,9 @@ describe("the worker as its own process", () => {
   it("redoes a turn killed mid-way after a restart: one reply, no answer lost or doubled", async () => {
     stack.openai.setReply(() => ({ text: longAnswer, chunkSize: 6, chunkDelayMs: 80 }))
     const first = startWorker()
-    const chatId = 4001
-    expect((await stack.post({ update_id: 4001, ...textMessageUpdate({ chatId, text: "crash me" }) })).status).toBe(200)
+    // A group, where the reply streams into a real message: the redo must edit that one.
+    const chatId = -4001
+    expect((await stack.post({ update_id: 4001, ...textMessageUpdate({ chatId, userId: 4001, groupTitle: "Team", text: "crash me" }) })).status).toBe(200)
     // The reply exists and is still streaming: kill the worker as a crash would.
     await stack.telegram.waitFor((t) => t.callsFor(chatId, "editMessageText").length >= 1 || undefined, 20_000)
     first.kill("SIGKILL")
@@ -49,7 +50,7 @@ describe("the worker as its own process", () => {
     const worker = startWorker({ SHUTDOWN_GRACE_SECONDS: "15" })
     const chatId = 4002
     expect((await stack.post({ update_id: 4002, ...textMessageUpdate({ chatId, text: "finish me" }) })).status).toBe(200)
-    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 20_000)
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessageDraft").length >= 1 || undefined, 20_000)
     worker.kill("SIGTERM")
     expect(await worker.exited).toBe(0)
     expect(stack.query("select status from messages where update_id = 4002")).toBe("answered")
@@ -63,7 +64,7 @@ describe("the worker as its own process", () => {
     const worker = startWorker({ SHUTDOWN_GRACE_SECONDS: "1" })
     const chatId = 4003
     expect((await stack.post({ update_id: 4003, ...textMessageUpdate({ chatId, text: "hand me back" }) })).status).toBe(200)
-    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 20_000)
+    await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessageDraft").length >= 1 || undefined, 20_000)
     const stoppedAt = Date.now()
     worker.kill("SIGTERM")
     expect(await worker.exited).toBe(0)

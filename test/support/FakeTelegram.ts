@@ -634,9 +634,11 @@ export interface TextUpdateOptions {
   readonly messageId?: number
   readonly firstName?: string
   readonly updateId?: number
+  /** Makes it a group chat with this title (give a negative chatId and a userId). */
+  readonly groupTitle?: string
 }
 
-/** A private-chat text message update, for `pushUpdate` or for posting to the bot's webhook. */
+/** A text message update (private chat unless groupTitle is set), for `pushUpdate` or the webhook. */
 export function textMessageUpdate(opts: TextUpdateOptions): Omit<Update, "update_id"> & { update_id?: number } {
   const userId = opts.userId ?? opts.chatId
   const firstName = opts.firstName ?? "Tester"
@@ -645,7 +647,9 @@ export function textMessageUpdate(opts: TextUpdateOptions): Omit<Update, "update
     message: {
       message_id: opts.messageId ?? 1,
       date: nowSeconds(),
-      chat: { id: opts.chatId, type: "private", first_name: firstName },
+      chat: opts.groupTitle === undefined
+        ? { id: opts.chatId, type: "private", first_name: firstName }
+        : { id: opts.chatId, type: "group", title: opts.groupTitle },
       from: { id: userId, is_bot: false, first_name: firstName },
       text: opts.text
     }
