@@ -29,7 +29,7 @@ const storable = (text: string): string => text.toWellFormed().replaceAll("\u000
 const storableOrNull = (text: string | undefined): string | null => (text === undefined ? null : storable(text))
 
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
-const toRow = (u: InboundUpdate, overLimit: ReadonlySet<number>) => {
+const toRow = (u: InboundUpdate) => {
   if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
   return {
     update_id: u.updateId,
@@ -45,7 +45,6 @@ const toRow = (u: InboundUpdate, overLimit: ReadonlySet<number>) => {
     is_bot: u.from.is_bot ?? false,
     message_id: u._tag === "Text" ? u.messageId : null,
     text: u._tag === "Text" ? storable(u.text) : null,
-    over_limit: overLimit.has(u.updateId),
     reachable: u._tag === "Text" || u.status !== "kicked"
   }
 }
@@ -71,13 +70,13 @@ export class Inbox extends Context.Service<Inbox, {
        * and only for the new ones upsert users and chats (a my_chat_member says whether the user
        * blocked the bot; any text says they are reachable) and store text messages as mail.
        */
-      const store = (updates: ReadonlyArray<InboundUpdate>, overLimit: ReadonlySet<number>) =>
+      const store = (updates: ReadonlyArray<InboundUpdate>) =>
         sql<{ update_id: bigint }>`
           with input as (
-            select * from jsonb_to_recordset(${JSON.stringify(updates.map((u) => toRow(u, overLimit)))}::jsonb) as x(
+            select * from jsonb_to_recordset(${JSON.stringify(updates.map(toRow))}::jsonb) as x(
               update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
               username text, first_name text, last_name text, language_code text, is_bot boolean,
-              message_id bigint, text text, over_limit boolean, reachable boolean)
+              message_id bigint, text text, reachable boolean)
           ),
           fresh as (
             insert into telegram_updates (update_id, kind) select update_id, kind from input
@@ -102,8 +101,8 @@ export class Inbox extends Context.Service<Inbox, {
               unreachable_at = excluded.unreachable_at
           ),
           mail as (
-            insert into messages (update_id, chat_id, user_id, telegram_message_id, text, over_limit)
-            select update_id, chat_id, user_id, message_id, text, over_limit from news where kind = 'Text'
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, text)
+            select update_id, chat_id, user_id, message_id, text from news where kind = 'Text'
           )
           select update_id from fresh`.pipe(
           Effect.map((rows) => new Set(rows.map((row) => Number(row.update_id)))),
@@ -113,14 +112,23 @@ export class Inbox extends Context.Service<Inbox, {
       const resolver = RequestResolver.make<AcceptUpdate>(Effect.fnUntraced(function*(entries) {
         // The same update twice in one batch (a fast retry) is stored once.
         const updates = Arr.dedupeWith(Arr.map(entries, (entry) => entry.request.update), (a, b) => a.updateId === b.updateId)
-        const texts = updates.filter((u) => u._tag === "Text")
+        const fresh = yield* store(updates)
+        // Only updates seen for the first time count against their sender's limit, so Telegram's
+        // redeliveries (after a 503) do not. A message past the limit is flagged before its chat
+        // is woken; a turn already running in that chat may still answer it normally (the limit
+        // is a guard against floods, not an exact quota).
+        const freshTexts = updates.flatMap((u) => (u._tag === "Text" && fresh.has(u.updateId) ? [u] : []))
         const decisions = yield* limiter.consumeMany(
-          texts.map((u) => `user:${u.from.id}`),
+          freshTexts.map((u) => `user:${u.from.id}`),
           config.userMessagesPerMinute,
           rateWindow
         ).pipe(Effect.mapError((error) => new QueueOutage({ message: error.message })))
-        const overLimit = new Set(texts.flatMap((u, i) => (decisions[i]!.allowed ? [] : [u.updateId])))
-        const fresh = yield* store(updates, overLimit)
+        const refused = freshTexts.filter((_, i) => !decisions[i]!.allowed).map((u) => u.updateId)
+        if (refused.length > 0) {
+          yield* sql`update messages set over_limit = true where update_id in ${sql.in(refused)}`.pipe(
+            Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` }))
+          )
+        }
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
         const chats = new Set(updates.flatMap((u) => (u._tag === "Text" ? [u.chat.id] : [])))
         if (chats.size > 0) yield* queue.wake([...chats])

@@ -271,6 +271,18 @@ describe("chat turns with tight limits", () => {
     const texts = stack.telegram.messages(chatId).map((m) => m.text)
     expect(texts.filter((t) => t.startsWith("You're sending messages faster"))).toHaveLength(2)
   })
+
+  it("does not count Telegram's redeliveries of an update against the sender's limit", async () => {
+    const chatId = 903
+    const first = { update_id: nextUpdateId++, ...textMessageUpdate({ chatId, userId: chatId, text: "once" }) }
+    for (let i = 0; i < 10; i++) expect((await stack.post(first)).status).toBe(200)
+    const ids = [first.update_id]
+    for (let i = 0; i < 7; i++) ids.push(await send(stack, chatId, `distinct ${i}`))
+    for (const id of ids) await waitForStatus(stack, id, "answered", 20_000)
+    // 8 distinct messages within the limit of 8: all answered by the LLM, none with the notice.
+    expect(stack.telegram.messages(chatId).filter((m) => m.text.startsWith("You're sending messages faster"))).toEqual([])
+    expect(stack.query(`select count(*) from messages where chat_id = ${chatId} and over_limit`)).toBe("0")
+  })
 })
 
 describe("interrupting a turn", () => {
