@@ -2,11 +2,11 @@ import { Effect, Option, Redacted } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { SqlClient } from "effect/sql"
-import { createHash, timingSafeEqual } from "node:crypto"
 import { sqlFileLoader } from "../layers/Database.ts"
 import { AppConfig } from "../services/AppConfig.ts"
 import { JobQueue } from "../services/JobQueue.ts"
 import { instrument } from "./instrument.ts"
+import { matchesSecret, secretDigest } from "./secret.ts"
 
 const checkTimeout = "2 seconds"
 
@@ -45,7 +45,7 @@ export const HealthRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
     )
   )
 
-  const token = Option.map(config.metricsToken, (t) => createHash("sha256").update(`Bearer ${Redacted.value(t)}`).digest())
+  const token = Option.map(config.metricsToken, (t) => secretDigest(`Bearer ${Redacted.value(t)}`))
   yield* router.add(
     "GET",
     "/metrics",
@@ -54,8 +54,7 @@ export const HealthRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
       Effect.gen(function*() {
         if (Option.isSome(token)) {
           const request = yield* HttpServerRequest.HttpServerRequest
-          const given = createHash("sha256").update(request.headers["authorization"] ?? "").digest()
-          if (!timingSafeEqual(token.value, given)) return HttpServerResponse.empty({ status: 401 })
+          if (!matchesSecret(token.value, request.headers["authorization"])) return HttpServerResponse.empty({ status: 401 })
         }
         return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
           contentType: "text/plain; version=0.0.4; charset=utf-8"

@@ -1,16 +1,10 @@
-import { createHash, timingSafeEqual } from "node:crypto"
 import { ByteSize, Effect, Option, Redacted } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { classify, decodeUpdate } from "../schema/TelegramUpdate.ts"
 import { AppConfig } from "../services/AppConfig.ts"
 import { Inbox } from "../services/Inbox.ts"
 import { instrument } from "./instrument.ts"
-
-const digest = (value: string) => createHash("sha256").update(value).digest()
-
-/** Compares digests, so neither the content nor the length of the secret leaks through timing. */
-const sameSecret = (expected: Buffer, given: string | undefined) =>
-  given !== undefined && timingSafeEqual(expected, digest(given))
+import { matchesSecret, secretDigest } from "./secret.ts"
 
 const status = (code: number) => HttpServerResponse.empty({ status: code })
 
@@ -21,13 +15,13 @@ const status = (code: number) => HttpServerResponse.empty({ status: code })
 export const TelegramWebhookRoute = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const config = yield* AppConfig
   const inbox = yield* Inbox
-  const expected = Option.map(config.telegramWebhookSecret, (secret) => digest(Redacted.value(secret)))
+  const expected = Option.map(config.telegramWebhookSecret, (secret) => secretDigest(Redacted.value(secret)))
   const maxBody = ByteSize.bytes(config.maxBodyBytes)
 
   const handle = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const given = request.headers["x-telegram-bot-api-secret-token"]
-    if (Option.isNone(expected) || !sameSecret(expected.value, given)) return status(401)
+    if (Option.isNone(expected) || !matchesSecret(expected.value, given)) return status(401)
     if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return status(413)
     const body = yield* request.text.pipe(
       Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),

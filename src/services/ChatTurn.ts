@@ -6,7 +6,7 @@ import { Conversations } from "./Conversations.ts"
 import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
 import { turnDuration, turns } from "./Metrics.ts"
 import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
-import { isTransient, maxWaitSeconds, Telegram, TelegramApiError } from "./Telegram.ts"
+import { floodWaitError, isTransient, maxWaitSeconds, Telegram, type TelegramApiError } from "./Telegram.ts"
 
 export const texts = {
   start: "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/help shows this help",
@@ -68,6 +68,13 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           Effect.andThen(Effect.fail(new DeliveryPostponed({ message: `Telegram: ${error.message}` })))
         )
 
+      /** Telegram refused the reply itself (a 4xx, or even the plain text): the message fails. */
+      const refused = (mail: Mail, error: { readonly message: string }, record: Option.Option<TurnRecord>) =>
+        mailbox.fail(mail, `Telegram: ${error.message}`, record).pipe(
+          Effect.andThen(Effect.logWarning("Telegram refused the reply", error.message)),
+          Effect.as("failed" as const)
+        )
+
       /**
        * The final reply, then the turn's record. Telegram away: the message and answer go back.
        * Telegram refusing the reply itself (a 4xx): the message fails, its LLM usage recorded.
@@ -77,12 +84,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           Effect.andThen(mailbox.complete(mail, record)),
           Effect.as("answered" as const),
           Effect.catchTag("TelegramApiError", (error) =>
-            isTransient(error)
-              ? postpone(mail, error, record)
-              : mailbox.fail(mail, `Telegram: ${error.message}`, Option.some(record)).pipe(
-                Effect.andThen(Effect.logWarning("Telegram refused the reply", error.message)),
-                Effect.as("failed" as const)
-              )
+            isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))
           )
         )
 
@@ -154,10 +156,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           // Nothing can be delivered before the chat's flood wait ends: do not ask the LLM yet.
           const floodWait = yield* telegram.floodWaitSeconds(mail.chatId)
           if (floodWait > maxWaitSeconds) {
-            return yield* postpone(
-              mail,
-              new TelegramApiError({ method: "sendMessage", code: 429, retryAfterSeconds: floodWait, message: "flood wait in progress" })
-            )
+            return yield* postpone(mail, floodWaitError("sendMessage", floodWait))
           }
           const reply = yield* writer.open(
             mail.chatId,
@@ -194,14 +193,9 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             TelegramApiError: (error) =>
               isTransient(error)
                 ? postpone(mail, error)
-                : mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
-                  Effect.andThen(Effect.logWarning("could not deliver the reply", error)),
-                  Effect.as({ kind: "message", outcome: "failed" })
-                ),
+                : refused(mail, error, Option.none()).pipe(Effect.map((outcome) => ({ kind: "message", outcome }))),
             RejectedFormatting: (error) =>
-              mailbox.fail(mail, `Telegram: ${error.message}`, Option.none()).pipe(
-                Effect.as({ kind: "message", outcome: "failed" })
-              )
+              refused(mail, error, Option.none()).pipe(Effect.map((outcome) => ({ kind: "message", outcome })))
           })
         )
 

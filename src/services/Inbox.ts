@@ -28,6 +28,8 @@ const rateWindow = Duration.minutes(1)
 const storable = (text: string): string => text.toWellFormed().replaceAll("\u0000", "")
 const storableOrNull = (text: string | undefined): string | null => (text === undefined ? null : storable(text))
 
+const storageOutage = (error: { readonly message: string }) => new StorageOutage({ message: `database: ${error.message}` })
+
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
 const toRow = (u: InboundUpdate) => {
   if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
@@ -106,7 +108,7 @@ export class Inbox extends Context.Service<Inbox, {
           )
           select update_id from fresh`.pipe(
           Effect.map((rows) => new Set(rows.map((row) => Number(row.update_id)))),
-          Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` }))
+          Effect.mapError(storageOutage)
         )
 
       const resolver = RequestResolver.make<AcceptUpdate>(Effect.fnUntraced(function*(entries) {
@@ -126,7 +128,7 @@ export class Inbox extends Context.Service<Inbox, {
         const refused = freshTexts.filter((_, i) => !decisions[i]!.allowed).map((u) => u.updateId)
         if (refused.length > 0) {
           yield* sql`update messages set over_limit = true where update_id in ${sql.in(refused)}`.pipe(
-            Effect.mapError((error) => new StorageOutage({ message: `database: ${error.message}` }))
+            Effect.mapError(storageOutage)
           )
         }
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.

@@ -62,6 +62,10 @@ const backoff = Schedule.exponential("300 millis").pipe(
   Schedule.upTo({ times: 5 })
 )
 
+/** The error for a chat whose flood wait is too long to sit out. */
+export const floodWaitError = (method: string, retryAfterSeconds: number) =>
+  new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
+
 const waitable = (error: TelegramError) =>
   error._tag === "TelegramApiError" && (error.retryAfterSeconds ?? 0) <= maxWaitSeconds
 
@@ -149,23 +153,23 @@ export class Telegram extends Context.Service<Telegram, {
         }))
       }).pipe(Effect.ensuring(Effect.sync(() => waitingSends--)))
 
+      /** What is left of the chat's flood wait; a passed one is forgotten. */
+      const floodWaitMillis = (chatId: number) =>
+        Clock.currentTimeMillis.pipe(Effect.map((now) => {
+          const left = (notBefore.get(chatId) ?? now) - now
+          if (left <= 0) notBefore.delete(chatId)
+          return Math.max(0, left)
+        }))
+
       /** Sits out the rest of a chat's flood wait, or fails at once if it is too long to sit out. */
       const waitTurn = (method: string, chatId: number | undefined) =>
-        Effect.gen(function*() {
-          if (chatId === undefined) return
-          const until = notBefore.get(chatId)
-          if (until === undefined) return
-          const now = yield* Clock.currentTimeMillis
-          if (until <= now) {
-            notBefore.delete(chatId)
-            return
-          }
-          const retryAfterSeconds = Math.ceil((until - now) / 1000)
-          if (retryAfterSeconds > maxWaitSeconds) {
-            return yield* new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
-          }
-          yield* Effect.sleep(Duration.millis(until - now))
-        })
+        chatId === undefined ? Effect.void : floodWaitMillis(chatId).pipe(
+          Effect.flatMap((left) => {
+            const seconds = Math.ceil(left / 1000)
+            if (seconds > maxWaitSeconds) return Effect.fail(floodWaitError(method, seconds))
+            return left > 0 ? Effect.sleep(Duration.millis(left)) : Effect.void
+          })
+        )
 
       const rememberFloodWait = (chatId: number, seconds: number) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
@@ -211,8 +215,7 @@ export class Telegram extends Context.Service<Telegram, {
 
       return Telegram.of({
         congested: Effect.sync(() => waitingSends >= sendsPerSecond),
-        floodWaitSeconds: (chatId: number) =>
-          Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, Math.ceil(((notBefore.get(chatId) ?? 0) - now) / 1000)))),
+        floodWaitSeconds: (chatId: number) => floodWaitMillis(chatId).pipe(Effect.map((left) => Math.ceil(left / 1000))),
         sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
           const sent = yield* call(
             "sendMessage",
