@@ -1,6 +1,6 @@
 import { Effect, Metric } from "effect"
 import type { HttpServerResponse } from "effect/http"
-import { httpRequestDuration, httpRequests } from "../services/Metrics.ts"
+import { httpRequestDuration, httpRequests } from "../services/platform/Metrics.ts"
 
 // Labelled metrics are made once per label set, not per request.
 const requestCounters = new Map<string, Metric.Counter<number>>()

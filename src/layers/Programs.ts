@@ -1,59 +1,69 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
-import { HttpRouter } from "effect/http"
-import { createServer } from "node:http"
-import { HealthRoutes } from "../http/Health.ts"
-import { TelegramWebhookRoute } from "../http/TelegramWebhook.ts"
-import { ChatWorkerLive } from "../jobs/ChatWorker.ts"
-import { SweeperLive } from "../jobs/Sweeper.ts"
-import { UpdateSourceLive } from "../jobs/UpdateSource.ts"
-import { Ai } from "../services/Ai.ts"
-import { AppConfig, InvalidConfig } from "../services/AppConfig.ts"
-import { ChatLock } from "../services/ChatLock.ts"
-import { ChatTurn } from "../services/ChatTurn.ts"
-import { Conversations } from "../services/Conversations.ts"
-import { Inbox } from "../services/Inbox.ts"
-import { Mailbox } from "../services/Mailbox.ts"
-import { RateLimiter } from "../services/RateLimiter.ts"
-import { Redis } from "../services/Redis.ts"
-import { ReplyWriter } from "../services/ReplyWriter.ts"
-import { Telegram } from "../services/Telegram.ts"
-import { BullMqJobQueueLayer } from "./BullMqJobQueue.ts"
-import { DatabaseLive } from "./Database.ts"
-import { LoggingLive } from "./Logging.ts"
-import { MemoryJobQueueLayer } from "./MemoryJobQueue.ts"
-import { TracingLive } from "./Tracing.ts"
+import { HttpServerLive } from "../http/Router.ts"
+import { ChatWorkerLive } from "../jobs/chat/ChatWorker.ts"
+import { SweeperLive } from "../jobs/chat/Sweeper.ts"
+import { UpdateSourceLive } from "../jobs/telegram/UpdateSource.ts"
+import { ChatTurn } from "../services/chat/ChatTurn.ts"
+import { Conversations } from "../services/chat/Conversations.ts"
+import { Delivery } from "../services/chat/Delivery.ts"
+import { Inbox } from "../services/chat/Inbox.ts"
+import { LlmReply } from "../services/chat/LlmReply.ts"
+import { Mailbox } from "../services/chat/Mailbox.ts"
+import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
+import { AppConfig, InvalidConfig } from "../services/platform/AppConfig.ts"
+import { Readiness } from "../services/platform/Readiness.ts"
+import { Redis } from "../services/platform/Redis.ts"
+import { SendPacer } from "../services/telegram/SendPacer.ts"
+import * as AiOpenAi from "./llm/AiOpenAi.ts"
+import * as ChatLockMemory from "./platform/ChatLockMemory.ts"
+import * as ChatLockRedis from "./platform/ChatLockRedis.ts"
+import * as DatabasePglite from "./platform/DatabasePglite.ts"
+import * as DatabasePostgres from "./platform/DatabasePostgres.ts"
+import * as JobQueueBullMq from "./platform/JobQueueBullMq.ts"
+import * as JobQueueMemory from "./platform/JobQueueMemory.ts"
+import { LoggingLive } from "./platform/Logging.ts"
+import * as RateLimiterMemory from "./platform/RateLimiterMemory.ts"
+import * as RateLimiterRedis from "./platform/RateLimiterRedis.ts"
+import { TracingLive } from "./platform/Tracing.ts"
+import * as TelegramGrammy from "./telegram/TelegramGrammy.ts"
+
+/** Postgres on DATABASE_URL, or embedded PGlite under DATA_DIR when it is unset; migrated. */
+const DatabaseLive = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* AppConfig
+  return Option.match(config.databaseUrl, {
+    onNone: () => DatabasePglite.layer(config.dataDir),
+    onSome: DatabasePostgres.layer
+  })
+}))
 
 /** JobQueue, ChatLock and RateLimiter on Redis when REDIS_URL is set, in process otherwise. */
 const CoordinationLive = Layer.unwrap(Effect.gen(function*() {
   const config = yield* AppConfig
   return Option.match(config.redisUrl, {
-    onNone: () => Layer.mergeAll(MemoryJobQueueLayer, ChatLock.layerMemory, RateLimiter.layerMemory),
+    onNone: () => Layer.mergeAll(JobQueueMemory.layer, ChatLockMemory.layer, RateLimiterMemory.layer),
     onSome: (url) =>
-      Layer.mergeAll(BullMqJobQueueLayer, ChatLock.layerRedis(config.turnLease), RateLimiter.layerRedis).pipe(
+      Layer.mergeAll(JobQueueBullMq.layer, ChatLockRedis.layer(config.turnLease), RateLimiterRedis.layer).pipe(
         Layer.provide(Redis.layer(url))
       )
   })
 }))
 
-/** Everything the programs share: storage, coordination, the outside services, the domain. */
-const InfrastructureLive = Layer.mergeAll(DatabaseLive, CoordinationLive, Telegram.layer, Ai.layer)
+/** Storage, coordination and the outside services every program uses. */
+const InfrastructureLive = Layer.mergeAll(
+  DatabaseLive,
+  CoordinationLive,
+  TelegramGrammy.layer.pipe(Layer.provideMerge(SendPacer.layer)),
+  AiOpenAi.layer
+)
 
-const DomainLive = Layer.mergeAll(Inbox.layer, Mailbox.layer, Conversations.layer).pipe(
+/** The chat area's services on top of the infrastructure. */
+const ChatLive = ChatTurn.layer.pipe(
+  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer)),
+  Layer.provideMerge(Layer.mergeAll(Inbox.layer, Mailbox.layer, Conversations.layer, Readiness.layer)),
   Layer.provideMerge(InfrastructureLive)
 )
 
-const TurnsLive = ChatTurn.layer.pipe(Layer.provide(ReplyWriter.layer), Layer.provideMerge(DomainLive))
-
-const HttpLive = Layer.unwrap(Effect.gen(function*() {
-  const config = yield* AppConfig
-  // The router's per-request log line costs three quarters of the throughput: off.
-  return HttpRouter.serve(Layer.mergeAll(TelegramWebhookRoute, HealthRoutes), { disableLogger: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { port: config.port, host: "0.0.0.0" }))
-  )
-}))
-
-const ApiParts = Layer.mergeAll(HttpLive, UpdateSourceLive)
+const ApiParts = Layer.mergeAll(HttpServerLive, UpdateSourceLive)
 const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive)
 
 /** Separate API and worker processes only meet through Postgres and Redis: refuse to start alone. */
@@ -70,7 +80,7 @@ const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
 
 const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
   parts.pipe(
-    Layer.provide(TurnsLive),
+    Layer.provide(ChatLive),
     Layer.provide(Layer.mergeAll(LoggingLive, TracingLive)),
     Layer.provideMerge(AppConfig.layer)
   )
@@ -81,3 +91,8 @@ export const AllProgram = program(Layer.mergeAll(ApiParts, WorkerParts))
 export const ApiProgram = program(Layer.mergeAll(RequireSharedStorage, ApiParts))
 /** The worker program alone. */
 export const WorkerProgram = program(Layer.mergeAll(RequireSharedStorage, WorkerParts))
+/** Applies the pending migrations and stops: building the database layer migrates. */
+export const MigrateProgram = Layer.effectDiscard(Effect.logInfo("migrations applied")).pipe(
+  Layer.provide(Layer.mergeAll(DatabaseLive, LoggingLive)),
+  Layer.provideMerge(AppConfig.layer)
+)

@@ -1,11 +1,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { DatabaseLive } from "../layers/Database.ts"
-import { LoggingLive } from "../layers/Logging.ts"
-import { AppConfig } from "../services/AppConfig.ts"
+import { MigrateProgram } from "../layers/Programs.ts"
 
-// Building the database layer applies the pending migrations; then the process exits.
-Effect.logInfo("migrations applied").pipe(
-  Effect.provide(Layer.mergeAll(DatabaseLive, LoggingLive).pipe(Layer.provide(AppConfig.layer))),
-  NodeRuntime.runMain
-)
+// Building the program applies the pending migrations; closing its scope stops the database.
+NodeRuntime.runMain(Effect.scoped(Layer.build(MigrateProgram)))

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { estimateTokens, systemPrompt } from "../../src/domain/Prompt.ts"
+import { estimateTokens, systemPrompt } from "../../src/services/llm/Prompt.ts"
 import type { ChatCompletionBody } from "../support/FakeOpenAI.ts"
 import { type FakeMessage, textMessageUpdate } from "../support/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"

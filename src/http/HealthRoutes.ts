@@ -1,0 +1,51 @@
+import { Effect, Option, Redacted } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
+import { AppConfig } from "../services/platform/AppConfig.ts"
+import { Readiness } from "../services/platform/Readiness.ts"
+import { instrument } from "./instrument.ts"
+import { matchesSecret, secretDigest } from "./secret.ts"
+
+/**
+ * GET /health (the process answers), GET /ready (200 when the database is reachable and migrated
+ * and the queue reachable, 503 otherwise), GET /metrics (Prometheus text; with METRICS_TOKEN set,
+ * only for `Authorization: Bearer <token>`, else 401).
+ */
+export const HealthRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const config = yield* AppConfig
+  const readiness = yield* Readiness
+
+  yield* router.add("GET", "/health", instrument("/health", HttpServerResponse.json({ status: "ok" })))
+  yield* router.add(
+    "GET",
+    "/ready",
+    instrument(
+      "/ready",
+      Effect.gen(function*() {
+        const { database, queue, ready } = yield* readiness.check
+        return yield* HttpServerResponse.json(
+          { status: ready ? "ready" : "not ready", database, queue },
+          { status: ready ? 200 : 503 }
+        )
+      })
+    )
+  )
+
+  const token = Option.map(config.metricsToken, (t) => secretDigest(`Bearer ${Redacted.value(t)}`))
+  yield* router.add(
+    "GET",
+    "/metrics",
+    instrument(
+      "/metrics",
+      Effect.gen(function*() {
+        if (Option.isSome(token)) {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          if (!matchesSecret(token.value, request.headers["authorization"])) return HttpServerResponse.empty({ status: 401 })
+        }
+        return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
+          contentType: "text/plain; version=0.0.4; charset=utf-8"
+        })
+      })
+    )
+  )
+}))

@@ -1,0 +1,46 @@
+import { ByteSize, Effect, Option, Redacted } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { classify, decodeUpdateJson } from "../schema/telegram/TelegramUpdate.ts"
+import { Inbox } from "../services/chat/Inbox.ts"
+import { AppConfig } from "../services/platform/AppConfig.ts"
+import { instrument } from "./instrument.ts"
+import { matchesSecret, secretDigest } from "./secret.ts"
+
+const status = (code: number) => HttpServerResponse.empty({ status: code })
+
+/**
+ * POST /telegram/webhook: check the secret (401), bound the body (413 over MAX_BODY_BYTES),
+ * decode it (400), record the update and wake its chat, then 200. Storage, queue or limiter
+ * away: 503, so Telegram delivers it again.
+ */
+export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const config = yield* AppConfig
+  const inbox = yield* Inbox
+  const expected = Option.map(config.telegramWebhookSecret, (secret) => secretDigest(Redacted.value(secret)))
+  const maxBody = ByteSize.bytes(config.maxBodyBytes)
+
+  const handle = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const given = request.headers["x-telegram-bot-api-secret-token"]
+    if (Option.isNone(expected) || !matchesSecret(expected.value, given)) return status(401)
+    if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return status(413)
+    const body = yield* request.text.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
+      Effect.result
+    )
+    if (body._tag === "Failure") {
+      const reason = body.failure.reason
+      return status(reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge" ? 413 : 400)
+    }
+    const update = yield* decodeUpdateJson(body.success).pipe(Effect.option)
+    if (Option.isNone(update)) return status(400)
+    return yield* inbox.accept(classify(update.value)).pipe(
+      Effect.as(status(200)),
+      Effect.catchTag(["StorageOutage", "QueueOutage", "RedisOutage"], (error) =>
+        Effect.logWarning("webhook refused: storage or queue unavailable", error.message).pipe(Effect.as(status(503)))),
+      Effect.annotateLogs({ update_id: update.value.update_id })
+    )
+  })
+
+  yield* router.add("POST", "/telegram/webhook", instrument("/telegram/webhook", handle))
+}))

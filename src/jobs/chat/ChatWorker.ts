@@ -1,0 +1,52 @@
+import { Cause, Clock, Duration, Effect, Layer, Metric, Option } from "effect"
+import { ChatTurn } from "../../services/chat/ChatTurn.ts"
+import { Mailbox } from "../../services/chat/Mailbox.ts"
+import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { ChatLock } from "../../services/platform/ChatLock.ts"
+import { type ChatWakeUp, JobQueue } from "../../services/platform/JobQueue.ts"
+import { queueWait } from "../../services/platform/Metrics.ts"
+
+/**
+ * Each chat is an actor: a wake-up takes the chat's lock and answers its mailbox oldest first
+ * until it is empty. A wake-up that finds the lock taken ends at once: the holder looks at the
+ * mailbox again after releasing the lock and wakes the chat if mail came in meanwhile.
+ */
+export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
+  const config = yield* AppConfig
+  const queue = yield* JobQueue
+  const lock = yield* ChatLock
+  const mailbox = yield* Mailbox
+  const chatTurn = yield* ChatTurn
+
+  const drain = (chatId: number): Effect.Effect<void, Effect.Error<ReturnType<typeof chatTurn.run>>> =>
+    mailbox.claimNext(chatId).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.void,
+        onSome: (mail) => chatTurn.run(mail).pipe(Effect.andThen(Effect.suspend(() => drain(chatId))))
+      }))
+    )
+
+  const handle = (wakeUp: ChatWakeUp) =>
+    Effect.gen(function*() {
+      yield* Metric.update(queueWait, Math.max(0, (yield* Clock.currentTimeMillis) - wakeUp.enqueuedAt) / 1000)
+      const held = yield* lock.withLock(wakeUp.chatId, drain(wakeUp.chatId))
+      if (Option.isSome(held) && (yield* mailbox.hasPending(wakeUp.chatId))) yield* queue.wake([wakeUp.chatId])
+    }).pipe(
+      // The wake-up still fails, so the queue backs off and tries again (then the sweeper). A
+      // postponed reply is routine (Telegram away or flood-waiting): one Info line.
+      Effect.tapError((error) =>
+        error._tag === "DeliveryPostponed"
+          ? Effect.logInfo("reply postponed", error.message)
+          : Effect.logError("chat wake-up failed", Cause.fail(error))
+      ),
+      Effect.tapDefect((defect) => Effect.logError("chat wake-up failed", Cause.die(defect))),
+      Effect.annotateLogs({ chat_id: wakeUp.chatId }),
+      Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId } })
+    )
+
+  yield* queue.consume(handle, {
+    concurrency: config.workerConcurrency,
+    graceMillis: Duration.toMillis(config.shutdownGrace)
+  })
+  yield* Effect.logInfo("chat worker started").pipe(Effect.annotateLogs({ concurrency: config.workerConcurrency }))
+}))

@@ -1,0 +1,137 @@
+import OpenAI from "openai"
+import { Clock, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
+import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
+import { Ai, type AiChunk, LlmError } from "../../services/llm/Ai.ts"
+import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { llmErrors, llmTimeToFirstToken, llmTokens } from "../../services/platform/Metrics.ts"
+
+/** Waiting for the first byte of an answer; a stream that stalls longer between chunks fails too. */
+const firstByteTimeout = Duration.seconds(60)
+const idleChunkTimeout = Duration.seconds(60)
+/** The longest Retry-After honoured (seconds): a longer one is not worth holding a turn for. */
+const maxRetryAfterSeconds = 60
+
+/**
+ * 429, 408, 5xx, timeouts and network errors: exponential backoff from 500 ms with jitter, at
+ * least the server's Retry-After (capped at 60 s), four retries at most. Other 4xx (bad key, bad
+ * request) are not retried.
+ */
+export const aiRetrySchedule = Schedule.exponential("500 millis").pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay(({ input, duration }: { input: LlmError; duration: Duration.Duration }) =>
+    Effect.succeed(
+      input.retryAfterSeconds !== undefined
+        ? Duration.max(Duration.seconds(Math.min(input.retryAfterSeconds, maxRetryAfterSeconds)), duration)
+        : duration
+    )
+  ),
+  Schedule.upTo({ times: 4 }),
+  Schedule.while(({ input }) => input.status === 0 || input.status === 408 || input.status === 429 || input.status >= 500)
+)
+
+/** Retry-After as seconds (RFC 9110: delay-seconds or an HTTP date, read against `now` ms). */
+const retryAfterSeconds = (headers: Headers | undefined, now: number): number | undefined => {
+  const value = headers?.get("retry-after")
+  if (value === null || value === undefined) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000)
+}
+
+/**
+ * Error text comes from the LLM server, which may quote the key back ("Incorrect API key
+ * provided: sk-...abcd"): the key and anything shaped like one are cut out before the text
+ * reaches a log line or the database.
+ */
+const scrubbed = (text: string, apiKey: string): string =>
+  text.replaceAll(apiKey, "[redacted]").replace(/\b(sk|key|api)[-_][A-Za-z0-9_*.-]{6,}/gi, "[redacted]")
+
+const toLlmError = (apiKey: string, now: number) => (cause: unknown): LlmError => {
+  if (cause instanceof OpenAI.APIError) {
+    const after = retryAfterSeconds(cause.headers, now)
+    return new LlmError({
+      status: cause.status ?? 0,
+      ...(after !== undefined ? { retryAfterSeconds: after } : {}),
+      message: scrubbed(cause.message, apiKey)
+    })
+  }
+  return new LlmError({ status: 0, message: scrubbed(cause instanceof Error ? cause.message : String(cause), apiKey) })
+}
+
+/** The openai SDK on OPENAI_API_KEY, OPENAI_BASE_URL and OPENAI_MODEL; its own retries off. */
+export const layer = Layer.effect(
+  Ai,
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const apiKey = Redacted.value(config.openaiApiKey)
+    const client = new OpenAI({
+      apiKey,
+      ...Option.match(config.openaiBaseUrl, { onNone: () => ({}), onSome: (baseURL) => ({ baseURL }) }),
+      maxRetries: 0 // retries are ours, declared above, so they are visible and interruptible
+    })
+    const model = config.openaiModel
+    const countTokens = (direction: "in" | "out", tokens: number) =>
+      Metric.update(Metric.withAttributes(llmTokens, { direction, model }), tokens)
+
+    /** Opens the streamed completion; the scope's close aborts it. */
+    const open = Effect.fnUntraced(function*(messages: ReadonlyArray<ChatMessage>, maxTokens: number) {
+      const controller = yield* Effect.acquireRelease(
+        Effect.sync(() => new AbortController()),
+        (controller) => Effect.sync(() => controller.abort())
+      )
+      const now = yield* Clock.currentTimeMillis
+      return yield* Effect.tryPromise({
+        try: () =>
+          client.chat.completions.create(
+            {
+              model,
+              messages: messages.map((m) => ({ role: m.role, content: m.content })),
+              stream: true,
+              stream_options: { include_usage: true },
+              max_completion_tokens: maxTokens
+            },
+            { signal: controller.signal, timeout: Duration.toMillis(firstByteTimeout) }
+          ),
+        catch: toLlmError(apiKey, now)
+      }).pipe(
+        Effect.tapError((error) => Metric.update(Metric.withAttributes(llmErrors, { status: String(error.status) }), 1))
+      )
+    })
+
+    const streamChat = (messages: ReadonlyArray<ChatMessage>, options: { readonly maxTokens: number }) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          const startedAt = yield* Clock.currentTimeMillis
+          const stream = yield* open(messages, options.maxTokens).pipe(Effect.retry(aiRetrySchedule))
+          let first = true
+          return Stream.fromAsyncIterable(stream, toLlmError(apiKey, startedAt)).pipe(
+            Stream.timeoutOrElse({
+              duration: idleChunkTimeout,
+              orElse: () => Stream.fail(new LlmError({ status: 0, message: "the LLM stream stalled" }))
+            }),
+            Stream.mapEffect(Effect.fnUntraced(function*(chunk) {
+              const out: Array<AiChunk> = []
+              const text = chunk.choices[0]?.delta?.content
+              if (text) {
+                if (first) {
+                  first = false
+                  yield* Metric.update(llmTimeToFirstToken, ((yield* Clock.currentTimeMillis) - startedAt) / 1000)
+                }
+                out.push({ _tag: "Delta", text })
+              }
+              if (chunk.usage) {
+                yield* countTokens("in", chunk.usage.prompt_tokens)
+                yield* countTokens("out", chunk.usage.completion_tokens)
+                out.push({ _tag: "Usage", tokensIn: chunk.usage.prompt_tokens, tokensOut: chunk.usage.completion_tokens })
+              }
+              return out
+            })),
+            Stream.flattenIterable
+          )
+        })
+      ).pipe(Stream.withSpan("Ai.streamChat", { attributes: { model } }))
+
+    return Ai.of({ model, streamChat })
+  })
+)

@@ -1,0 +1,196 @@
+import { Api, GrammyError } from "grammy"
+import { Duration, Effect, identity, Layer, Metric, Redacted, Schedule } from "effect"
+import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { telegramApiErrors } from "../../services/platform/Metrics.ts"
+import { SendPacer } from "../../services/telegram/SendPacer.ts"
+import {
+  isTransient,
+  maxWaitSeconds,
+  RejectedFormatting,
+  type SendOptions,
+  Telegram,
+  TelegramApiError,
+  type TelegramError,
+  UnreachableChat
+} from "../../services/telegram/Telegram.ts"
+
+/** Longest wait for one Bot API answer (getUpdates adds its long-poll timeout). */
+const callTimeout = Duration.seconds(15)
+
+/** The updates the bot reads; Telegram sends no others (setWebhook / getUpdates allowed_updates). */
+const allowedUpdates = ["message", "my_chat_member"] as const
+
+// grammY types its signal with the abort-controller shim; at run time it is the platform's own.
+type GrammySignal = Parameters<Api["getMe"]>[0]
+
+const waitable = (error: TelegramError) =>
+  error._tag === "TelegramApiError" && (error.retryAfterSeconds ?? 0) <= maxWaitSeconds
+
+/** 300 ms doubling with jitter, at least a 429's retry_after, five retries at most. */
+const backoff = Schedule.exponential("300 millis").pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay(({ input, duration }: { input: TelegramError; duration: Duration.Duration }) =>
+    Effect.succeed(
+      input._tag === "TelegramApiError" && input.retryAfterSeconds !== undefined
+        ? Duration.max(Duration.seconds(input.retryAfterSeconds), duration)
+        : duration
+    )
+  ),
+  Schedule.upTo({ times: 5 })
+)
+
+/**
+ * Idempotent calls (edits, typing, webhook calls): 429 (retry_after up to 30 s), 5xx and network
+ * errors are retried on `backoff`. Other 4xx are permanent and never retried.
+ */
+export const telegramRetrySchedule = backoff.pipe(
+  Schedule.while(({ input }) => waitable(input) && input._tag === "TelegramApiError" && isTransient(input))
+)
+
+/**
+ * sendMessage: retried only when Telegram said it did not send (429, 5xx). After a timeout or
+ * a dropped connection the message may have gone out, and a retry would send it twice.
+ */
+export const telegramSendRetrySchedule = backoff.pipe(
+  Schedule.while(({ input }) => waitable(input) && input._tag === "TelegramApiError" && input.code !== 0 && isTransient(input))
+)
+
+const isUnreachable = (error: GrammyError) =>
+  error.error_code === 403 || (error.error_code === 400 && /chat not found|user is deactivated|PEER_ID_INVALID/i.test(error.description))
+
+/**
+ * grammY's error -> ours. Only Telegram's description and grammY's own message are kept: the
+ * inner fetch error of a network failure quotes the request URL, which holds the bot token.
+ */
+const toTelegramError = (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
+  if (cause instanceof GrammyError) {
+    if (chatId !== undefined && isUnreachable(cause)) {
+      return new UnreachableChat({ chatId, message: cause.description })
+    }
+    if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
+      return new RejectedFormatting({ message: cause.description })
+    }
+    return new TelegramApiError({
+      method,
+      code: cause.error_code,
+      ...(cause.parameters.retry_after !== undefined ? { retryAfterSeconds: cause.parameters.retry_after } : {}),
+      message: cause.description
+    })
+  }
+  // Network failures: grammY's HttpError message names the method, never the token.
+  return new TelegramApiError({ method, code: 0, message: cause instanceof Error ? cause.message : "network failure" })
+}
+
+const metricCode = (error: TelegramError) =>
+  String(error._tag === "TelegramApiError" ? error.code : error._tag === "UnreachableChat" ? 403 : 400)
+
+const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
+
+/** grammY's `Api` on TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT. */
+export const layer = Layer.effect(
+  Telegram,
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const pacer = yield* SendPacer
+    const api = new Api(Redacted.value(config.telegramBotToken), { apiRoot: config.telegramApiRoot })
+
+    /** One Bot API call: its turn from the pacer, a timeout, the error's metric, then its retry schedule. */
+    const call = <A>(
+      method: string,
+      chatId: number | undefined,
+      run: (signal: GrammySignal) => Promise<A>,
+      options: { readonly timeout?: Duration.Duration; readonly retry?: boolean } = {}
+    ) =>
+      pacer.awaitTurn(method, chatId).pipe(
+        Effect.andThen(
+          Effect.tryPromise({
+            try: (signal) => run(signal as unknown as GrammySignal),
+            catch: (cause) => toTelegramError(method, chatId, cause)
+          }).pipe(
+            Effect.timeoutOrElse({
+              duration: options.timeout ?? callTimeout,
+              orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
+            })
+          )
+        ),
+        Effect.tapError((error) =>
+          Effect.gen(function*() {
+            yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: metricCode(error) }), 1)
+            if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
+              yield* pacer.rememberFloodWait(chatId, error.retryAfterSeconds)
+            }
+          })
+        ),
+        options.retry === false
+          ? identity
+          : Effect.retry(method === "sendMessage" ? telegramSendRetrySchedule : telegramRetrySchedule)
+      )
+
+    return Telegram.of({
+      sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
+        const sent = yield* call(
+          "sendMessage",
+          chatId,
+          (signal) => api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal),
+          { retry: options?.preview !== true }
+        )
+        return sent.message_id
+      }),
+      editMessageText: Effect.fn("Telegram.editMessageText")(
+        function*(chatId: number, messageId: number, text: string, options?: SendOptions) {
+          yield* call(
+            "editMessageText",
+            chatId,
+            (signal) =>
+              api.editMessageText(
+                chatId,
+                messageId,
+                text,
+                { ...parseMode(options), link_preview_options: { is_disabled: true } },
+                signal
+              ),
+            { retry: options?.preview !== true }
+          ).pipe(
+            Effect.catchIf(
+              (error) => error._tag === "TelegramApiError" && /message is not modified/i.test(error.message),
+              () => Effect.void
+            )
+          )
+        }
+      ),
+      sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, draftId: number, text: string) {
+        yield* call(
+          "sendMessageDraft",
+          chatId,
+          (signal) => api.sendMessageDraft(chatId, draftId, text, undefined, signal),
+          { retry: false }
+        )
+      }),
+      deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
+        yield* call("deleteMessage", chatId, (signal) => api.deleteMessage(chatId, messageId, signal))
+      }),
+      sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
+        yield* call("sendChatAction", chatId, (signal) => api.sendChatAction(chatId, "typing", undefined, signal))
+      }),
+      setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
+        yield* call(
+          "setWebhook",
+          undefined,
+          (signal) => api.setWebhook(url, { secret_token: Redacted.value(secret), allowed_updates: allowedUpdates }, signal)
+        )
+      }),
+      deleteWebhook: call("deleteWebhook", undefined, (signal) => api.deleteWebhook(undefined, signal)).pipe(
+        Effect.asVoid,
+        Effect.withSpan("Telegram.deleteWebhook")
+      ),
+      getUpdates: Effect.fn("Telegram.getUpdates")(function*(offset: number, timeoutSeconds: number) {
+        return yield* call(
+          "getUpdates",
+          undefined,
+          (signal) => api.getUpdates({ offset, timeout: timeoutSeconds, allowed_updates: allowedUpdates }, signal),
+          { timeout: Duration.sum(Duration.seconds(timeoutSeconds), callTimeout) }
+        )
+      })
+    })
+  })
+)

@@ -1,0 +1,160 @@
+import type { Update } from "grammy/types"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { type SendOptions, Telegram, TelegramApiError, type TelegramError } from "../../services/telegram/Telegram.ts"
+
+/** The longest text Telegram takes in one message (UTF-16 units, after entity parsing). */
+const maxMessageLength = 4096
+
+export type TelegramMethod =
+  | "sendMessage"
+  | "editMessageText"
+  | "deleteMessage"
+  | "sendMessageDraft"
+  | "sendChatAction"
+  | "setWebhook"
+  | "deleteWebhook"
+  | "getUpdates"
+
+/** One call as the bot made it, in order; `failed` names the error it got, if any. */
+export interface RecordedCall {
+  readonly method: TelegramMethod
+  readonly chatId?: number
+  readonly messageId?: number
+  readonly text?: string
+  readonly html?: boolean
+  readonly preview?: boolean
+  readonly failed?: string
+}
+
+/** A message as the chat shows it now. */
+export interface ShownMessage {
+  readonly messageId: number
+  readonly text: string
+  readonly html: boolean
+}
+
+/** Inspects and scripts the in-memory Telegram of `layer`. */
+export class TelegramScript extends Context.Service<TelegramScript, {
+  /** Every call so far, in order (failed ones included). */
+  readonly calls: Effect.Effect<ReadonlyArray<RecordedCall>>
+  /** The chat's messages that exist now, oldest first. */
+  readonly messages: (chatId: number) => Effect.Effect<ReadonlyArray<ShownMessage>>
+  /** The last draft text shown in the chat, if any. */
+  readonly lastDraft: (chatId: number) => Effect.Effect<string | undefined>
+  /** The next `times` calls of `method` fail with `error` instead of doing anything. */
+  readonly failNext: (method: TelegramMethod, error: TelegramError, times?: number) => Effect.Effect<void>
+  /** Updates for the next getUpdates. */
+  readonly pushUpdates: (updates: ReadonlyArray<Update>) => Effect.Effect<void>
+  /** Forgets calls, messages and scripted failures. */
+  readonly reset: Effect.Effect<void>
+}>()("test/TelegramScript") {}
+
+const badRequest = (method: string, description: string) =>
+  new TelegramApiError({ method, code: 400, message: `Bad Request: ${description}` })
+
+/**
+ * Telegram in memory, for service tests: chats hold messages, edits and deletes apply to them,
+ * texts are checked against Telegram's limits (empty, over 4096, unknown message, not modified),
+ * and a test can make the next calls fail with any error. No pacing, no retries: an error the
+ * script sets is what the caller gets, as from the live layer once its retries gave up.
+ */
+export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext(Effect.sync(() => {
+  let calls: Array<RecordedCall> = []
+  let chats = new Map<number, Array<ShownMessage>>()
+  let drafts = new Map<number, string>()
+  let failures: Array<{ readonly method: TelegramMethod; readonly error: TelegramError }> = []
+  let updates: Array<Update> = []
+  let nextMessageId = 1
+
+  /** Records the call and fails it when the script says so. */
+  const call = (recorded: RecordedCall) =>
+    Effect.suspend(() => {
+      const index = failures.findIndex((f) => f.method === recorded.method)
+      const failure = index >= 0 ? failures.splice(index, 1)[0]!.error : undefined
+      calls.push(failure ? { ...recorded, failed: failure.message } : recorded)
+      return failure ? Effect.fail(failure) : Effect.void
+    })
+
+  const checkText = (method: string, text: string) =>
+    text.trim().length === 0
+      ? Effect.fail(badRequest(method, "message text is empty"))
+      : text.length > maxMessageLength
+      ? Effect.fail(badRequest(method, "message is too long"))
+      : Effect.void
+
+  const chat = (chatId: number) => {
+    const messages = chats.get(chatId) ?? []
+    chats.set(chatId, messages)
+    return messages
+  }
+
+  const flags = (options?: SendOptions) => ({ html: options?.html === true, preview: options?.preview === true })
+
+  const telegram = Telegram.of({
+    sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
+      yield* call({ method: "sendMessage", chatId, text, ...flags(options) })
+      yield* checkText("sendMessage", text)
+      const messageId = nextMessageId++
+      chat(chatId).push({ messageId, text, html: options?.html === true })
+      drafts.delete(chatId)
+      return messageId
+    }),
+    editMessageText: Effect.fn("Telegram.editMessageText")(
+      function*(chatId: number, messageId: number, text: string, options?: SendOptions) {
+        yield* call({ method: "editMessageText", chatId, messageId, text, ...flags(options) })
+        yield* checkText("editMessageText", text)
+        const messages = chat(chatId)
+        const index = messages.findIndex((m) => m.messageId === messageId)
+        if (index < 0) return yield* badRequest("editMessageText", "message to edit not found")
+        messages[index] = { messageId, text, html: options?.html === true }
+      }
+    ),
+    deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
+      yield* call({ method: "deleteMessage", chatId, messageId })
+      const messages = chat(chatId)
+      const index = messages.findIndex((m) => m.messageId === messageId)
+      if (index < 0) return yield* badRequest("deleteMessage", "message to delete not found")
+      messages.splice(index, 1)
+    }),
+    sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, _draftId: number, text: string) {
+      yield* call({ method: "sendMessageDraft", chatId, text })
+      yield* checkText("sendMessageDraft", text)
+      drafts.set(chatId, text)
+    }),
+    sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
+      yield* call({ method: "sendChatAction", chatId })
+    }),
+    setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
+      yield* call({ method: "setWebhook", text: url })
+      if (Redacted.value(secret).length === 0) return yield* badRequest("setWebhook", "secret token is empty")
+    }),
+    deleteWebhook: call({ method: "deleteWebhook" }).pipe(Effect.withSpan("Telegram.deleteWebhook")),
+    getUpdates: Effect.fn("Telegram.getUpdates")(function*(offset: number, timeoutSeconds: number) {
+      yield* call({ method: "getUpdates" })
+      updates = updates.filter((u) => u.update_id >= offset)
+      // Nothing waiting: the long poll runs out first, as Telegram's does.
+      if (updates.length === 0) yield* Effect.sleep(Duration.seconds(timeoutSeconds))
+      return [...updates]
+    })
+  })
+
+  const script = TelegramScript.of({
+    calls: Effect.sync(() => [...calls]),
+    messages: (chatId) => Effect.sync(() => [...chat(chatId)]),
+    lastDraft: (chatId) => Effect.sync(() => drafts.get(chatId)),
+    failNext: (method, error, times = 1) =>
+      Effect.sync(() => {
+        for (let i = 0; i < times; i++) failures.push({ method, error })
+      }),
+    pushUpdates: (more) => Effect.sync(() => void updates.push(...more)),
+    reset: Effect.sync(() => {
+      calls = []
+      chats = new Map()
+      drafts = new Map()
+      failures = []
+      updates = []
+    })
+  })
+
+  return Context.make(Telegram, telegram).pipe(Context.add(TelegramScript, script))
+}))

@@ -1,0 +1,60 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import type { Exchange } from "../llm/Prompt.ts"
+import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+
+/** A chat's conversations: the open one gives the LLM its context; /new closes it. */
+export class Conversations extends Context.Service<Conversations, {
+  /** The chat's open conversation (its uuid), opened now if there is none. */
+  readonly current: (chatId: number, userId: number | null) => Effect.Effect<string, StorageOutage>
+  /** Closes the open conversation (/new) and opens another, in one transaction; returns its uuid. */
+  readonly startNew: (chatId: number, userId: number | null) => Effect.Effect<string, StorageOutage>
+  /** Answered exchanges of the conversation before the given message, newest first, at most `limit`. */
+  readonly history: (
+    conversationId: string,
+    beforeMessageId: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<Exchange>, StorageOutage>
+}>()("bot/Conversations") {
+  static readonly layer = Layer.effect(
+    Conversations,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+
+      // One statement: the open conversation, or a new one (the insert's row when it made one).
+      const open = (chatId: number, userId: number | null) =>
+        sql<{ id: string }>`
+          with opened as (
+            insert into conversations (chat_id, user_id) values (${chatId}, ${userId})
+            on conflict (chat_id) where ended_at is null do nothing
+            returning id
+          )
+          select id from opened
+          union all
+          select id from conversations where chat_id = ${chatId} and ended_at is null
+          limit 1`.pipe(Effect.map((rows) => rows[0]!.id))
+
+      return Conversations.of({
+        current: Effect.fn("Conversations.current")(function*(chatId: number, userId: number | null) {
+          return yield* open(chatId, userId).pipe(Effect.mapError(storageOutage))
+        }),
+        startNew: Effect.fn("Conversations.startNew")(function*(chatId: number, userId: number | null) {
+          return yield* sql.withTransaction(
+            sql`update conversations set ended_at = now() where chat_id = ${chatId} and ended_at is null`.pipe(
+              Effect.andThen(open(chatId, userId))
+            )
+          ).pipe(Effect.mapError(storageOutage))
+        }),
+        history: Effect.fn("Conversations.history")(
+          function*(conversationId: string, beforeMessageId: number, limit: number) {
+            const rows = yield* sql<{ text: string; answer: string }>`
+              select text, answer from messages
+              where conversation_id = ${conversationId} and status = 'answered' and id < ${beforeMessageId}
+              order by id desc limit ${limit}`.pipe(Effect.mapError(storageOutage))
+            return rows.map((row) => ({ question: row.text, answer: row.answer }))
+          }
+        )
+      })
+    })
+  )
+}

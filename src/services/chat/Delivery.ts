@@ -1,0 +1,107 @@
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { isTransient, type TelegramApiError, type TelegramError } from "../telegram/Telegram.ts"
+import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
+import type { LiveReply } from "./ReplyWriter.ts"
+
+/**
+ * Telegram is away (or asked to wait longer than a turn should sit out): the message went back
+ * to the mailbox, with the LLM's answer if there was one, for a later turn to deliver.
+ */
+export class DeliveryPostponed extends Schema.TaggedError<DeliveryPostponed>()("DeliveryPostponed", {
+  message: Schema.String
+}) {}
+
+/** How a turn's message ended: answered, failed for good, or skipped because the chat is gone. */
+export type TurnOutcome = "answered" | "failed" | "unreachable"
+
+/** The record of a reply made without the LLM (a command, a notice, an answer kept from before). */
+export const withoutLlm = (text: string, conversationId: string | null = null): TurnRecord => ({
+  answer: text,
+  conversationId,
+  model: null,
+  tokensIn: 0,
+  tokensOut: 0,
+  latencyMs: 0,
+  ttftMs: null
+})
+
+/**
+ * The delivery policy (ARCHITECTURE.md, invariants 2 and 4): what becomes of a message when
+ * Telegram takes, postpones or refuses its reply.
+ */
+export class Delivery extends Context.Service<Delivery, {
+  /**
+   * Shows `text` as the final reply and records the turn as answered. Telegram away: the message
+   * and `record` go back to the mailbox (DeliveryPostponed). Telegram refusing the reply itself
+   * (another 4xx): the message fails, its LLM usage recorded.
+   */
+  readonly deliver: (
+    mail: Mail,
+    reply: LiveReply,
+    text: string,
+    record: TurnRecord
+  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed | TelegramError>
+  /**
+   * Hands the message back (with the LLM's answer, if any) for a later turn, and fails with
+   * DeliveryPostponed. A flood wait does not count as an attempt (Telegram said when to come
+   * back); an outage does, so retries stay bounded.
+   */
+  readonly postpone: (
+    mail: Mail,
+    error: TelegramApiError,
+    answered?: TurnRecord
+  ) => Effect.Effect<never, MailboxError | DeliveryPostponed>
+  /**
+   * A Telegram failure anywhere in a turn: an unreachable chat is marked and its mail skipped;
+   * Telegram away (timeouts, 5xx, a long flood wait) postpones; Telegram refusing the request
+   * (other 4xx, formatting refused even as plain text) fails the message for good.
+   */
+  readonly onTelegramFailure: (
+    mail: Mail,
+    error: TelegramError
+  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed>
+}>()("bot/Delivery") {
+  static readonly layer = Layer.effect(
+    Delivery,
+    Effect.gen(function*() {
+      const mailbox = yield* Mailbox
+
+      const postpone = Effect.fn("Delivery.postpone")(function*(mail: Mail, error: TelegramApiError, answered?: TurnRecord) {
+        yield* mailbox.release(mail, { countAttempt: error.code !== 429, ...(answered ? { answered } : {}) })
+        return yield* new DeliveryPostponed({ message: `Telegram: ${error.message}` })
+      })
+
+      /** Telegram refused the reply itself (a 4xx, or even the plain text): the message fails. */
+      const refused = (mail: Mail, error: TelegramError, record: Option.Option<TurnRecord>) =>
+        mailbox.fail(mail, `Telegram: ${error.message}`, record).pipe(
+          Effect.andThen(Effect.logWarning("Telegram refused the reply", error.message)),
+          Effect.as("failed" as const)
+        )
+
+      return Delivery.of({
+        postpone,
+        deliver: Effect.fn("Delivery.deliver")(function*(mail: Mail, reply: LiveReply, text: string, record: TurnRecord) {
+          return yield* reply.finish(text).pipe(
+            Effect.andThen(mailbox.complete(mail, record)),
+            Effect.as("answered" as const),
+            Effect.catchTag("TelegramApiError", (error) =>
+              isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))
+            )
+          )
+        }),
+        onTelegramFailure: Effect.fn("Delivery.onTelegramFailure")(function*(mail: Mail, error: TelegramError) {
+          switch (error._tag) {
+            case "UnreachableChat":
+              yield* mailbox.markUnreachable(mail.chatId, error.message)
+              yield* Effect.logInfo("chat unreachable, its mail is skipped", error.message)
+              return "unreachable" as const
+            case "TelegramApiError":
+              return isTransient(error) ? yield* postpone(mail, error) : yield* refused(mail, error, Option.none())
+            case "RejectedFormatting":
+              return yield* refused(mail, error, Option.none())
+          }
+        })
+      })
+    })
+  )
+}

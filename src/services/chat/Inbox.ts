@@ -1,0 +1,159 @@
+import { Array as Arr, Context, Duration, Effect, Exit, Layer, Metric, Request, RequestResolver } from "effect"
+import { SqlClient } from "effect/sql"
+import type { InboundUpdate } from "../../schema/telegram/TelegramUpdate.ts"
+import { AppConfig } from "../platform/AppConfig.ts"
+import { JobQueue, type QueueOutage } from "../platform/JobQueue.ts"
+import { updatesReceived } from "../platform/Metrics.ts"
+import { RateLimiter } from "../platform/RateLimiter.ts"
+import type { RedisOutage } from "../platform/Redis.ts"
+import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+
+export type Acceptance = "accepted" | "duplicate" | "ignored"
+
+/** Why an update could not be taken now: the webhook answers 503 and Telegram delivers it again. */
+export type InboxError = StorageOutage | QueueOutage | RedisOutage
+
+class AcceptUpdate extends Request.Class<{ readonly update: InboundUpdate }, Acceptance, InboxError> {}
+
+/** The most updates stored by one statement. */
+const maxBatch = 500
+/** USER_MESSAGES_PER_MINUTE counts over a sliding minute. */
+const rateWindow = Duration.minutes(1)
+
+/**
+ * Postgres text cannot hold NUL, and jsonb refuses lone surrogates: either would fail the whole
+ * batch (and Telegram would deliver the update again forever). Keep everything else as sent.
+ */
+const storable = (text: string): string => text.toWellFormed().replaceAll("\u0000", "")
+const storableOrNull = (text: string | undefined): string | null => (text === undefined ? null : storable(text))
+
+/** An update as a row of the ingest statement's input (null where the kind has no such field). */
+const toRow = (u: InboundUpdate) => {
+  if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
+  return {
+    update_id: u.updateId,
+    kind: u._tag,
+    chat_id: u.chat.id,
+    chat_type: u.chat.type,
+    chat_title: storableOrNull(u.chat.title),
+    user_id: u.from.id,
+    username: storableOrNull(u.from.username),
+    first_name: storable(u.from.first_name ?? ""),
+    last_name: storableOrNull(u.from.last_name),
+    language_code: storableOrNull(u.from.language_code),
+    is_bot: u.from.is_bot ?? false,
+    message_id: u._tag === "Text" ? u.messageId : null,
+    text: u._tag === "Text" ? storable(u.text) : null,
+    reachable: u._tag === "Text" || u.status !== "kicked"
+  }
+}
+
+/**
+ * The webhook's side of the mailbox: records each update once, stores text messages as queued
+ * mail for their chat, and wakes the chat. Updates arriving in the same event-loop turn share
+ * one transaction and one queue call, which is what lets one process ingest thousands a second.
+ */
+export class Inbox extends Context.Service<Inbox, {
+  /**
+   * "accepted" once the update is committed (and its chat woken), "duplicate" for an update_id
+   * already stored (its chat is woken again), "ignored" for kinds the bot does not handle.
+   */
+  readonly accept: (update: InboundUpdate) => Effect.Effect<Acceptance, InboxError>
+}>()("bot/Inbox") {
+  static readonly layer = Layer.effect(
+    Inbox,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const queue = yield* JobQueue
+      const limiter = yield* RateLimiter
+      const config = yield* AppConfig
+
+      /**
+       * One statement, so one round trip and atomic without BEGIN/COMMIT: record the update ids,
+       * and only for the new ones upsert users and chats (a my_chat_member says whether the user
+       * blocked the bot; any text says they are reachable) and store text messages as mail.
+       */
+      const store = (updates: ReadonlyArray<InboundUpdate>) =>
+        sql<{ update_id: bigint }>`
+          with input as (
+            select * from jsonb_to_recordset(${JSON.stringify(updates.map(toRow))}::jsonb) as x(
+              update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
+              username text, first_name text, last_name text, language_code text, is_bot boolean,
+              message_id bigint, text text, reachable boolean)
+          ),
+          fresh as (
+            insert into telegram_updates (update_id, kind) select update_id, kind from input
+            on conflict (update_id) do nothing
+            returning update_id
+          ),
+          news as (select input.* from input join fresh using (update_id) where input.user_id is not null),
+          people as (
+            insert into users (id, username, first_name, last_name, language_code, is_bot, unreachable_at)
+            select distinct on (user_id) user_id, username, first_name, last_name, language_code, is_bot,
+              case when reachable then null else now() end
+            from news order by user_id, update_id desc
+            on conflict (id) do update set username = excluded.username, first_name = excluded.first_name,
+              last_name = excluded.last_name, language_code = excluded.language_code,
+              unreachable_at = excluded.unreachable_at, updated_at = now()
+          ),
+          rooms as (
+            insert into chats (id, type, title, unreachable_at)
+            select distinct on (chat_id) chat_id, chat_type, chat_title, case when reachable then null else now() end
+            from news order by chat_id, update_id desc
+            on conflict (id) do update set type = excluded.type, title = excluded.title,
+              unreachable_at = excluded.unreachable_at
+          ),
+          mail as (
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, text)
+            select update_id, chat_id, user_id, message_id, text from news where kind = 'Text'
+          )
+          select update_id from fresh`.pipe(
+          Effect.map((rows) => new Set(rows.map((row) => Number(row.update_id)))),
+          Effect.mapError(storageOutage)
+        )
+
+      const resolver = RequestResolver.make<AcceptUpdate>(Effect.fnUntraced(function*(entries) {
+        // The same update twice in one batch (a fast retry) is stored once.
+        const updates = Arr.dedupeWith(Arr.map(entries, (entry) => entry.request.update), (a, b) => a.updateId === b.updateId)
+        const fresh = yield* store(updates)
+        // Only updates seen for the first time count against their sender's limit, so Telegram's
+        // redeliveries (after a 503) do not. A message past the limit is flagged before its chat
+        // is woken; a turn already running in that chat may still answer it normally (the limit
+        // is a guard against floods, not an exact quota).
+        const freshTexts = updates.flatMap((u) => (u._tag === "Text" && fresh.has(u.updateId) ? [u] : []))
+        const decisions = yield* limiter.consumeMany(
+          freshTexts.map((u) => `user:${u.from.id}`),
+          config.userMessagesPerMinute,
+          rateWindow
+        )
+        const refused = freshTexts.filter((_, i) => !decisions[i]!.allowed).map((u) => u.updateId)
+        if (refused.length > 0) {
+          yield* sql`update messages set over_limit = true where update_id in ${sql.in(refused)}`.pipe(
+            Effect.mapError(storageOutage)
+          )
+        }
+        // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
+        const chats = new Set(updates.flatMap((u) => (u._tag === "Text" ? [u.chat.id] : [])))
+        if (chats.size > 0) yield* queue.wake([...chats])
+        for (const entry of entries) {
+          const u = entry.request.update
+          const outcome: Acceptance = u._tag === "Ignored" ? "ignored" : fresh.delete(u.updateId) ? "accepted" : "duplicate"
+          entry.completeUnsafe(Exit.succeed(outcome))
+        }
+      })).pipe(RequestResolver.batchN(maxBatch))
+
+      const outcomes = {
+        accepted: Metric.withAttributes(updatesReceived, { outcome: "accepted" }),
+        duplicate: Metric.withAttributes(updatesReceived, { outcome: "duplicate" }),
+        ignored: Metric.withAttributes(updatesReceived, { outcome: "ignored" })
+      }
+      return Inbox.of({
+        accept: Effect.fn("Inbox.accept")(function*(update: InboundUpdate) {
+          const outcome = yield* Effect.request(new AcceptUpdate({ update }), resolver)
+          yield* Metric.update(outcomes[outcome], 1)
+          return outcome
+        })
+      })
+    })
+  )
+}

@@ -1,0 +1,208 @@
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { SqlClient, type Statement } from "effect/sql"
+import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+
+/** A user's message taken from its chat's mailbox for a turn (a `messages` row being processed). */
+export interface Mail {
+  readonly id: number
+  readonly updateId: number
+  readonly chatId: number
+  readonly chatType: string
+  readonly userId: number | null
+  readonly text: string
+  readonly overLimit: boolean
+  /** Turns started on this message, this one included: above 1 means a redo after a crash. */
+  readonly attempts: number
+  /** Telegram ids of the reply messages an earlier attempt already sent, in order. */
+  readonly replyMessageIds: ReadonlyArray<number>
+  /** The answer an earlier attempt got from the LLM but could not deliver (Telegram away). */
+  readonly pendingAnswer: string | null
+  readonly conversationId: string | null
+}
+
+/** What a turn produced: stored with the message, and as a `usage` row when an LLM was called. */
+export interface TurnRecord {
+  readonly answer: string
+  readonly conversationId: string | null
+  readonly model: string | null
+  readonly tokensIn: number
+  readonly tokensOut: number
+  /** From the turn's start to the end of the answer (ms). */
+  readonly latencyMs: number
+  /** From the turn's start to the first streamed token (ms); null without an LLM call. */
+  readonly ttftMs: number | null
+}
+
+/**
+ * The message was claimed again since this turn took it (this holder's lock lease ran out and
+ * another worker redid it): this turn must stop writing.
+ */
+export class MailTakenOver extends Schema.TaggedError<MailTakenOver>()("MailTakenOver", {
+  messageId: Schema.Number,
+  message: Schema.String
+}) {}
+
+export type MailboxError = StorageOutage | MailTakenOver
+
+/**
+ * The worker's side of each chat's mailbox in Postgres. Callers hold the chat's lock, so the
+ * oldest unfinished message is theirs to take, whether queued or left mid-turn by a crash.
+ */
+export class Mailbox extends Context.Service<Mailbox, {
+  /** Marks the chat's oldest unfinished message `processing` (one more attempt) and returns it. */
+  readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
+  // The writes below are fenced by the claim's attempt number: see MailTakenOver.
+  readonly recordReplyIds: (mail: Mail, ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
+  readonly complete: (mail: Mail, record: TurnRecord) => Effect.Effect<void, MailboxError>
+  readonly fail: (mail: Mail, error: string, record: Option.Option<TurnRecord>) => Effect.Effect<void, MailboxError>
+  /**
+   * Hands the message back to the mailbox for the next holder: after a shutdown the attempt is
+   * not counted; after a failure that may pass (Telegram away) it is, so retries stay bounded.
+   * An answer the LLM already gave is kept (with its usage), for the next turn to deliver.
+   */
+  readonly release: (
+    mail: Mail,
+    options: { readonly countAttempt: boolean; readonly answered?: TurnRecord }
+  ) => Effect.Effect<void, MailboxError>
+  readonly hasPending: (chatId: number) => Effect.Effect<boolean, StorageOutage>
+  /** Chats (at most 1000) with mail older than the given age: their wake-up was lost or their worker died. */
+  readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, StorageOutage>
+  /** Telegram says the chat is gone (blocked, not found): skip its mail, stop writing to it. */
+  readonly markUnreachable: (chatId: number, reason: string) => Effect.Effect<void, StorageOutage>
+}>()("bot/Mailbox") {
+  static readonly layer = Layer.effect(
+    Mailbox,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+
+      /** This turn's claim of the message, and nobody's since. */
+      const owned = (mail: Mail) => sql`id = ${mail.id} and status = 'processing' and attempts = ${mail.attempts}`
+
+      const expectOwned = (mail: Mail) => (rows: ReadonlyArray<unknown>) =>
+        rows.length > 0
+          ? Effect.void
+          : Effect.fail(new MailTakenOver({ messageId: mail.id, message: `message ${mail.id} was claimed again by another turn` }))
+
+      /**
+       * Runs the fenced update and, when an LLM was called, records its usage in the same
+       * statement: one round trip, atomic without a transaction block.
+       */
+      const updateWithUsage = (
+        mail: Mail,
+        update: Statement.Statement<unknown>,
+        record: TurnRecord | null | undefined,
+        outcome: "answered" | "failed"
+      ) => {
+        const statement = record === null || record === undefined || record.model === null ? update : sql`
+          with done as (${update})
+          insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
+          select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
+            ${record.latencyMs}, ${record.ttftMs}, ${outcome}
+          from done
+          returning message_id`
+        return statement.pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
+      }
+
+      const finishTurn = (mail: Mail, outcome: "answered" | "failed", error: string | null, record: TurnRecord | null) =>
+        updateWithUsage(
+          mail,
+          outcome === "answered"
+            ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
+                conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
+                where ${owned(mail)} returning id`
+            : sql`update messages set status = 'failed', error = ${error} where ${owned(mail)} returning id`,
+          record,
+          outcome
+        )
+
+      return Mailbox.of({
+        claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
+          const rows = yield* sql<{
+            id: bigint
+            update_id: bigint
+            chat_id: bigint
+            chat_type: string
+            user_id: bigint | null
+            text: string
+            over_limit: boolean
+            attempts: number
+            reply_message_ids: Array<number>
+            answer: string | null
+            conversation_id: string | null
+          }>`
+            update messages set status = 'processing', attempts = attempts + 1
+            where id = (
+              select id from messages
+              where chat_id = ${chatId} and status in ('queued', 'processing')
+              order by id limit 1
+            )
+            returning id, update_id, chat_id, user_id, text, over_limit, attempts, reply_message_ids, answer, conversation_id,
+              (select type from chats where chats.id = messages.chat_id) as chat_type`.pipe(Effect.mapError(storageOutage))
+          return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
+            id: Number(row.id),
+            updateId: Number(row.update_id),
+            chatId: Number(row.chat_id),
+            chatType: row.chat_type,
+            userId: row.user_id === null ? null : Number(row.user_id),
+            text: row.text,
+            overLimit: row.over_limit,
+            attempts: row.attempts,
+            replyMessageIds: row.reply_message_ids.map(Number),
+            pendingAnswer: row.answer,
+            conversationId: row.conversation_id
+          }))
+        }),
+        recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(mail: Mail, ids: ReadonlyArray<number>) {
+          yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where ${owned(mail)} returning id`
+            .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
+        }),
+        complete: Effect.fn("Mailbox.complete")(function*(mail: Mail, record: TurnRecord) {
+          yield* finishTurn(mail, "answered", null, record)
+        }),
+        fail: Effect.fn("Mailbox.fail")(function*(mail: Mail, error: string, record: Option.Option<TurnRecord>) {
+          yield* finishTurn(mail, "failed", error, Option.getOrNull(record))
+        }),
+        release: Effect.fn("Mailbox.release")(
+          function*(mail: Mail, options: { readonly countAttempt: boolean; readonly answered?: TurnRecord }) {
+            const answered = options.answered
+            yield* updateWithUsage(
+              mail,
+              sql`
+                update messages set status = 'queued', attempts = attempts - ${options.countAttempt ? 0 : 1},
+                  answer = coalesce(${answered?.answer ?? null}, answer),
+                  conversation_id = coalesce(${answered?.conversationId ?? null}, conversation_id)
+                where ${owned(mail)} returning id`,
+              answered,
+              "answered"
+            )
+          }
+        ),
+        hasPending: Effect.fn("Mailbox.hasPending")(function*(chatId: number) {
+          const rows = yield* sql<{ pending: boolean }>`
+            select exists (
+              select 1 from messages where chat_id = ${chatId} and status in ('queued', 'processing')
+            ) as pending`.pipe(Effect.mapError(storageOutage))
+          return rows[0]?.pending === true
+        }),
+        stalledChats: Effect.fn("Mailbox.stalledChats")(function*(olderThanSeconds: number) {
+          const rows = yield* sql<{ chat_id: bigint }>`
+            select distinct chat_id from messages
+            where status in ('queued', 'processing')
+              and received_at < now() - make_interval(secs => ${olderThanSeconds})
+            limit 1000`.pipe(Effect.mapError(storageOutage))
+          return rows.map((row) => Number(row.chat_id))
+        }),
+        markUnreachable: Effect.fn("Mailbox.markUnreachable")(function*(chatId: number, reason: string) {
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`update chats set unreachable_at = now() where id = ${chatId}`
+            // In a private chat the chat id is the user's id.
+            yield* sql`update users set unreachable_at = now() where id = ${chatId}`
+            yield* sql`
+              update messages set status = 'skipped', error = ${reason}
+              where chat_id = ${chatId} and status in ('queued', 'processing')`
+          })).pipe(Effect.mapError(storageOutage))
+        })
+      })
+    })
+  )
+}

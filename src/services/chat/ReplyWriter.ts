@@ -1,0 +1,133 @@
+import { Clock, Context, Effect, Layer } from "effect"
+import { SendPacer } from "../telegram/SendPacer.ts"
+import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
+import { type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
+import { texts } from "./ChatTexts.ts"
+import type { MailboxError } from "./Mailbox.ts"
+
+/** Telegram accepts about one message or edit per second per chat (PROTOCOLS.md). */
+export const previewEveryMillis = 1_000
+/** Shown at the end of a preview while the answer is still streaming. */
+export const cursor = " ▍"
+/** Telegram's longest message text (UTF-16 units, after entity parsing). */
+const maxMessageLength = 4096
+
+/** A reply being written: previews while the answer streams, then the final formatted text. */
+export interface LiveReply {
+  /** Shows the answer so far, at most once per `previewEveryMillis` (calls in between are dropped). */
+  readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | MailboxError>
+  /** Shows the final answer, split over as many messages as it needs, formatted; returns their ids. */
+  readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
+}
+
+export class ReplyWriter extends Context.Service<ReplyWriter, {
+  /**
+   * `draftId` (private chats) streams the growing part as an animated draft instead of a message
+   * edited every second. `existingIds` are the reply messages an interrupted attempt already
+   * sent: they are edited, not sent again. `persistIds` stores the ids the moment a message
+   * exists, so a redo after a crash finds them.
+   */
+  readonly open: (
+    chatId: number,
+    draftId: number | undefined,
+    existingIds: ReadonlyArray<number>,
+    persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
+  ) => Effect.Effect<LiveReply>
+}>()("bot/ReplyWriter") {
+  static readonly layer = Layer.effect(
+    ReplyWriter,
+    Effect.gen(function*() {
+      const telegram = yield* Telegram
+      const pacer = yield* SendPacer
+
+      const open = (
+        chatId: number,
+        draftId: number | undefined,
+        existingIds: ReadonlyArray<number>,
+        persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
+      ) =>
+        Effect.sync((): LiveReply => {
+          const ids = [...existingIds]
+          // What each message shows now; unknown (null) for messages of an earlier attempt.
+          const shown: Array<string | null> = ids.map(() => null)
+          let lastPreviewAt = Number.NEGATIVE_INFINITY
+
+          // Sent and stored as one step: interrupted between the two, a redo would not know the
+          // message exists and would send a second one.
+          const send = (index: number, text: string, html: boolean, preview: boolean) =>
+            Effect.uninterruptible(Effect.gen(function*() {
+              ids[index] = yield* telegram.sendMessage(chatId, text, { html, preview })
+              yield* persistIds(ids)
+            }))
+
+          /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
+          const show = (index: number, text: string, html: boolean, preview = false) =>
+            Effect.gen(function*() {
+              const key = `${html ? "h" : "p"}:${text}`
+              if (shown[index] === key) return
+              const existing = ids[index]
+              if (existing === undefined) yield* send(index, text, html, preview)
+              else {
+                yield* telegram.editMessageText(chatId, existing, text, { html, preview }).pipe(
+                  // The user deleted the reply an earlier attempt sent: send it anew.
+                  Effect.catchIf(
+                    (error) =>
+                      error._tag === "TelegramApiError" && /message to edit not found|message can't be edited/i.test(error.message),
+                    () => send(index, text, html, preview)
+                  )
+                )
+              }
+              shown[index] = key
+            })
+
+          /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
+          const showFinal = (index: number, chunk: TelegramChunk) =>
+            show(index, chunk.html, true).pipe(
+              Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, false))
+            )
+
+          const showPreview = Effect.fn("ReplyWriter.preview")(function*(markdown: string) {
+            const chunks = toTelegramChunks(markdown, maxMessageLength - cursor.length)
+            const last = chunks.length - 1
+            if (last < 0) return
+            // Earlier chunks are complete: show them formatted; the growing one as plain text, in
+            // a draft where the chat has them and no message of an earlier attempt is there.
+            for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
+            const growing = chunks[last]!.plain + cursor
+            if (draftId !== undefined && ids[last] === undefined) yield* telegram.sendDraft(chatId, draftId, growing)
+            else yield* show(last, growing, false, true)
+          }, (effect) =>
+            // A preview that could not be shown is skipped: the final text is what must arrive.
+            effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting"], (error) =>
+              Effect.logDebug("preview skipped", error.message))))
+
+          const preview = (markdown: string) =>
+            Effect.gen(function*() {
+              const now = yield* Clock.currentTimeMillis
+              // Previews are optional: under a send backlog they give way to final answers.
+              if (now - lastPreviewAt < previewEveryMillis || (yield* pacer.congested)) return
+              lastPreviewAt = now
+              yield* showPreview(markdown)
+            })
+
+          const finish = Effect.fn("ReplyWriter.finish")(function*(markdown: string) {
+            const chunks = toTelegramChunks(markdown)
+            const final = chunks.length > 0 ? chunks : toTelegramChunks(texts.empty)
+            for (let i = 0; i < final.length; i++) yield* showFinal(i, final[i]!)
+            // A redo whose answer came out shorter than the first attempt's: drop the leftovers.
+            while (ids.length > final.length) {
+              const extra = ids.pop()!
+              shown.pop()
+              yield* telegram.deleteMessage(chatId, extra).pipe(Effect.catchTag("TelegramApiError", () => Effect.void))
+              yield* persistIds(ids)
+            }
+            return [...ids] as ReadonlyArray<number>
+          })
+
+          return { preview, finish }
+        }).pipe(Effect.withSpan("ReplyWriter.open"))
+
+      return ReplyWriter.of({ open })
+    })
+  )
+}

@@ -1,0 +1,39 @@
+import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
+
+/** An earlier question and its answer, as the conversation's history holds them. */
+export interface Exchange {
+  readonly question: string
+  readonly answer: string
+}
+
+export const systemPrompt =
+  "You are a helpful assistant chatting with a person on Telegram. Answer in the person's language. " +
+  "Be concise unless asked for detail. Markdown is allowed: bold, italics, code, links and lists."
+
+/**
+ * A conservative token estimate (about 4 characters a token for English, fewer for other
+ * scripts, so count 3) plus the per-message overhead of the chat format. It errs on the high
+ * side so the trimmed prompt always fits.
+ */
+export const estimateTokens = (text: string): number => Math.ceil(text.length / 3) + 4
+
+/**
+ * The system prompt, then as many of the most recent exchanges (`history`, newest first) as fit
+ * in `budget` tokens (estimated, the new message and system prompt included: an exact fit is
+ * kept), then the new message. Older exchanges are dropped whole, never cut in half.
+ */
+export const buildPrompt = (
+  history: ReadonlyArray<Exchange>,
+  message: string,
+  budget: number
+): ReadonlyArray<ChatMessage> => {
+  let remaining = budget - estimateTokens(systemPrompt) - estimateTokens(message)
+  const kept: Array<ChatMessage> = []
+  for (const exchange of history) {
+    const cost = estimateTokens(exchange.question) + estimateTokens(exchange.answer)
+    if (cost > remaining) break
+    remaining -= cost
+    kept.unshift({ role: "user", content: exchange.question }, { role: "assistant", content: exchange.answer })
+  }
+  return [{ role: "system", content: systemPrompt }, ...kept, { role: "user", content: message }]
+}

@@ -1,0 +1,22 @@
+import { Context, type Effect, type Option, Schema } from "effect"
+import type { RedisOutage } from "./Redis.ts"
+
+/** The lease ran out (or could not be renewed in time) and the chat may pass to another worker. */
+export class LostLock extends Schema.TaggedError<LostLock>()("LostLock", { message: Schema.String }) {}
+
+/**
+ * One holder per chat at a time: the actor's lock (ARCHITECTURE.md, "Each chat is an actor").
+ * Implementations: `layers/platform/ChatLockRedis.ts` (a leased Redis key, shared by every
+ * process) and `ChatLockMemory.ts` (in process, for the embedded mode).
+ */
+export class ChatLock extends Context.Service<ChatLock, {
+  /**
+   * Runs `effect` while holding the chat's lock and returns Some(result); returns None without
+   * running it when another holder has the lock. Fails with LostLock (interrupting `effect`) when
+   * the lease is lost, and with RedisOutage when the lock cannot be taken.
+   */
+  readonly withLock: <A, E, R>(
+    chatId: number,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<Option.Option<A>, E | RedisOutage | LostLock, R>
+}>()("bot/ChatLock") {}

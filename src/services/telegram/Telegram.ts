@@ -1,0 +1,77 @@
+import type { Update } from "grammy/types"
+import { Context, type Effect, type Redacted, Schema } from "effect"
+
+/** 403 blocked / deactivated, 400 chat not found: retrying cannot help, the chat is gone for us. */
+export class UnreachableChat extends Schema.TaggedError<UnreachableChat>()("UnreachableChat", {
+  chatId: Schema.Number,
+  message: Schema.String
+}) {}
+
+/** 400 "can't parse entities": the formatting was refused; the caller resends as plain text. */
+export class RejectedFormatting extends Schema.TaggedError<RejectedFormatting>()("RejectedFormatting", {
+  message: Schema.String
+}) {}
+
+/**
+ * Any other failure, after the retry schedule gave up. `code` is Telegram's error_code, or 0 for
+ * a network failure or timeout; `message` is Telegram's description (never the token).
+ */
+export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("TelegramApiError", {
+  method: Schema.String,
+  code: Schema.Number,
+  retryAfterSeconds: Schema.optional(Schema.Number),
+  message: Schema.String
+}) {}
+
+export type TelegramError = UnreachableChat | RejectedFormatting | TelegramApiError
+
+/** Telegram away or asking to wait, rather than refusing the request: worth trying again later. */
+export const isTransient = (error: TelegramApiError): boolean =>
+  error.code === 0 || error.code === 429 || error.code >= 500
+
+/**
+ * The longest flood wait (429 retry_after, seconds) sat out in place. A longer one fails the call
+ * instead, so a turn does not hold its chat and its worker slot for minutes: it is redone later.
+ */
+export const maxWaitSeconds = 30
+
+/** The error for a call to a chat whose flood wait is too long to sit out. */
+export const floodWaitError = (method: string, retryAfterSeconds: number) =>
+  new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
+
+export interface SendOptions {
+  /** parse_mode HTML (Telegram's subset: see TelegramMarkdown.ts). */
+  readonly html?: boolean
+  /** A preview: tried once, never retried (the next one comes a second later). */
+  readonly preview?: boolean
+}
+
+/**
+ * The Bot API calls the bot makes (https://core.telegram.org/bots/api). Every call has a timeout
+ * and a declared retry schedule, honours 429 retry_after, and is paced by the SendPacer.
+ * Implementations: `layers/telegram/TelegramGrammy.ts` (grammY's Api, TELEGRAM_API_ROOT) and
+ * `TelegramMemory.ts` (in-memory chats, scriptable failures, for service tests).
+ */
+export class Telegram extends Context.Service<Telegram, {
+  /** Sends `text` (1-4096 UTF-16 units after entity parsing) to the chat; returns its message_id. */
+  readonly sendMessage: (chatId: number, text: string, options?: SendOptions) => Effect.Effect<number, TelegramError>
+  /** Succeeds when the message already shows exactly this text ("message is not modified"). */
+  readonly editMessageText: (
+    chatId: number,
+    messageId: number,
+    text: string,
+    options?: SendOptions
+  ) => Effect.Effect<void, TelegramError>
+  readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
+  /**
+   * Streams a preview into a private chat as an animated draft (Bot API 9.3+): ephemeral, shown
+   * for 30 s, replaced by the real message. Tried once, like every preview.
+   */
+  readonly sendDraft: (chatId: number, draftId: number, text: string) => Effect.Effect<void, TelegramError>
+  /** "typing…" for about 5 s, or until the next message. */
+  readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
+  readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
+  readonly deleteWebhook: Effect.Effect<void, TelegramError>
+  /** Long polling: waits up to `timeoutSeconds` for updates from `offset` on. */
+  readonly getUpdates: (offset: number, timeoutSeconds: number) => Effect.Effect<ReadonlyArray<Update>, TelegramError>
+}>()("bot/Telegram") {}

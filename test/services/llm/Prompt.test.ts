@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest"
+import { buildPrompt, estimateTokens, systemPrompt } from "../../../src/services/llm/Prompt.ts"
+
+const exchange = (i: number) => ({ question: `q${i} ` + "x".repeat(90), answer: `a${i} ` + "y".repeat(90) })
+const cost = (i: number) => estimateTokens(exchange(i).question) + estimateTokens(exchange(i).answer)
+
+describe("buildPrompt", () => {
+  it("puts the system prompt first, the history oldest first, the new message last", () => {
+    const prompt = buildPrompt([exchange(2), exchange(1)], "now", 10_000)
+    expect(prompt.map((m) => `${m.role}:${m.content.slice(0, 2)}`)).toEqual([
+      "system:Yo", "user:q1", "assistant:a1", "user:q2", "assistant:a2", "user:no"
+    ])
+    expect(prompt[0]!.content).toBe(systemPrompt)
+  })
+
+  it("keeps the newest exchanges that fit and drops older ones whole", () => {
+    const fixed = estimateTokens(systemPrompt) + estimateTokens("now")
+    const history = [exchange(5), exchange(4), exchange(3), exchange(2), exchange(1)] // newest first
+    const prompt = buildPrompt(history, "now", fixed + cost(5) + cost(4) + cost(3) - 1)
+    expect(prompt.filter((m) => m.role === "user").map((m) => m.content.slice(0, 2))).toEqual(["q4", "q5", "no"])
+    const total = prompt.reduce((sum, m) => sum + estimateTokens(m.content), 0)
+    expect(total).toBeLessThanOrEqual(fixed + cost(5) + cost(4) + cost(3) - 1)
+  })
+
+  it("never drops the new message, even when nothing else fits", () => {
+    const prompt = buildPrompt([exchange(1)], "a long new question", 1)
+    expect(prompt.map((m) => m.role)).toEqual(["system", "user"])
+    expect(prompt[1]!.content).toBe("a long new question")
+  })
+
+  it("estimates tokens conservatively (no fewer than one per four characters)", () => {
+    for (const text of ["", "hello", "x".repeat(4000), "привет мир", "你好世界"]) {
+      expect(estimateTokens(text)).toBeGreaterThanOrEqual(Math.ceil(text.length / 4))
+    }
+  })
+})

@@ -1,0 +1,58 @@
+import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
+
+const load = (env: Record<string, string>) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      return yield* AppConfig
+    }).pipe(
+      Effect.provide(AppConfig.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env }))))),
+      Effect.result
+    )
+  )
+
+const minimal = { TELEGRAM_BOT_TOKEN: "123:secret-token", OPENAI_API_KEY: "sk-secret" }
+
+describe("AppConfig", () => {
+  it("lists every missing or invalid setting in one message", async () => {
+    const result = await load({
+      PORT: "eighty",
+      PUBLIC_URL: "not a url",
+      TELEGRAM_WEBHOOK_SECRET: "has spaces!",
+      WORKER_CONCURRENCY: "0",
+      LOG_LEVEL: "Loud"
+    })
+    expect(result._tag).toBe("Failure")
+    if (result._tag !== "Failure") return
+    const message = result.failure.message
+    expect(message).toMatch(/^Invalid configuration \(7 problems\):/)
+    for (const name of ["PORT", "PUBLIC_URL", "TELEGRAM_WEBHOOK_SECRET", "WORKER_CONCURRENCY", "LOG_LEVEL"]) {
+      expect(message).toContain(`- ${name}: `)
+    }
+    expect(message).toContain("- TELEGRAM_BOT_TOKEN is required")
+    expect(message).toContain("- OPENAI_API_KEY is required")
+  })
+
+  it("requires the webhook secret in webhook mode", async () => {
+    const result = await load({ ...minimal, PUBLIC_URL: "https://bot.example.com" })
+    expect(result._tag === "Failure" && result.failure.message).toContain(
+      "TELEGRAM_WEBHOOK_SECRET is required when PUBLIC_URL is set"
+    )
+  })
+
+  it("applies the documented defaults and keeps secrets redacted", async () => {
+    const result = await load(minimal)
+    if (result._tag !== "Success") throw new Error(String(result.failure))
+    const settings = result.success
+    expect(settings.port).toBe(3000)
+    expect(settings.telegramApiRoot).toBe("https://api.telegram.org")
+    expect(settings.openaiModel).toBe("gpt-4o-mini")
+    expect(Option.isNone(settings.databaseUrl)).toBe(true)
+    expect(Option.isNone(settings.redisUrl)).toBe(true)
+    expect(settings.workerConcurrency).toBe(50)
+    expect(Redacted.value(settings.telegramBotToken)).toBe("123:secret-token")
+    expect(JSON.stringify(settings)).not.toContain("secret")
+    expect(String(settings.openaiApiKey)).toBe("<redacted>")
+  })
+})
