@@ -34,7 +34,7 @@ import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
 import pg from "pg"
 import { echoReply, type FakeOpenAI, startFakeOpenAI } from "../test/support/FakeOpenAI.ts"
-import { type FakeTelegram, startFakeTelegram } from "../test/support/FakeTelegram.ts"
+import { type FakeTelegram, startFakeTelegram } from "../test/support/telegram/FakeTelegram.ts"
 import {
   bucketQuantile,
   type Child,

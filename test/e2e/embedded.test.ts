@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack } from "../support/Stack.ts"
 
 describe("embedded layer set (PGlite, in-process queue, lock and limiter)", () => {

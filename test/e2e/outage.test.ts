@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
 
 describe("Postgres or Redis away at webhook time", () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/FakeTelegram.ts"
-import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
+import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { type Stack, startStack, waitForMetric, waitForStatus } from "../support/Stack.ts"
 
 describe("resilience of a turn", () => {
   let stack: Stack
@@ -8,10 +8,7 @@ describe("resilience of a turn", () => {
     stack = await startStack()
   })
   afterAll(() => stack.stop())
-  beforeEach(() => {
-    stack.telegram.reset()
-    stack.openai.reset()
-  })
+  beforeEach(() => stack.resetFakes())
 
   it("keeps the answer when Telegram stays away past its retries, and delivers it once Telegram is back", async () => {
     // Telegram refuses every send for 12 s: longer than one turn's retries (about 9 s).
@@ -32,7 +29,8 @@ describe("resilience of a turn", () => {
     stack.telegram.failNext("sendMessage", { code: 429, retryAfter: 40 }, 1)
     expect((await stack.post({ update_id: 7005, ...textMessageUpdate({ chatId, text: "flooded" }) })).status).toBe(200)
     await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 10_000)
-    await new Promise((r) => setTimeout(r, 3_000)) // several sweeps and queue retries
+    // Wait until later turns (the queue's retries, the sweeper) took the message up and postponed it again.
+    await waitForMetric(stack, /chat_turns_total\{[^}]*outcome="postponed"[^}]*\} (\d+)/, (n) => n >= 3, 20_000)
     // Handed back with the answer kept, and the wait not counted against its attempts.
     expect(stack.query("select status || ':' || (answer is not null) || ':' || (attempts <= 1) from messages where update_id = 7005")).toBe("queued:true:true")
     expect(stack.openai.requests).toHaveLength(1)

@@ -1,8 +1,14 @@
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { startStack, waitForStatus } from "../support/Stack.ts"
+
+interface OtlpTraces {
+  readonly resourceSpans: ReadonlyArray<{
+    readonly scopeSpans: ReadonlyArray<{ readonly spans: ReadonlyArray<{ readonly name: string; readonly traceId: string }> }>
+  }>
+}
 
 describe("OTLP trace export", () => {
   it("sends the spans of a webhook-to-reply turn to OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
@@ -20,13 +26,23 @@ describe("OTLP trace export", () => {
     const stack = await startStack({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } })
     try {
       await stack.post({ update_id: 6001, ...textMessageUpdate({ chatId: 6001, text: "trace me" }) })
+      await stack.post({ update_id: 6002, ...textMessageUpdate({ chatId: 6002, text: "and me" }) })
       await waitForStatus(stack, 6001, "answered")
+      await waitForStatus(stack, 6002, "answered")
       await stack.stopProgram() // flushes the exporter
       const exported = bodies.filter((b) => b.path === "/v1/traces").map((b) => b.body).join("\n")
       for (const span of ["ChatTurn.run", "Mailbox.claimNext", "Telegram.sendMessage", "ChatWorker.handle"]) {
         expect(exported).toContain(`"${span}"`)
       }
       expect(exported).toContain("telegram-ai-bot")
+      // Each chat's turn is a trace of its own.
+      const turnTraces = bodies
+        .filter((b) => b.path === "/v1/traces")
+        .flatMap((b) => (JSON.parse(b.body) as OtlpTraces).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)))
+        .filter((span) => span.name === "ChatTurn.run")
+        .map((span) => span.traceId)
+      expect(turnTraces).toHaveLength(2)
+      expect(new Set(turnTraces).size).toBe(2)
       expect(exported).not.toContain(stack.env.OPENAI_API_KEY!)
       expect(exported).not.toContain(stack.env.TELEGRAM_BOT_TOKEN!)
     } finally {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/FakeTelegram.ts"
+import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { telegramFixture } from "../support/fixtures.ts"
 import { type Stack, startStack, waitForStatus, webhookSecret } from "../support/Stack.ts"
 
@@ -13,8 +13,7 @@ describe("POST /telegram/webhook", () => {
   afterAll(() => stack.stop())
   beforeEach(() => {
     stack.query("truncate telegram_updates, messages, users, chats, conversations, usage cascade")
-    stack.telegram.reset()
-    stack.openai.reset()
+    stack.resetFakes()
   })
 
   const realText = () => telegramFixture("message-private-text-language_code-IAmIrina-filetreck_bot")
@@ -57,6 +56,21 @@ describe("POST /telegram/webhook", () => {
     expect(count(stack, "telegram_updates")).toBe(0)
   })
 
+  it("takes a body of exactly MAX_BODY_BYTES and refuses one byte more", async () => {
+    // Pads the text so the JSON body is exactly `size` bytes.
+    const bodyOf = (updateId: number, size: number) => {
+      const base = JSON.stringify({ update_id: updateId, ...textMessageUpdate({ chatId: updateId, text: "" }) })
+      const body = JSON.stringify({ update_id: updateId, ...textMessageUpdate({ chatId: updateId, text: "y".repeat(size - base.length) }) })
+      expect(new TextEncoder().encode(body).length).toBe(size)
+      return body
+    }
+    expect((await stack.post(bodyOf(61, 4097))).status).toBe(413)
+    expect(count(stack, "telegram_updates")).toBe(0)
+    expect((await stack.post(bodyOf(62, 4096))).status).toBe(200)
+    expect(count(stack, "telegram_updates")).toBe(1)
+    await waitForStatus(stack, 62, "answered")
+  })
+
   it("stores a real text update, and its answer reaches the chat", async () => {
     const update = realText()
     expect((await stack.post(update)).status).toBe(200)
@@ -74,10 +88,14 @@ describe("POST /telegram/webhook", () => {
     expect([first.status, ...again.map((r) => r.status)]).toEqual([200, 200, 200])
     await waitForStatus(stack, update.update_id, "answered")
     await stack.post(update)
-    await new Promise((r) => setTimeout(r, 300))
-    expect(count(stack, "messages")).toBe(1)
-    expect(stack.openai.requests.length).toBe(1)
-    expect(stack.telegram.callsFor(86815320, "sendMessage").length).toBe(1)
+    // The chat answers its mail in order: once a later message is answered, a second answer to
+    // the repeated one would have been sent before it.
+    const later = { update_id: update.update_id + 1, ...textMessageUpdate({ chatId: 86815320, text: "later" }) }
+    expect((await stack.post(later)).status).toBe(200)
+    await waitForStatus(stack, later.update_id, "answered")
+    expect(count(stack, "messages")).toBe(2)
+    expect(stack.openai.requests.length).toBe(2)
+    expect(stack.telegram.callsFor(86815320, "sendMessage").map((c) => c.params["text"])).toEqual(["Echo: just text", "Echo: later"])
   })
 
   it("acknowledges update kinds it does not handle with 200 and ignores them", async () => {
@@ -99,8 +117,11 @@ describe("POST /telegram/webhook", () => {
     // Some of Telegram's documentation examples share update_id 10000: each id is stored once.
     expect(count(stack, "telegram_updates")).toBe(ids.size)
     expect(count(stack, "messages")).toBe(0)
-    await new Promise((r) => setTimeout(r, 300))
-    expect(stack.telegram.calls.filter((c) => c.method === "sendMessage")).toEqual([])
+    // A text sent after them is answered; by then the worker has had every wake-up there was.
+    const marker = { update_id: 880001, ...textMessageUpdate({ chatId: 880001, text: "marker" }) }
+    expect((await stack.post(marker)).status).toBe(200)
+    await waitForStatus(stack, marker.update_id, "answered")
+    expect(stack.telegram.calls.filter((c) => c.method === "sendMessage").map((c) => c.chatId)).toEqual([880001])
   })
 
   it("marks a user who blocked the bot as unreachable, and clears it when they come back", async () => {
@@ -117,6 +138,35 @@ describe("POST /telegram/webhook", () => {
     expect((await stack.post(unblocked)).status).toBe(200)
     const userId = (unblocked as unknown as { my_chat_member: { from: { id: number } } }).my_chat_member.from.id
     expect(stack.query(`select unreachable_at is null from users where id = ${userId}`)).toBe("t")
+  })
+
+  it("marks a user unreachable when they block the bot, reachable again when they unblock it, and so on", async () => {
+    const blocked = telegramFixture("my_chat_member-blocked-private-galihjk-tmpsndbot") as unknown as {
+      update_id: number
+      my_chat_member: { chat: { id: number }; from: { id: number }; new_chat_member: { status: string } }
+    }
+    const userId = 5550001
+    const membership = (updateId: number, status: "kicked" | "member") => ({
+      ...blocked,
+      update_id: updateId,
+      my_chat_member: {
+        ...blocked.my_chat_member,
+        chat: { ...blocked.my_chat_member.chat, id: userId },
+        from: { ...blocked.my_chat_member.from, id: userId },
+        new_chat_member: { ...blocked.my_chat_member.new_chat_member, status }
+      }
+    })
+    const unreachable = () =>
+      stack.query(`select (u.unreachable_at is not null) || ':' || (c.unreachable_at is not null) from users u join chats c on c.id = u.id where u.id = ${userId}`)
+    expect((await stack.post(membership(5550001, "kicked"))).status).toBe(200)
+    expect(unreachable()).toBe("true:true")
+    expect((await stack.post(membership(5550002, "member"))).status).toBe(200)
+    expect(unreachable()).toBe("false:false")
+    expect((await stack.post(membership(5550003, "kicked"))).status).toBe(200)
+    expect(unreachable()).toBe("true:true")
+    // Telegram delivering the unblock again (a redelivery) changes nothing.
+    expect((await stack.post(membership(5550002, "member"))).status).toBe(200)
+    expect(unreachable()).toBe("true:true")
   })
 
   it("answers the real /start command without calling the LLM", async () => {

@@ -46,6 +46,8 @@ export type ReplyScript = (body: ChatCompletionBody) => ScriptedReply | Promise<
 export type OpenAIFault =
   | { readonly status: 429; readonly retryAfterSeconds?: number }
   | { readonly status: 500 | 503 }
+  /** As if the key had been revoked: 401, quoting the key the client sent, as OpenAI does. */
+  | { readonly status: 401 }
   | { readonly hang: true }
 
 export interface RecordedRequest {
@@ -198,19 +200,13 @@ export class FakeOpenAI {
     this.#changes.notify()
 
     if (this.#apiKey !== undefined && req.headers.authorization !== `Bearer ${this.#apiKey}`) {
-      record.status = 401
-      // Like OpenAI, quote the key that was sent back in the message (OpenAI masks its middle).
-      const given = (req.headers.authorization ?? "").replace(/^Bearer /, "")
-      sendError(res, 401, {
-        message: `Incorrect API key provided: ${given}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-        type: "invalid_request_error",
-        code: "invalid_api_key"
-      })
+      refuseKey(req, res, record)
       return
     }
     const fault = this.#faults.shift()
     if (fault !== undefined) {
-      this.#answerFault(fault, record, res)
+      if ("status" in fault && fault.status === 401) refuseKey(req, res, record)
+      else this.#answerFault(fault, record, res)
       return
     }
 
@@ -253,7 +249,7 @@ export class FakeOpenAI {
     }
   }
 
-  #answerFault(fault: OpenAIFault, record: RecordedRequest, res: ServerResponse): void {
+  #answerFault(fault: Exclude<OpenAIFault, { readonly status: 401 }>, record: RecordedRequest, res: ServerResponse): void {
     if ("hang" in fault) return // keep the connection open until the client aborts (or close())
     record.status = fault.status
     switch (fault.status) {
@@ -392,4 +388,15 @@ function sendError(
   headers: Record<string, string> = {}
 ): void {
   sendJson(res, status, { error: { ...error, param: null } }, headers)
+}
+
+/** 401 for a wrong key: like OpenAI, the message quotes the key that was sent (OpenAI masks its middle). */
+function refuseKey(req: IncomingMessage, res: ServerResponse, record: RecordedRequest): void {
+  record.status = 401
+  const given = (req.headers.authorization ?? "").replace(/^Bearer /, "")
+  sendError(res, 401, {
+    message: `Incorrect API key provided: ${given}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    type: "invalid_request_error",
+    code: "invalid_api_key"
+  })
 }

@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { Redis } from "ioredis"
 import { AllProgram, ApiProgram, WorkerProgram } from "../../src/layers/Programs.ts"
 import { type FakeOpenAI, startFakeOpenAI } from "./FakeOpenAI.ts"
-import { type FakeTelegram, startFakeTelegram } from "./FakeTelegram.ts"
+import { type FakeTelegram, startFakeTelegram } from "./telegram/FakeTelegram.ts"
 import { TcpProxy } from "./TcpProxy.ts"
 
 export const webhookSecret = "test_secret-123"
@@ -31,16 +31,19 @@ export const freePort = () =>
 
 let databases = 0
 
+/** Runs SQL on a database of the real Postgres (not through a proxy); returns psql's unaligned output. */
+export const queryDatabase = (database: string, sql: string): string =>
+  execFileSync("psql", ["-h", pgHost, "-p", String(pgPort), "-U", "postgres", "-d", database, "-qAtc", sql], {
+    encoding: "utf8",
+    env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
+  }).trim()
+
 /** A fresh, empty database on the real Postgres for one stack. */
 export const createDatabase = (): { readonly name: string; readonly drop: () => void } => {
   const name = `bot_test_${process.pid}_${++databases}`
-  const psql = (command: string) =>
-    execFileSync("psql", ["-h", pgHost, "-p", String(pgPort), "-U", "postgres", "-d", "postgres", "-qAtc", command], {
-      stdio: "pipe"
-    })
-  psql(`drop database if exists ${name} with (force)`)
-  psql(`create database ${name}`)
-  return { name, drop: () => psql(`drop database if exists ${name} with (force)`) }
+  queryDatabase("postgres", `drop database if exists ${name} with (force)`)
+  queryDatabase("postgres", `create database ${name}`)
+  return { name, drop: () => queryDatabase("postgres", `drop database if exists ${name} with (force)`) }
 }
 
 export const flushRedis = async () => {
@@ -67,6 +70,8 @@ export interface Stack {
   readonly post: (update: unknown, headers?: Record<string, string>) => Promise<Response>
   /** Runs SQL on the stack's database (through the real server, not the proxy). */
   readonly query: (sql: string) => string
+  /** Forgets the fakes' recorded calls and scripted replies and faults (between tests). */
+  readonly resetFakes: () => void
   /** Stops the program (as SIGTERM would) and keeps the fakes and the database. */
   readonly stopProgram: () => Promise<void>
   readonly stop: () => Promise<void>
@@ -131,10 +136,11 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
       }),
     query: (sql) => {
       if (!database) throw new Error("query() needs the shared mode")
-      return execFileSync("psql", ["-h", pgHost, "-p", String(pgPort), "-U", "postgres", "-d", database.name, "-qAtc", sql], {
-        encoding: "utf8",
-        env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
-      }).trim()
+      return queryDatabase(database.name, sql)
+    },
+    resetFakes: () => {
+      telegram.reset()
+      openai.reset()
     },
     stopProgram,
     stop: async () => {
@@ -147,7 +153,12 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
 }
 
 /** Waits until the message of an update reaches a status in the mailbox. */
-export const waitForStatus = async (stack: Stack, updateId: number, status: string, timeoutMs = 10_000) => {
+export const waitForStatus = async (
+  stack: Pick<Stack, "query">,
+  updateId: number,
+  status: string,
+  timeoutMs = 10_000
+) => {
   const deadline = Date.now() + timeoutMs
   let seen = ""
   while (Date.now() < deadline) {
@@ -156,4 +167,25 @@ export const waitForStatus = async (stack: Stack, updateId: number, status: stri
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`update ${updateId}: status ${JSON.stringify(seen)}, expected ${status}`)
+}
+
+/**
+ * Polls GET /metrics until the first number `pattern` captures passes `check` (a definite
+ * event to wait for before asserting that something did not happen).
+ */
+export const waitForMetric = async (
+  stack: Pick<Stack, "url">,
+  pattern: RegExp,
+  check: (value: number) => boolean,
+  timeoutMs = 10_000
+) => {
+  const deadline = Date.now() + timeoutMs
+  let seen: number | undefined
+  while (Date.now() < deadline) {
+    const match = pattern.exec(await (await fetch(`${stack.url}/metrics`)).text())
+    seen = match ? Number(match[1]) : undefined
+    if (seen !== undefined && check(seen)) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`metric ${pattern}: ${seen}, not what the test waits for`)
 }

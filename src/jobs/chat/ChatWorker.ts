@@ -41,7 +41,8 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
       ),
       Effect.tapDefect((defect) => Effect.logError("chat wake-up failed", Cause.die(defect))),
       Effect.annotateLogs({ chat_id: wakeUp.chatId }),
-      Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId } })
+      // Each wake-up is a trace of its own, not a child of the long-lived consumer.
+      Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId }, root: true })
     )
 
   yield* queue.consume(handle, {

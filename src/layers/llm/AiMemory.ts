@@ -4,7 +4,7 @@ import { Ai, type AiChunk, LlmError } from "../../services/llm/Ai.ts"
 
 /** What the scripted LLM answers: text streamed in pieces `delay` apart, then usage; or a failure. */
 export type ScriptedAnswer =
-  | { readonly _tag: "Answer"; readonly chunks: ReadonlyArray<string>; readonly delay?: Duration.Duration }
+  | { readonly _tag: "Answer"; readonly chunks: ReadonlyArray<string>; readonly delay?: Duration.Input }
   /** Streams `chunks` (if any), then fails with `error`. */
   | { readonly _tag: "Fail"; readonly error: LlmError; readonly chunks?: ReadonlyArray<string> }
   /** Streams `chunks` (if any), then never ends: only interruption stops it. */
@@ -52,7 +52,7 @@ export const layer: Layer.Layer<Ai | AiScript> = Layer.effectContext(Effect.sync
         requests.push(request)
         const answer = script(messages)
         const chunks = answer.chunks ?? []
-        const delay = answer._tag === "Answer" ? answer.delay ?? Duration.zero : Duration.zero
+        const delay = answer._tag === "Answer" ? Duration.fromInputUnsafe(answer.delay ?? 0) : Duration.zero
         const deltas = Stream.fromIterable(chunks).pipe(
           Stream.mapEffect((text) => Effect.as(Effect.sleep(delay), { _tag: "Delta" as const, text }))
         )

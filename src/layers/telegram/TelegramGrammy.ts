@@ -1,4 +1,4 @@
-import { Api, GrammyError } from "grammy"
+import { Api, GrammyError, HttpError } from "grammy"
 import { Duration, Effect, identity, Layer, Metric, Redacted, Schedule } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { telegramApiErrors } from "../../services/platform/Metrics.ts"
@@ -59,10 +59,16 @@ const isUnreachable = (error: GrammyError) =>
   error.error_code === 403 || (error.error_code === 400 && /chat not found|user is deactivated|PEER_ID_INVALID/i.test(error.description))
 
 /**
- * grammY's error -> ours. Only Telegram's description and grammY's own message are kept: the
- * inner fetch error of a network failure quotes the request URL, which holds the bot token.
+ * A network failure's inner error quotes the request URL, which holds the bot token (maybe
+ * URL-encoded): the token's secret half is cut out wherever it appears.
  */
-const toTelegramError = (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
+const scrubbed = (text: string, token: string): string => text.replaceAll(token.slice(token.indexOf(":") + 1), "[redacted]")
+
+/**
+ * grammY's error -> ours: Telegram's description, or for a network failure grammY's message and
+ * the underlying reason (with the token cut out), so the log names the cause.
+ */
+const toTelegramError = (token: string) => (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
   if (cause instanceof GrammyError) {
     if (chatId !== undefined && isUnreachable(cause)) {
       return new UnreachableChat({ chatId, message: cause.description })
@@ -77,8 +83,9 @@ const toTelegramError = (method: string, chatId: number | undefined, cause: unkn
       message: cause.description
     })
   }
-  // Network failures: grammY's HttpError message names the method, never the token.
-  return new TelegramApiError({ method, code: 0, message: cause instanceof Error ? cause.message : "network failure" })
+  const inner = cause instanceof HttpError ? `: ${String(cause.error)}` : ""
+  const text = cause instanceof Error ? `${cause.message}${inner}` : "network failure"
+  return new TelegramApiError({ method, code: 0, message: scrubbed(text, token) })
 }
 
 const metricCode = (error: TelegramError) =>
@@ -92,7 +99,9 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const pacer = yield* SendPacer
-    const api = new Api(Redacted.value(config.telegramBotToken), { apiRoot: config.telegramApiRoot })
+    const token = Redacted.value(config.telegramBotToken)
+    const api = new Api(token, { apiRoot: config.telegramApiRoot })
+    const toError = toTelegramError(token)
 
     /** One Bot API call: its turn from the pacer, a timeout, the error's metric, then its retry schedule. */
     const call = <A>(
@@ -105,7 +114,7 @@ export const layer = Layer.effect(
         Effect.andThen(
           Effect.tryPromise({
             try: (signal) => run(signal as unknown as GrammySignal),
-            catch: (cause) => toTelegramError(method, chatId, cause)
+            catch: (cause) => toError(method, chatId, cause)
           }).pipe(
             Effect.timeoutOrElse({
               duration: options.timeout ?? callTimeout,

@@ -18,6 +18,8 @@ const typingEvery = Schedule.spaced("4 seconds")
 const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
 
 type TurnKind = "message" | "command" | "over_limit"
+/** Turns that handed their message back because Telegram was away or flood-waiting. */
+const postponedTurns = Metric.withAttributes(turns, { kind: "message", outcome: "postponed" })
 const done = (kind: TurnKind, outcome: TurnOutcome) => ({ kind, outcome })
 
 /** One turn of a chat: the reply to one message of its mailbox. */
@@ -95,7 +97,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           const startedAt = yield* Clock.currentTimeMillis
           const { kind, outcome } = yield* turn(mail, startedAt).pipe(
             // Shutdown: hand the message back so the next holder of the chat redoes it.
-            Effect.onInterrupt(() => mailbox.release(mail, { countAttempt: false }).pipe(Effect.ignore))
+            Effect.onInterrupt(() => mailbox.release(mail, { countAttempt: false }).pipe(Effect.ignore)),
+            Effect.tapErrorTag("DeliveryPostponed", () => Metric.update(postponedTurns, 1))
           )
           const millis = (yield* Clock.currentTimeMillis) - startedAt
           yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)

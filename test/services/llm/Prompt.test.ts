@@ -22,6 +22,17 @@ describe("buildPrompt", () => {
     expect(total).toBeLessThanOrEqual(fixed + cost(5) + cost(4) + cost(3) - 1)
   })
 
+  it("keeps the history when it fits the budget exactly, and drops the oldest exchange one token over", () => {
+    const fixed = estimateTokens(systemPrompt) + estimateTokens("now")
+    const history = [exchange(2), exchange(1)]
+    const userTurns = (budget: number) =>
+      buildPrompt(history, "now", budget).filter((m) => m.role === "user").map((m) => m.content.slice(0, 2))
+    expect(userTurns(fixed + cost(2) + cost(1))).toEqual(["q1", "q2", "no"])
+    expect(userTurns(fixed + cost(2) + cost(1) - 1)).toEqual(["q2", "no"])
+    expect(userTurns(fixed + cost(2))).toEqual(["q2", "no"])
+    expect(userTurns(fixed + cost(2) - 1)).toEqual(["no"])
+  })
+
   it("never drops the new message, even when nothing else fits", () => {
     const prompt = buildPrompt([exchange(1)], "a long new question", 1)
     expect(prompt.map((m) => m.role)).toEqual(["system", "user"])

@@ -41,6 +41,25 @@ describe("AppConfig", () => {
     )
   })
 
+  it("takes each limit at its bound and refuses one past it", async () => {
+    const accepted = await load({
+      ...minimal,
+      PUBLIC_URL: "https://bot.example.com",
+      TELEGRAM_WEBHOOK_SECRET: "s".repeat(256),
+      WORKER_CONCURRENCY: "1",
+      PORT: "65535"
+    })
+    expect(accepted._tag).toBe("Success")
+    const refused = await load({
+      ...minimal,
+      PUBLIC_URL: "https://bot.example.com",
+      TELEGRAM_WEBHOOK_SECRET: "s".repeat(257),
+      WORKER_CONCURRENCY: "0",
+      PORT: "65536"
+    })
+    expect(refused._tag === "Failure" && refused.failure.message).toMatch(/^Invalid configuration \(3 problems\):/)
+  })
+
   it("applies the documented defaults and keeps secrets redacted", async () => {
     const result = await load(minimal)
     if (result._tag !== "Success") throw new Error(String(result.failure))

@@ -1,16 +1,23 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
-const workerMain = fileURLToPath(new URL("../../src/main/worker.ts", import.meta.url))
+/** The entry points a test can start: `npm start`'s, and the worker's alone. */
+const mains = {
+  all: fileURLToPath(new URL("../../src/main/all.ts", import.meta.url)),
+  worker: fileURLToPath(new URL("../../src/main/worker.ts", import.meta.url))
+}
 
-/** The worker program in its own Node process, so a test can kill it like a crash or a deploy. */
-export class WorkerProcess {
+/**
+ * A program in its own Node process, as an operator runs it: a test can kill it like a crash or
+ * a deploy, and read everything it wrote to stdout and stderr.
+ */
+export class ProgramProcess {
   readonly #child: ChildProcess
   readonly exited: Promise<number | null>
   output = ""
 
-  constructor(env: Readonly<Record<string, string>>) {
-    this.#child = spawn(process.execPath, [workerMain], {
+  constructor(program: keyof typeof mains, env: Readonly<Record<string, string>>) {
+    this.#child = spawn(process.execPath, [mains[program]], {
       env: { PATH: process.env.PATH ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })

@@ -1,0 +1,134 @@
+/**
+ * Every secret an operator configures stays out of the program's output, on the paths where
+ * errors are logged: Telegram 429, 5xx and a dropped connection, OpenAI 401 (quoting the key)
+ * and 5xx, Postgres and Redis away. The program runs as an operator runs it (`npm start`'s
+ * entry point in its own process, LOG_LEVEL=All) and everything it writes is read.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { startFakeOpenAI, type FakeOpenAI } from "../support/FakeOpenAI.ts"
+import { ProgramProcess } from "../support/ProgramProcess.ts"
+import { createDatabase, flushRedis, freePort, queryDatabase, redisDb, waitForStatus } from "../support/Stack.ts"
+import { TcpProxy } from "../support/TcpProxy.ts"
+import { type FakeTelegram, startFakeTelegram, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+
+const botToken = "987654:LOGTEST-bot-token-secret-half"
+const secrets = {
+  botToken,
+  botTokenSecretHalf: botToken.split(":")[1]!,
+  openaiKey: "sk-logtest-openai-key-0123456789",
+  webhookSecret: "logtest_webhook_secret",
+  databasePassword: "pg-password-logtest",
+  redisPassword: "redis-password-logtest",
+  metricsToken: "metrics-token-logtest"
+}
+
+describe("secrets in the program's output", () => {
+  let telegram: FakeTelegram
+  let openai: FakeOpenAI
+  let postgres: TcpProxy
+  let redis: TcpProxy
+  let program: ProgramProcess
+  const database = createDatabase()
+  const query = (sql: string) => queryDatabase(database.name, sql)
+  let url = ""
+
+  const post = (updateId: number, text: string) =>
+    fetch(`${url}/telegram/webhook`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secrets.webhookSecret },
+      body: JSON.stringify({ update_id: updateId, ...textMessageUpdate({ chatId: updateId, text }) })
+    })
+
+  /** Posts until the webhook answers 200 (Telegram's redelivery after a 503). */
+  const deliver = async (updateId: number, text: string) => {
+    const deadline = Date.now() + 20_000
+    while ((await post(updateId, text)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`update ${updateId} never accepted`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+
+  beforeAll(async () => {
+    telegram = await startFakeTelegram({ token: botToken })
+    openai = await startFakeOpenAI({ apiKey: secrets.openaiKey })
+    postgres = await TcpProxy.start(Number(process.env.PGPORT ?? 5432), process.env.PGHOST ?? "127.0.0.1")
+    redis = await TcpProxy.start(6379)
+    await flushRedis()
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    program = new ProgramProcess("all", {
+      PORT: String(port),
+      PUBLIC_URL: url,
+      TELEGRAM_BOT_TOKEN: botToken,
+      TELEGRAM_WEBHOOK_SECRET: secrets.webhookSecret,
+      TELEGRAM_API_ROOT: telegram.url,
+      OPENAI_API_KEY: secrets.openaiKey,
+      OPENAI_BASE_URL: `${openai.url}/v1`,
+      DATABASE_URL: `postgres://postgres:${secrets.databasePassword}@127.0.0.1:${postgres.port}/${database.name}`,
+      REDIS_URL: `redis://:${secrets.redisPassword}@127.0.0.1:${redis.port}/${redisDb}`,
+      METRICS_TOKEN: secrets.metricsToken,
+      LOG_LEVEL: "All",
+      SWEEP_INTERVAL_SECONDS: "1"
+    })
+    const deadline = Date.now() + 30_000
+    while ((await fetch(`${url}/ready`).then((r) => r.status, () => 0)) !== 200) {
+      if (Date.now() > deadline) throw new Error(`the program did not get ready:\n${program.output}`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }, 60_000)
+
+  afterAll(async () => {
+    program.kill("SIGKILL")
+    await program.exited
+    await Promise.all([telegram.close(), openai.close(), postgres.close(), redis.close()])
+    database.drop()
+  })
+
+  it("logs each failure with its cause and never a token, key, password or secret", async () => {
+    const stack = { query }
+    // Telegram: a 429, then a 5xx that outlasts a turn's retries, then a dropped connection.
+    telegram.failNext("sendMessage", { code: 429, retryAfter: 1 })
+    await deliver(1, "telegram 429")
+    await waitForStatus(stack, 1, "answered", 20_000)
+    telegram.failNext("sendMessage", { code: 502 }, 6)
+    await deliver(2, "telegram 5xx")
+    await waitForStatus(stack, 2, "answered", 40_000)
+    telegram.failNext("sendMessage", { drop: true })
+    await deliver(3, "telegram away")
+    await waitForStatus(stack, 3, "answered", 20_000)
+    // OpenAI: a revoked key (its 401 quotes the key), then 5xx past the retries.
+    openai.failNext({ status: 401 })
+    await deliver(4, "openai 401")
+    await waitForStatus(stack, 4, "failed")
+    openai.failNext({ status: 500 }, 5)
+    await deliver(5, "openai 5xx")
+    await waitForStatus(stack, 5, "failed", 30_000)
+    // Postgres, then Redis, away at webhook time: 503, then Telegram's retry is taken.
+    postgres.cut()
+    expect((await post(6, "postgres away")).status).toBe(503)
+    postgres.restore()
+    await deliver(6, "postgres away")
+    redis.cut()
+    expect((await post(7, "redis away")).status).toBe(503)
+    redis.restore()
+    await deliver(7, "redis away")
+    await waitForStatus(stack, 7, "answered", 20_000)
+    // The operator's scrape.
+    expect((await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${secrets.metricsToken}` } })).status).toBe(200)
+
+    program.kill("SIGTERM")
+    expect(await program.exited).toBe(0)
+    const output = program.output
+    // No secret, whole or in part...
+    for (const [name, secret] of Object.entries(secrets)) {
+      expect(output.includes(secret), `${name} in the output`).toBe(false)
+    }
+    // ...while the failures were logged, with what went wrong.
+    expect(output).toMatch(/"level":"INFO","message":"reply postponed Telegram: Bad Gateway"/)
+    expect(output).toMatch(/"message":"reply postponed Telegram: Network request for 'sendMessage' failed!/)
+    expect(output).toMatch(/"level":"WARN","message":"chat turn failed 401 Incorrect API key provided: \[redacted\]/)
+    expect(output).toMatch(/"level":"WARN","message":"chat turn failed 500 /)
+    expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable database: /)
+    expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable Redis: /)
+  }, 180_000)
+})

@@ -1,0 +1,85 @@
+import { ConfigProvider, Context, Effect, Layer, Option } from "effect"
+import * as AiMemory from "../../../src/layers/llm/AiMemory.ts"
+import * as TelegramMemory from "../../../src/layers/telegram/TelegramMemory.ts"
+import { ChatTurn } from "../../../src/services/chat/ChatTurn.ts"
+import { Conversations } from "../../../src/services/chat/Conversations.ts"
+import { Delivery } from "../../../src/services/chat/Delivery.ts"
+import { LlmReply } from "../../../src/services/chat/LlmReply.ts"
+import { type Mail, Mailbox, type TurnRecord } from "../../../src/services/chat/Mailbox.ts"
+import { ReplyWriter } from "../../../src/services/chat/ReplyWriter.ts"
+import type { Exchange } from "../../../src/services/llm/Prompt.ts"
+import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
+import { SendPacer } from "../../../src/services/telegram/SendPacer.ts"
+
+/** What the turn asked of the mailbox and the conversations, in order. */
+export type StoreEvent =
+  | { readonly _tag: "recordReplyIds"; readonly messageId: number; readonly ids: ReadonlyArray<number> }
+  | { readonly _tag: "complete"; readonly messageId: number; readonly record: TurnRecord }
+  | { readonly _tag: "fail"; readonly messageId: number; readonly error: string; readonly record: TurnRecord | undefined }
+  | { readonly _tag: "release"; readonly messageId: number; readonly countAttempt: boolean; readonly answered: TurnRecord | undefined }
+  | { readonly _tag: "markUnreachable"; readonly chatId: number; readonly reason: string }
+  | { readonly _tag: "startNew"; readonly chatId: number }
+
+/** The stores' side of a turn, recorded; `history` is what Conversations.history answers. */
+export class Stores extends Context.Service<Stores, {
+  readonly events: Array<StoreEvent>
+  history: ReadonlyArray<Exchange>
+}>()("test/Stores") {}
+
+const notUsed = Effect.die("not used by ChatTurn")
+
+/** Mailbox and Conversations in memory: they record what the turn asked and always succeed. */
+const stores = Layer.effectContext(Effect.sync(() => {
+  const state = Stores.of({ events: [], history: [] })
+  const record = (event: StoreEvent) => Effect.sync(() => void state.events.push(event))
+  const mailbox = Mailbox.of({
+    claimNext: () => notUsed,
+    hasPending: () => notUsed,
+    stalledChats: () => notUsed,
+    recordReplyIds: (mail, ids) => record({ _tag: "recordReplyIds", messageId: mail.id, ids: [...ids] }),
+    complete: (mail, turn) => record({ _tag: "complete", messageId: mail.id, record: turn }),
+    fail: (mail, error, turn) => record({ _tag: "fail", messageId: mail.id, error, record: Option.getOrUndefined(turn) }),
+    release: (mail, options) =>
+      record({ _tag: "release", messageId: mail.id, countAttempt: options.countAttempt, answered: options.answered }),
+    markUnreachable: (chatId, reason) => record({ _tag: "markUnreachable", chatId, reason })
+  })
+  const conversations = Conversations.of({
+    current: (chatId) => Effect.succeed(`conversation-${chatId}`),
+    startNew: (chatId) => record({ _tag: "startNew", chatId }).pipe(Effect.as(`conversation-${chatId}-new`)),
+    history: () => Effect.sync(() => state.history)
+  })
+  return Context.make(Mailbox, mailbox).pipe(Context.add(Conversations, conversations), Context.add(Stores, state))
+}))
+
+/** Settings of the turn tests: a 10 s turn limit and a small token budget. */
+export const settings = {
+  TELEGRAM_BOT_TOKEN: "123:test-token",
+  OPENAI_API_KEY: "sk-test",
+  TURN_TIMEOUT_SECONDS: "10",
+  CONTEXT_TOKEN_BUDGET: "1000",
+  MAX_ANSWER_TOKENS: "200"
+}
+
+/** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
+export const chatTurnLayer = ChatTurn.layer.pipe(
+  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer)),
+  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, stores)),
+  Layer.provideMerge(AppConfig.layer),
+  Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
+)
+
+let nextMailId = 1
+
+/** A message as the mailbox hands it to a turn: a private chat's first attempt unless told. */
+export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly text: string }): Mail => ({
+  id: nextMailId++,
+  updateId: nextMailId,
+  chatType: "private",
+  userId: fields.chatId,
+  overLimit: false,
+  attempts: 1,
+  replyMessageIds: [],
+  pendingAnswer: null,
+  conversationId: null,
+  ...fields
+})

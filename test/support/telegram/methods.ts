@@ -1,0 +1,107 @@
+/**
+ * The Bot API methods the fake implements, and the Telegram objects (bot user, message, chat)
+ * it answers with.
+ */
+import type { ChatStore } from "./chats.ts"
+import { badRequest, type Method, type Params, requireChat } from "./protocol.ts"
+import type { ChatId, FakeMessage, TelegramCall } from "./types.ts"
+import type { UpdateQueue } from "./updates.ts"
+
+const CHAT_ACTIONS = new Set([
+  "typing",
+  "upload_photo",
+  "record_video",
+  "upload_video",
+  "record_voice",
+  "upload_voice",
+  "upload_document",
+  "choose_sticker",
+  "find_location",
+  "record_video_note",
+  "upload_video_note"
+])
+
+export class BotApi {
+  readonly #token: string
+  readonly #chats: ChatStore
+  readonly #updates: UpdateQueue
+
+  constructor(token: string, chats: ChatStore, updates: UpdateQueue) {
+    this.#token = token
+    this.#chats = chats
+    this.#updates = updates
+  }
+
+  /** The method's result; failures are thrown as TelegramError (async, so they reject). */
+  async call(method: Method, call: TelegramCall, p: Params, signal: AbortSignal): Promise<unknown> {
+    switch (method) {
+      case "getMe":
+        return this.#botUser()
+      case "setWebhook":
+        return this.#updates.setWebhook(p)
+      case "deleteWebhook":
+        return this.#updates.deleteWebhook(p)
+      case "getWebhookInfo":
+        return this.#updates.getWebhookInfo()
+      case "getUpdates":
+        return this.#updates.getUpdates(p, signal)
+      case "sendMessage":
+        return this.#toTelegramMessage(this.#chats.sendMessage(requireChat(call), p))
+      case "editMessageText":
+        if (p["inline_message_id"] !== undefined) {
+          throw badRequest("inline messages are not supported by the fake")
+        }
+        return this.#toTelegramMessage(this.#chats.editMessageText(requireChat(call), p))
+      case "sendChatAction":
+        requireChat(call)
+        if (typeof p["action"] !== "string" || !CHAT_ACTIONS.has(p["action"])) {
+          throw badRequest("wrong parameter action in request")
+        }
+        return true
+      case "sendMessageDraft":
+        return this.#chats.sendMessageDraft(requireChat(call), p)
+      case "deleteMessage":
+        return this.#chats.deleteMessage(requireChat(call), p)
+    }
+  }
+
+  #botUser() {
+    const id = Number.parseInt(this.#token.split(":")[0] ?? "", 10)
+    return {
+      id: Number.isFinite(id) ? id : 123456,
+      is_bot: true,
+      first_name: "Fake Bot",
+      username: "fake_test_bot",
+      can_join_groups: true,
+      can_read_all_group_messages: false,
+      supports_inline_queries: false,
+      can_connect_to_business: false,
+      has_main_web_app: false
+    }
+  }
+
+  #toTelegramMessage(m: FakeMessage) {
+    return {
+      message_id: m.message_id,
+      date: m.date,
+      ...(m.edit_date === undefined ? {} : { edit_date: m.edit_date }),
+      chat: chatObject(m.chat_id),
+      from: this.#botUser(),
+      text: m.text,
+      ...(m.entities.length === 0 ? {} : { entities: m.entities }),
+      ...(m.reply_markup === undefined ? {} : { reply_markup: m.reply_markup })
+    }
+  }
+}
+
+function chatObject(chatId: ChatId) {
+  if (typeof chatId === "string") {
+    // "@channel": Telegram would answer with the channel's numeric id; derive a stable fake one.
+    let hash = 0
+    for (const ch of chatId) hash = (hash * 31 + ch.charCodeAt(0)) % 1_000_000_000
+    return { id: -1_000_000_000_000 - hash, type: "channel", title: chatId, username: chatId.replace(/^@/, "") }
+  }
+  if (chatId > 0) return { id: chatId, type: "private", first_name: "Tester" }
+  if (chatId <= -1_000_000_000_000) return { id: chatId, type: "supergroup", title: "Test supergroup" }
+  return { id: chatId, type: "group", title: "Test group" }
+}
