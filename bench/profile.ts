@@ -28,7 +28,7 @@ interface CpuProfile {
 
 const special = new Set(["(idle)", "(program)", "(garbage collector)", "(root)"])
 
-/** Where a frame's code lives: "effect", "@effect/sql-pg", "src/services/Inbox.ts", "node:internal", ... */
+/** Where a frame's code lives: "effect", "@effect/sql-pg", "src/services/chat/Inbox.ts", "node:internal", ... */
 export const packageOf = (frame: CallFrame): string => {
   if (special.has(frame.functionName)) return frame.functionName
   const url = frame.url

@@ -21,10 +21,10 @@ import * as DatabasePglite from "./platform/DatabasePglite.ts"
 import * as DatabasePostgres from "./platform/DatabasePostgres.ts"
 import * as JobQueueBullMq from "./platform/JobQueueBullMq.ts"
 import * as JobQueueMemory from "./platform/JobQueueMemory.ts"
-import { LoggingLive } from "./platform/Logging.ts"
+import * as Logging from "./platform/Logging.ts"
 import * as RateLimiterMemory from "./platform/RateLimiterMemory.ts"
 import * as RateLimiterRedis from "./platform/RateLimiterRedis.ts"
-import { TracingLive } from "./platform/Tracing.ts"
+import * as Tracing from "./platform/Tracing.ts"
 import * as TelegramGrammy from "./telegram/TelegramGrammy.ts"
 
 /** Postgres on DATABASE_URL, or embedded PGlite under DATA_DIR when it is unset; migrated. */
@@ -81,7 +81,7 @@ const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
 const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
   parts.pipe(
     Layer.provide(ChatLive),
-    Layer.provide(Layer.mergeAll(LoggingLive, TracingLive)),
+    Layer.provide(Layer.mergeAll(Logging.layer, Tracing.layer)),
     Layer.provideMerge(AppConfig.layer)
   )
 
@@ -93,6 +93,6 @@ export const ApiProgram = program(Layer.mergeAll(RequireSharedStorage, ApiParts)
 export const WorkerProgram = program(Layer.mergeAll(RequireSharedStorage, WorkerParts))
 /** Applies the pending migrations and stops: building the database layer migrates. */
 export const MigrateProgram = Layer.effectDiscard(Effect.logInfo("migrations applied")).pipe(
-  Layer.provide(Layer.mergeAll(DatabaseLive, LoggingLive)),
+  Layer.provide(Layer.mergeAll(DatabaseLive, Logging.layer)),
   Layer.provideMerge(AppConfig.layer)
 )

@@ -25,12 +25,14 @@ describe("resilience of a turn", () => {
 
   it("does not ask the LLM while the chat's flood wait is longer than a turn sits out", async () => {
     const chatId = 7005
+    const postponed = /chat_turns_total\{[^}]*outcome="postponed"[^}]*\} (\d+)/
+    const before = Number(postponed.exec(await (await fetch(`${stack.url}/metrics`)).text())?.[1] ?? 0)
     // The first send gets a 40 s flood wait: the answer is kept and the message handed back.
     stack.telegram.failNext("sendMessage", { code: 429, retryAfter: 40 }, 1)
     expect((await stack.post({ update_id: 7005, ...textMessageUpdate({ chatId, text: "flooded" }) })).status).toBe(200)
     await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 10_000)
     // Wait until later turns (the queue's retries, the sweeper) took the message up and postponed it again.
-    await waitForMetric(stack, /chat_turns_total\{[^}]*outcome="postponed"[^}]*\} (\d+)/, (n) => n >= 3, 20_000)
+    await waitForMetric(stack, postponed, (n) => n >= before + 3, 20_000)
     // Handed back with the answer kept, and the wait not counted against its attempts.
     expect(stack.query("select status || ':' || (answer is not null) || ':' || (attempts <= 1) from messages where update_id = 7005")).toBe("queued:true:true")
     expect(stack.openai.requests).toHaveLength(1)

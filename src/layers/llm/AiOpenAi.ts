@@ -3,6 +3,7 @@ import { Clock, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Str
 import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
 import { Ai, type AiChunk, LlmError } from "../../services/llm/Ai.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
 import { llmErrors, llmTimeToFirstToken, llmTokens } from "../../services/platform/Metrics.ts"
 
 /** Waiting for the first byte of an answer; a stream that stalls longer between chunks fails too. */
@@ -16,21 +17,17 @@ const maxRetryAfterSeconds = 60
  * least the server's Retry-After (capped at 60 s), four retries at most. Other 4xx (bad key, bad
  * request) are not retried.
  */
-export const aiRetrySchedule = Schedule.exponential("500 millis").pipe(
-  Schedule.jittered,
-  Schedule.modifyDelay(({ input, duration }: { input: LlmError; duration: Duration.Duration }) =>
-    Effect.succeed(
-      input.retryAfterSeconds !== undefined
-        ? Duration.max(Duration.seconds(Math.min(input.retryAfterSeconds, maxRetryAfterSeconds)), duration)
-        : duration
-    )
-  ),
-  Schedule.upTo({ times: 4 }),
+export const aiRetrySchedule = retryAfterBackoff<LlmError>({
+  base: "500 millis",
+  times: 4,
+  retryAfterSeconds: (error) =>
+    error.retryAfterSeconds === undefined ? undefined : Math.min(error.retryAfterSeconds, maxRetryAfterSeconds)
+}).pipe(
   Schedule.while(({ input }) => input.status === 0 || input.status === 408 || input.status === 429 || input.status >= 500)
 )
 
-/** Retry-After as seconds (RFC 9110: delay-seconds or an HTTP date, read against `now` ms). */
-const retryAfterSeconds = (headers: Headers | undefined, now: number): number | undefined => {
+/** Retry-After as seconds (RFC 9110: delay-seconds or an HTTP date, read against `now`, epoch ms). */
+export const retryAfterSeconds = (headers: Headers | undefined, now: number): number | undefined => {
   const value = headers?.get("retry-after")
   if (value === null || value === undefined) return undefined
   const seconds = Number(value)
@@ -47,7 +44,8 @@ const retryAfterSeconds = (headers: Headers | undefined, now: number): number | 
 const scrubbed = (text: string, apiKey: string): string =>
   text.replaceAll(apiKey, "[redacted]").replace(/\b(sk|key|api)[-_][A-Za-z0-9_*.-]{6,}/gi, "[redacted]")
 
-const toLlmError = (apiKey: string, now: number) => (cause: unknown): LlmError => {
+/** The SDK's error -> LlmError, at `now` (epoch ms: when the error came, for a Retry-After date). */
+export const toLlmError = (apiKey: string, now: number) => (cause: unknown): LlmError => {
   if (cause instanceof OpenAI.APIError) {
     const after = retryAfterSeconds(cause.headers, now)
     return new LlmError({
@@ -74,14 +72,14 @@ export const layer = Layer.effect(
     const countTokens = (direction: "in" | "out", tokens: number) =>
       Metric.update(Metric.withAttributes(llmTokens, { direction, model }), tokens)
 
-    /** Opens the streamed completion; the scope's close aborts it. */
+    /** Opens the streamed completion (one attempt) and notes when; the scope's close aborts it. */
     const open = Effect.fnUntraced(function*(messages: ReadonlyArray<ChatMessage>, maxTokens: number) {
       const controller = yield* Effect.acquireRelease(
         Effect.sync(() => new AbortController()),
         (controller) => Effect.sync(() => controller.abort())
       )
-      const now = yield* Clock.currentTimeMillis
-      return yield* Effect.tryPromise({
+      const startedAt = yield* Clock.currentTimeMillis
+      const stream = yield* Effect.tryPromise({
         try: () =>
           client.chat.completions.create(
             {
@@ -93,17 +91,19 @@ export const layer = Layer.effect(
             },
             { signal: controller.signal, timeout: Duration.toMillis(firstByteTimeout) }
           ),
-        catch: toLlmError(apiKey, now)
+        catch: (cause) => cause
       }).pipe(
+        Effect.catch((cause) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(toLlmError(apiKey, now)(cause)))),
         Effect.tapError((error) => Metric.update(Metric.withAttributes(llmErrors, { status: String(error.status) }), 1))
       )
+      return { stream, startedAt }
     })
 
     const streamChat = (messages: ReadonlyArray<ChatMessage>, options: { readonly maxTokens: number }) =>
       Stream.unwrap(
         Effect.gen(function*() {
-          const startedAt = yield* Clock.currentTimeMillis
-          const stream = yield* open(messages, options.maxTokens).pipe(Effect.retry(aiRetrySchedule))
+          // Time to first token counts from the attempt that answered, not from the first one.
+          const { startedAt, stream } = yield* open(messages, options.maxTokens).pipe(Effect.retry(aiRetrySchedule))
           let first = true
           return Stream.fromAsyncIterable(stream, toLlmError(apiKey, startedAt)).pipe(
             Stream.timeoutOrElse({

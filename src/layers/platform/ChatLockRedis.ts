@@ -52,15 +52,18 @@ export const layer = (lease: Duration.Duration) =>
           let renewedAt = yield* Clock.currentTimeMillis
           for (;;) {
             yield* Effect.sleep(renewEvery)
-            const renewed = yield* renew(chatId, token).pipe(
+            const failure = yield* renew(chatId, token).pipe(
               Effect.timeout(renewEvery),
-              Effect.as(true),
-              Effect.catchTags({ RedisOutage: () => Effect.succeed(false), TimeoutError: () => Effect.succeed(false) })
+              Effect.as(Option.none<unknown>()),
+              Effect.catchTag(["RedisOutage", "TimeoutError"], (error) => Effect.succeed(Option.some<unknown>(error)))
             )
             const now = yield* Clock.currentTimeMillis
-            if (renewed) renewedAt = now
+            if (Option.isNone(failure)) renewedAt = now
             else if (now - renewedAt >= leaseMs - Duration.toMillis(renewEvery)) {
-              return yield* new LostLock({ message: `could not renew the lock of chat ${chatId} within its lease` })
+              return yield* new LostLock({
+                message: `could not renew the lock of chat ${chatId} within its lease`,
+                cause: failure.value
+              })
             }
           }
         })

@@ -3,7 +3,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
-import { migrated } from "../../services/platform/Migrations.ts"
+import { Migrations } from "../../services/platform/Migrations.ts"
 
 // PGlite is one Postgres session: the socket server interleaves the extended-protocol messages of
 // several connections ("portal does not exist"), so the client keeps to one connection and
@@ -15,7 +15,7 @@ const embeddedConnections = 1
  * PgClient and SQL run as on a server; migrated before use.
  */
 export const layer = (dataDir: string) =>
-  migrated(Layer.unwrap(
+  Migrations.layer.pipe(Layer.provideMerge(Layer.unwrap(
     Effect.gen(function*() {
       const server = yield* Effect.acquireRelease(
         Effect.promise(async () => {
@@ -38,4 +38,4 @@ export const layer = (dataDir: string) =>
         connectTimeout: Duration.seconds(5)
       })
     })
-  ))
+  )))

@@ -6,7 +6,7 @@ import { AppConfig } from "../../services/platform/AppConfig.ts"
  * (update_id, chat_id, ...) and the current trace and span ids. Values reach the line only
  * through their JSON form, so a Redacted secret prints as "<redacted>".
  */
-export const jsonLogger = Logger.make(({ cause, date, fiber, logLevel, message }) => {
+const jsonLogger = Logger.make(({ cause, date, fiber, logLevel, message }) => {
   const line: Record<string, unknown> = { time: date.toISOString(), level: logLevel.toUpperCase() }
   const parts = Array.isArray(message) ? message : [message]
   line.message = parts.map((part) => (typeof part === "string" ? part : safeJson(part))).join(" ")
@@ -28,7 +28,8 @@ const safeJson = (value: unknown): string => {
   }
 }
 
-export const LoggingLive = Layer.unwrap(
+/** The JSON logger at LOG_LEVEL, replacing Effect's default one. */
+export const layer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
     return Layer.mergeAll(

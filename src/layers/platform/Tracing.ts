@@ -8,7 +8,7 @@ import { AppConfig } from "../../services/platform/AppConfig.ts"
  * OTEL_EXPORTER_OTLP_ENDPOINT is set, e.g. to an OpenTelemetry collector or Tempo. Without it,
  * spans still give the trace and span ids that every log line carries.
  */
-export const TracingLive = Layer.unwrap(Effect.gen(function*() {
+export const layer = Layer.unwrap(Effect.gen(function*() {
   const config = yield* AppConfig
   return Option.match(config.otlpEndpoint, {
     onNone: () => Layer.empty,

@@ -1,11 +1,13 @@
 import { Api, GrammyError, HttpError } from "grammy"
 import { Duration, Effect, identity, Layer, Metric, Redacted, Schedule } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
 import { telegramApiErrors } from "../../services/platform/Metrics.ts"
 import { SendPacer } from "../../services/telegram/SendPacer.ts"
 import {
   isTransient,
   maxWaitSeconds,
+  MessageGone,
   RejectedFormatting,
   type SendOptions,
   Telegram,
@@ -27,17 +29,11 @@ const waitable = (error: TelegramError) =>
   error._tag === "TelegramApiError" && (error.retryAfterSeconds ?? 0) <= maxWaitSeconds
 
 /** 300 ms doubling with jitter, at least a 429's retry_after, five retries at most. */
-const backoff = Schedule.exponential("300 millis").pipe(
-  Schedule.jittered,
-  Schedule.modifyDelay(({ input, duration }: { input: TelegramError; duration: Duration.Duration }) =>
-    Effect.succeed(
-      input._tag === "TelegramApiError" && input.retryAfterSeconds !== undefined
-        ? Duration.max(Duration.seconds(input.retryAfterSeconds), duration)
-        : duration
-    )
-  ),
-  Schedule.upTo({ times: 5 })
-)
+const backoff = retryAfterBackoff<TelegramError>({
+  base: "300 millis",
+  times: 5,
+  retryAfterSeconds: (error) => (error._tag === "TelegramApiError" ? error.retryAfterSeconds : undefined)
+})
 
 /**
  * Idempotent calls (edits, typing, webhook calls): 429 (retry_after up to 30 s), 5xx and network
@@ -62,19 +58,30 @@ const isUnreachable = (error: GrammyError) =>
  * A network failure's inner error quotes the request URL, which holds the bot token (maybe
  * URL-encoded): the token's secret half is cut out wherever it appears.
  */
-const scrubbed = (text: string, token: string): string => text.replaceAll(token.slice(token.indexOf(":") + 1), "[redacted]")
+const scrubbed = (text: string, token: string): string => {
+  const secret = token.slice(token.indexOf(":") + 1) || token
+  return secret.length > 0 ? text.replaceAll(secret, "[redacted]") : text
+}
 
 /**
  * grammY's error -> ours: Telegram's description, or for a network failure grammY's message and
  * the underlying reason (with the token cut out), so the log names the cause.
  */
-const toTelegramError = (token: string) => (method: string, chatId: number | undefined, cause: unknown): TelegramError => {
+const toTelegramError = (token: string) => (
+  method: string,
+  chatId: number | undefined,
+  messageId: number | undefined,
+  cause: unknown
+): TelegramError => {
   if (cause instanceof GrammyError) {
     if (chatId !== undefined && isUnreachable(cause)) {
       return new UnreachableChat({ chatId, message: cause.description })
     }
     if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
       return new RejectedFormatting({ message: cause.description })
+    }
+    if (messageId !== undefined && cause.error_code === 400 && /message to (edit|delete) not found|message can't be (edited|deleted)/i.test(cause.description)) {
+      return new MessageGone({ messageId, message: cause.description })
     }
     return new TelegramApiError({
       method,
@@ -91,6 +98,12 @@ const toTelegramError = (token: string) => (method: string, chatId: number | und
 const metricCode = (error: TelegramError) =>
   String(error._tag === "TelegramApiError" ? error.code : error._tag === "UnreachableChat" ? 403 : 400)
 
+/** The message a call is about (edits and deletes), for MessageGone. */
+interface Target {
+  readonly chatId?: number
+  readonly messageId?: number
+}
+
 const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
 
 /** grammY's `Api` on TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT. */
@@ -106,7 +119,7 @@ export const layer = Layer.effect(
     /** One Bot API call: its turn from the pacer, a timeout, the error's metric, then its retry schedule. */
     const call = <A>(
       method: string,
-      chatId: number | undefined,
+      { chatId, messageId }: Target,
       run: (signal: GrammySignal) => Promise<A>,
       options: { readonly timeout?: Duration.Duration; readonly retry?: boolean } = {}
     ) =>
@@ -114,7 +127,7 @@ export const layer = Layer.effect(
         Effect.andThen(
           Effect.tryPromise({
             try: (signal) => run(signal as unknown as GrammySignal),
-            catch: (cause) => toError(method, chatId, cause)
+            catch: (cause) => toError(method, chatId, messageId, cause)
           }).pipe(
             Effect.timeoutOrElse({
               duration: options.timeout ?? callTimeout,
@@ -139,7 +152,7 @@ export const layer = Layer.effect(
       sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
         const sent = yield* call(
           "sendMessage",
-          chatId,
+          { chatId },
           (signal) => api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal),
           { retry: options?.preview !== true }
         )
@@ -149,7 +162,7 @@ export const layer = Layer.effect(
         function*(chatId: number, messageId: number, text: string, options?: SendOptions) {
           yield* call(
             "editMessageText",
-            chatId,
+            { chatId, messageId },
             (signal) =>
               api.editMessageText(
                 chatId,
@@ -170,32 +183,32 @@ export const layer = Layer.effect(
       sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, draftId: number, text: string) {
         yield* call(
           "sendMessageDraft",
-          chatId,
+          { chatId },
           (signal) => api.sendMessageDraft(chatId, draftId, text, undefined, signal),
           { retry: false }
         )
       }),
       deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
-        yield* call("deleteMessage", chatId, (signal) => api.deleteMessage(chatId, messageId, signal))
+        yield* call("deleteMessage", { chatId, messageId }, (signal) => api.deleteMessage(chatId, messageId, signal))
       }),
       sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
-        yield* call("sendChatAction", chatId, (signal) => api.sendChatAction(chatId, "typing", undefined, signal))
+        yield* call("sendChatAction", { chatId }, (signal) => api.sendChatAction(chatId, "typing", undefined, signal))
       }),
       setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
         yield* call(
           "setWebhook",
-          undefined,
+          {},
           (signal) => api.setWebhook(url, { secret_token: Redacted.value(secret), allowed_updates: allowedUpdates }, signal)
         )
       }),
-      deleteWebhook: call("deleteWebhook", undefined, (signal) => api.deleteWebhook(undefined, signal)).pipe(
+      deleteWebhook: call("deleteWebhook", {}, (signal) => api.deleteWebhook(undefined, signal)).pipe(
         Effect.asVoid,
         Effect.withSpan("Telegram.deleteWebhook")
       ),
       getUpdates: Effect.fn("Telegram.getUpdates")(function*(offset: number, timeoutSeconds: number) {
         return yield* call(
           "getUpdates",
-          undefined,
+          {},
           (signal) => api.getUpdates({ offset, timeout: timeoutSeconds, allowed_updates: allowedUpdates }, signal),
           { timeout: Duration.sum(Duration.seconds(timeoutSeconds), callTimeout) }
         )

@@ -1,9 +1,6 @@
-import type { Update } from "grammy/types"
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
-import { type SendOptions, Telegram, TelegramApiError, type TelegramError } from "../../services/telegram/Telegram.ts"
-
-/** The longest text Telegram takes in one message (UTF-16 units, after entity parsing). */
-const maxMessageLength = 4096
+import { MessageGone, type SendOptions, Telegram, TelegramApiError, type TelegramError } from "../../services/telegram/Telegram.ts"
+import { maxMessageLength } from "../../services/telegram/TelegramMarkdown.ts"
 
 export type TelegramMethod =
   | "sendMessage"
@@ -39,12 +36,8 @@ export class TelegramScript extends Context.Service<TelegramScript, {
   readonly calls: Effect.Effect<ReadonlyArray<RecordedCall>>
   /** The chat's messages that exist now, oldest first. */
   readonly messages: (chatId: number) => Effect.Effect<ReadonlyArray<ShownMessage>>
-  /** The last draft text shown in the chat, if any. */
-  readonly lastDraft: (chatId: number) => Effect.Effect<string | undefined>
   /** The next `times` calls of `method` fail with `error` instead of doing anything. */
   readonly failNext: (method: TelegramMethod, error: TelegramError, times?: number) => Effect.Effect<void>
-  /** Updates for the next getUpdates. */
-  readonly pushUpdates: (updates: ReadonlyArray<Update>) => Effect.Effect<void>
   /** Forgets calls, messages and scripted failures. */
   readonly reset: Effect.Effect<void>
 }>()("test/TelegramScript") {}
@@ -54,16 +47,14 @@ const badRequest = (method: string, description: string) =>
 
 /**
  * Telegram in memory, for service tests: chats hold messages, edits and deletes apply to them,
- * texts are checked against Telegram's limits (empty, over 4096, unknown message, not modified),
+ * texts are checked against Telegram's limits (empty, over 4096 UTF-16 units, unknown message),
  * and a test can make the next calls fail with any error. No pacing, no retries: an error the
  * script sets is what the caller gets, as from the live layer once its retries gave up.
  */
 export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext(Effect.sync(() => {
   let calls: Array<RecordedCall> = []
   let chats = new Map<number, Array<ShownMessage>>()
-  let drafts = new Map<number, string>()
   let failures: Array<{ readonly method: TelegramMethod; readonly error: TelegramError }> = []
-  let updates: Array<Update> = []
   let nextMessageId = 1
 
   /** Records the call and fails it when the script says so. */
@@ -96,7 +87,6 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       yield* checkText("sendMessage", text)
       const messageId = nextMessageId++
       chat(chatId).push({ messageId, text, html: options?.html === true })
-      drafts.delete(chatId)
       return messageId
     }),
     editMessageText: Effect.fn("Telegram.editMessageText")(
@@ -105,7 +95,7 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
         yield* checkText("editMessageText", text)
         const messages = chat(chatId)
         const index = messages.findIndex((m) => m.messageId === messageId)
-        if (index < 0) return yield* badRequest("editMessageText", "message to edit not found")
+        if (index < 0) return yield* new MessageGone({ messageId, message: "Bad Request: message to edit not found" })
         messages[index] = { messageId, text, html: options?.html === true }
       }
     ),
@@ -113,13 +103,12 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       yield* call({ method: "deleteMessage", chatId, messageId })
       const messages = chat(chatId)
       const index = messages.findIndex((m) => m.messageId === messageId)
-      if (index < 0) return yield* badRequest("deleteMessage", "message to delete not found")
+      if (index < 0) return yield* new MessageGone({ messageId, message: "Bad Request: message to delete not found" })
       messages.splice(index, 1)
     }),
     sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, _draftId: number, text: string) {
       yield* call({ method: "sendMessageDraft", chatId, text })
       yield* checkText("sendMessageDraft", text)
-      drafts.set(chatId, text)
     }),
     sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
       yield* call({ method: "sendChatAction", chatId })
@@ -129,30 +118,25 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       if (Redacted.value(secret).length === 0) return yield* badRequest("setWebhook", "secret token is empty")
     }),
     deleteWebhook: call({ method: "deleteWebhook" }).pipe(Effect.withSpan("Telegram.deleteWebhook")),
-    getUpdates: Effect.fn("Telegram.getUpdates")(function*(offset: number, timeoutSeconds: number) {
+    getUpdates: Effect.fn("Telegram.getUpdates")(function*(_offset: number, timeoutSeconds: number) {
       yield* call({ method: "getUpdates" })
-      updates = updates.filter((u) => u.update_id >= offset)
-      // Nothing waiting: the long poll runs out first, as Telegram's does.
-      if (updates.length === 0) yield* Effect.sleep(Duration.seconds(timeoutSeconds))
-      return [...updates]
+      // No user writes to a chat in memory: each long poll runs out empty, as Telegram's would.
+      yield* Effect.sleep(Duration.seconds(timeoutSeconds))
+      return []
     })
   })
 
   const script = TelegramScript.of({
     calls: Effect.sync(() => [...calls]),
     messages: (chatId) => Effect.sync(() => [...chat(chatId)]),
-    lastDraft: (chatId) => Effect.sync(() => drafts.get(chatId)),
     failNext: (method, error, times = 1) =>
       Effect.sync(() => {
         for (let i = 0; i < times; i++) failures.push({ method, error })
       }),
-    pushUpdates: (more) => Effect.sync(() => void updates.push(...more)),
     reset: Effect.sync(() => {
       calls = []
       chats = new Map()
-      drafts = new Map()
       failures = []
-      updates = []
     })
   })
 

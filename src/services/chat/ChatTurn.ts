@@ -1,8 +1,8 @@
-import { Clock, Context, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
 import { turnDuration, turns } from "../platform/Metrics.ts"
 import { SendPacer } from "../telegram/SendPacer.ts"
-import { floodWaitError, maxWaitSeconds, Telegram } from "../telegram/Telegram.ts"
-import { parseCommand, texts } from "./ChatTexts.ts"
+import { floodWaitError, maxWaitSeconds } from "../telegram/Telegram.ts"
+import { type Command, parseCommand, texts } from "./ChatTexts.ts"
 import { Conversations } from "./Conversations.ts"
 import { Delivery, type DeliveryPostponed, type TurnOutcome, withoutLlm } from "./Delivery.ts"
 import { LlmReply } from "./LlmReply.ts"
@@ -11,16 +11,28 @@ import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
 export const maxAttempts = 5
-/** Telegram shows "typing…" for about 5 s: renewed every 4 s while the LLM answers. */
-const typingEvery = Schedule.spaced("4 seconds")
 
 /** Drafts are private-chat only; one non-zero id per message, the same on a redo. */
 const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
 
-type TurnKind = "message" | "command" | "over_limit"
-/** Turns that handed their message back because Telegram was away or flood-waiting. */
-const postponedTurns = Metric.withAttributes(turns, { kind: "message", outcome: "postponed" })
-const done = (kind: TurnKind, outcome: TurnOutcome) => ({ kind, outcome })
+/** What a turn does with its message, the first that applies. */
+type Plan =
+  | { readonly _tag: "GiveUp" }
+  | { readonly _tag: "DeliverKept"; readonly answer: string }
+  | { readonly _tag: "Command"; readonly command: Command }
+  | { readonly _tag: "OverLimit" }
+  | { readonly _tag: "AskLlm" }
+
+const planOf = (mail: Mail): Plan => {
+  if (mail.attempts > maxAttempts) return { _tag: "GiveUp" }
+  if (mail.pendingAnswer !== null) return { _tag: "DeliverKept", answer: mail.pendingAnswer }
+  const command = parseCommand(mail.text)
+  if (command !== undefined) return { _tag: "Command", command }
+  return mail.overLimit ? { _tag: "OverLimit" } : { _tag: "AskLlm" }
+}
+
+/** The `kind` label of chat_turns_total. */
+const kindOf = (plan: Plan) => (plan._tag === "Command" ? "command" : plan._tag === "OverLimit" ? "over_limit" : "message")
 
 /** One turn of a chat: the reply to one message of its mailbox. */
 export class ChatTurn extends Context.Service<ChatTurn, {
@@ -36,7 +48,6 @@ export class ChatTurn extends Context.Service<ChatTurn, {
   static readonly layer = Layer.effect(
     ChatTurn,
     Effect.gen(function*() {
-      const telegram = yield* Telegram
       const pacer = yield* SendPacer
       const mailbox = yield* Mailbox
       const conversations = yield* Conversations
@@ -49,7 +60,6 @@ export class ChatTurn extends Context.Service<ChatTurn, {
 
       const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
-          yield* Effect.forkScoped(telegram.sendTyping(mail.chatId).pipe(Effect.ignore, Effect.repeat(typingEvery)))
           const { failure, record } = yield* llm.answer(mail, reply, startedAt)
           const shown = record.answer.trim().length > 0
           if (Option.isNone(failure)) return yield* delivery.deliver(mail, reply, shown ? record.answer : texts.empty, record)
@@ -58,9 +68,9 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           yield* mailbox.fail(mail, failure.value.message, Option.some(record))
           yield* Effect.logWarning("chat turn failed", failure.value.message)
           return "failed" as const
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped) // the typing indicator lasts until the answer is delivered
 
-      const turn = (mail: Mail, startedAt: number) =>
+      const turn = (mail: Mail, plan: Plan, startedAt: number) =>
         Effect.gen(function*() {
           // Nothing can be delivered before the chat's flood wait ends: do not ask the LLM yet.
           const floodWait = yield* pacer.floodWaitSeconds(mail.chatId)
@@ -71,39 +81,49 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             mail.replyMessageIds,
             (ids) => mailbox.recordReplyIds(mail, ids)
           )
-          if (mail.attempts > maxAttempts) {
-            yield* reply.finish(texts.failed)
-            yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
-            return done("message", "failed")
+          switch (plan._tag) {
+            case "GiveUp":
+              yield* reply.finish(texts.failed)
+              yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
+              return "failed" as const
+            case "DeliverKept":
+              return yield* fixedReply(mail, reply, plan.answer, mail.conversationId)
+            case "Command":
+              if (plan.command !== "new") return yield* fixedReply(mail, reply, texts[plan.command])
+              yield* conversations.startNew(mail.chatId, mail.userId)
+              return yield* fixedReply(mail, reply, texts.newConversation)
+            case "OverLimit":
+              return yield* fixedReply(mail, reply, texts.overLimit)
+            case "AskLlm":
+              return yield* answerWithLlm(mail, reply, startedAt)
           }
-          if (mail.pendingAnswer !== null) {
-            return done("message", yield* fixedReply(mail, reply, mail.pendingAnswer, mail.conversationId))
-          }
-          const command = parseCommand(mail.text)
-          if (command === "new") {
-            yield* conversations.startNew(mail.chatId, mail.userId)
-            return done("command", yield* fixedReply(mail, reply, texts.newConversation))
-          }
-          if (command !== undefined) return done("command", yield* fixedReply(mail, reply, texts[command]))
-          if (mail.overLimit) return done("over_limit", yield* fixedReply(mail, reply, texts.overLimit))
-          return done("message", yield* answerWithLlm(mail, reply, startedAt))
         }).pipe(
-          Effect.catchTag(["UnreachableChat", "TelegramApiError", "RejectedFormatting"], (error) =>
-            delivery.onTelegramFailure(mail, error).pipe(Effect.map((outcome) => done("message", outcome))))
+          Effect.catchTag(
+            ["UnreachableChat", "TelegramApiError", "RejectedFormatting", "MessageGone"],
+            (error) => delivery.onTelegramFailure(mail, error)
+          )
         )
 
       return ChatTurn.of({
         run: Effect.fn("ChatTurn.run")(function*(mail: Mail) {
           const startedAt = yield* Clock.currentTimeMillis
-          const { kind, outcome } = yield* turn(mail, startedAt).pipe(
+          const plan = planOf(mail)
+          const kind = kindOf(plan)
+          const done = (outcome: TurnOutcome | "postponed") =>
+            Effect.gen(function*() {
+              const millis = (yield* Clock.currentTimeMillis) - startedAt
+              yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)
+              yield* Metric.update(Metric.withAttributes(turnDuration, { outcome }), millis / 1000)
+              yield* Effect.logInfo("turn done").pipe(
+                Effect.annotateLogs({ kind, outcome, duration_ms: millis, attempt: mail.attempts })
+              )
+            })
+          const outcome = yield* turn(mail, plan, startedAt).pipe(
             // Shutdown: hand the message back so the next holder of the chat redoes it.
             Effect.onInterrupt(() => mailbox.release(mail, { countAttempt: false }).pipe(Effect.ignore)),
-            Effect.tapErrorTag("DeliveryPostponed", () => Metric.update(postponedTurns, 1))
+            Effect.tapErrorTag("DeliveryPostponed", () => done("postponed"))
           )
-          const millis = (yield* Clock.currentTimeMillis) - startedAt
-          yield* Metric.update(Metric.withAttributes(turns, { kind, outcome }), 1)
-          yield* Metric.update(Metric.withAttributes(turnDuration, { outcome }), millis / 1000)
-          yield* Effect.logInfo("turn done").pipe(Effect.annotateLogs({ kind, outcome, duration_ms: millis, attempt: mail.attempts }))
+          yield* done(outcome)
         }, (effect, mail) =>
           Effect.annotateLogs(effect, { update_id: mail.updateId, chat_id: mail.chatId, message_id: mail.id }))
       })

@@ -26,8 +26,9 @@ export const withoutLlm = (text: string, conversationId: string | null = null): 
 })
 
 /**
- * The delivery policy (ARCHITECTURE.md, invariants 2 and 4): what becomes of a message when
- * Telegram takes, postpones or refuses its reply.
+ * The delivery policy: what becomes of a message when Telegram takes, postpones or refuses its
+ * reply. Nothing accepted is lost (Telegram away: the message waits, with its answer) and nothing
+ * is answered twice (a redo delivers the kept answer); permanent errors are not retried.
  */
 export class Delivery extends Context.Service<Delivery, {
   /**
@@ -54,7 +55,7 @@ export class Delivery extends Context.Service<Delivery, {
   /**
    * A Telegram failure anywhere in a turn: an unreachable chat is marked and its mail skipped;
    * Telegram away (timeouts, 5xx, a long flood wait) postpones; Telegram refusing the request
-   * (other 4xx, formatting refused even as plain text) fails the message for good.
+   * (other 4xx, formatting refused even as plain text, a message gone) fails the message for good.
    */
   readonly onTelegramFailure: (
     mail: Mail,
@@ -98,6 +99,7 @@ export class Delivery extends Context.Service<Delivery, {
             case "TelegramApiError":
               return isTransient(error) ? yield* postpone(mail, error) : yield* refused(mail, error, Option.none())
             case "RejectedFormatting":
+            case "MessageGone":
               return yield* refused(mail, error, Option.none())
           }
         })

@@ -8,6 +8,7 @@ import { RateLimiter } from "../platform/RateLimiter.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
+/** What became of an update: stored now, stored before (a redelivery), or a kind the bot ignores. */
 export type Acceptance = "accepted" | "duplicate" | "ignored"
 
 /** Why an update could not be taken now: the webhook answers 503 and Telegram delivers it again. */

@@ -52,8 +52,11 @@ export class Mailbox extends Context.Service<Mailbox, {
   /** Marks the chat's oldest unfinished message `processing` (one more attempt) and returns it. */
   readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
   // The writes below are fenced by the claim's attempt number: see MailTakenOver.
+  /** Stores the Telegram ids of the reply's messages (the moment each exists). */
   readonly recordReplyIds: (mail: Mail, ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
+  /** Marks the message answered with the record's answer, and its LLM usage when an LLM was called. */
   readonly complete: (mail: Mail, record: TurnRecord) => Effect.Effect<void, MailboxError>
+  /** Marks the message failed with `error`, and the LLM usage of the record, if any. */
   readonly fail: (mail: Mail, error: string, record: Option.Option<TurnRecord>) => Effect.Effect<void, MailboxError>
   /**
    * Hands the message back to the mailbox for the next holder: after a shutdown the attempt is
@@ -64,6 +67,7 @@ export class Mailbox extends Context.Service<Mailbox, {
     mail: Mail,
     options: { readonly countAttempt: boolean; readonly answered?: TurnRecord }
   ) => Effect.Effect<void, MailboxError>
+  /** Whether the chat has queued or unfinished mail (checked after releasing its lock). */
   readonly hasPending: (chatId: number) => Effect.Effect<boolean, StorageOutage>
   /** Chats (at most 1000) with mail older than the given age: their wake-up was lost or their worker died. */
   readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, StorageOutage>

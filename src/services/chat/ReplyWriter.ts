@@ -1,16 +1,14 @@
 import { Clock, Context, Effect, Layer } from "effect"
 import { SendPacer } from "../telegram/SendPacer.ts"
 import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
-import { type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
+import { maxMessageLength, type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
 import { texts } from "./ChatTexts.ts"
 import type { MailboxError } from "./Mailbox.ts"
 
-/** Telegram accepts about one message or edit per second per chat (PROTOCOLS.md). */
+/** Telegram takes about one message or edit per second per chat before answering 429. */
 export const previewEveryMillis = 1_000
 /** Shown at the end of a preview while the answer is still streaming. */
 export const cursor = " ▍"
-/** Telegram's longest message text (UTF-16 units, after entity parsing). */
-const maxMessageLength = 4096
 
 /** A reply being written: previews while the answer streams, then the final formatted text. */
 export interface LiveReply {
@@ -20,6 +18,11 @@ export interface LiveReply {
   readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
 }
 
+/**
+ * Writes a turn's reply into the chat: previews while the answer streams (a draft in private
+ * chats, an edited message in groups), then the final text formatted and split over messages,
+ * editing the messages an interrupted attempt already sent rather than sending them again.
+ */
 export class ReplyWriter extends Context.Service<ReplyWriter, {
   /**
    * `draftId` (private chats) streams the growing part as an animated draft instead of a message
@@ -70,11 +73,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               else {
                 yield* telegram.editMessageText(chatId, existing, text, { html, preview }).pipe(
                   // The user deleted the reply an earlier attempt sent: send it anew.
-                  Effect.catchIf(
-                    (error) =>
-                      error._tag === "TelegramApiError" && /message to edit not found|message can't be edited/i.test(error.message),
-                    () => send(index, text, html, preview)
-                  )
+                  Effect.catchTag("MessageGone", () => send(index, text, html, preview))
                 )
               }
               shown[index] = key
@@ -98,7 +97,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             else yield* show(last, growing, false, true)
           }, (effect) =>
             // A preview that could not be shown is skipped: the final text is what must arrive.
-            effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting"], (error) =>
+            effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting", "MessageGone"], (error) =>
               Effect.logDebug("preview skipped", error.message))))
 
           const preview = (markdown: string) =>
@@ -118,7 +117,10 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             while (ids.length > final.length) {
               const extra = ids.pop()!
               shown.pop()
-              yield* telegram.deleteMessage(chatId, extra).pipe(Effect.catchTag("TelegramApiError", () => Effect.void))
+              // Already gone, or Telegram refusing: the extra message stays, the answer is complete.
+              yield* telegram.deleteMessage(chatId, extra).pipe(
+                Effect.catchTag(["TelegramApiError", "MessageGone"], () => Effect.void)
+              )
               yield* persistIds(ids)
             }
             return [...ids] as ReadonlyArray<number>

@@ -6,6 +6,7 @@ export interface Exchange {
   readonly answer: string
 }
 
+/** The instructions every prompt starts with. */
 export const systemPrompt =
   "You are a helpful assistant chatting with a person on Telegram. Answer in the person's language. " +
   "Be concise unless asked for detail. Markdown is allowed: bold, italics, code, links and lists."

@@ -27,6 +27,7 @@ export interface Settings {
   readonly maxBodyBytes: number
 }
 
+/** The settings cannot run the program: `message` lists every problem, one per line. */
 export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
   message: Schema.String
 }) {}
@@ -108,7 +109,11 @@ const load = Effect.gen(function*() {
   return values as unknown as Settings
 })
 
+/** The validated settings (README, Configuration). */
 export class AppConfig extends Context.Service<AppConfig, Settings>()("bot/AppConfig") {
-  /** Reads the current ConfigProvider (the environment, unless a test provides another). */
+  /**
+   * Reads the current ConfigProvider (the environment, unless a test provides another); fails
+   * with InvalidConfig listing every missing or invalid setting at once.
+   */
   static readonly layer = Layer.effect(AppConfig, load)
 }

@@ -1,11 +1,17 @@
 import { Context, type Effect, type Option, Schema } from "effect"
 import type { RedisOutage } from "./Redis.ts"
 
-/** The lease ran out (or could not be renewed in time) and the chat may pass to another worker. */
-export class LostLock extends Schema.TaggedError<LostLock>()("LostLock", { message: Schema.String }) {}
+/**
+ * The lease ran out (or could not be renewed in time) and the chat may pass to another worker.
+ * `cause`: the last renewal's failure, when renewals failed.
+ */
+export class LostLock extends Schema.TaggedError<LostLock>()("LostLock", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
 
 /**
- * One holder per chat at a time: the actor's lock (ARCHITECTURE.md, "Each chat is an actor").
+ * One holder per chat at a time: each chat is an actor, answering one message at a time, in order.
  * Implementations: `layers/platform/ChatLockRedis.ts` (a leased Redis key, shared by every
  * process) and `ChatLockMemory.ts` (in process, for the embedded mode).
  */

@@ -17,7 +17,10 @@ export class Redis extends Context.Service<Redis, {
   /** For the extra connections a blocking consumer (BullMQ Worker) opens itself. */
   readonly url: Redacted.Redacted
 }>()("bot/Redis") {
-  /** Connects to `url` (REDIS_URL) before the layer is built; fails with RedisOutage after 10 s. */
+  /**
+   * Connects to `url` (REDIS_URL) before the layer is built; fails with RedisOutage when the
+   * connection is refused, and with TimeoutError when it is not up within 10 s.
+   */
   static readonly layer = (url: Redacted.Redacted) =>
     Layer.effect(
       Redis,

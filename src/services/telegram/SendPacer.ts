@@ -1,7 +1,7 @@
 import { Clock, Context, Duration, Effect, Layer, Semaphore } from "effect"
 import { floodWaitError, maxWaitSeconds, type TelegramApiError } from "./Telegram.ts"
 
-/** Telegram delivers about 30 messages a second per bot (PROTOCOLS.md): sends, edits and drafts are spaced to that. */
+/** Telegram delivers about 30 messages a second per bot, then answers 429: sends, edits and drafts are spaced to that. */
 export const sendsPerSecond = 30
 const pacedMethods = new Set(["sendMessage", "editMessageText", "sendMessageDraft"])
 /** Past this many remembered flood waits, the ones that passed are dropped. */
@@ -71,7 +71,7 @@ export class SendPacer extends Context.Service<SendPacer, {
         floodWaitSeconds: Effect.fn("SendPacer.floodWaitSeconds")(function*(chatId: number) {
           return Math.ceil((yield* floodWaitMillis(chatId)) / 1000)
         }),
-        congested: Effect.sync(() => waitingSends >= sendsPerSecond)
+        congested: Effect.sync(() => waitingSends >= sendsPerSecond).pipe(Effect.withSpan("SendPacer.congested"))
       })
     })
   )

@@ -12,9 +12,16 @@ export class RejectedFormatting extends Schema.TaggedError<RejectedFormatting>()
   message: Schema.String
 }) {}
 
+/** 400 "message to edit/delete not found", "message can't be edited": the user deleted it, or it is too old. */
+export class MessageGone extends Schema.TaggedError<MessageGone>()("MessageGone", {
+  messageId: Schema.Number,
+  message: Schema.String
+}) {}
+
 /**
  * Any other failure, after the retry schedule gave up. `code` is Telegram's error_code, or 0 for
- * a network failure or timeout; `message` is Telegram's description (never the token).
+ * a network failure or timeout; `message` is Telegram's description, or for a network failure
+ * what the HTTP client said, with the token cut out.
  */
 export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("TelegramApiError", {
   method: Schema.String,
@@ -23,7 +30,7 @@ export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("Te
   message: Schema.String
 }) {}
 
-export type TelegramError = UnreachableChat | RejectedFormatting | TelegramApiError
+export type TelegramError = UnreachableChat | RejectedFormatting | MessageGone | TelegramApiError
 
 /** Telegram away or asking to wait, rather than refusing the request: worth trying again later. */
 export const isTransient = (error: TelegramApiError): boolean =>
@@ -47,21 +54,25 @@ export interface SendOptions {
 }
 
 /**
- * The Bot API calls the bot makes (https://core.telegram.org/bots/api). Every call has a timeout
- * and a declared retry schedule, honours 429 retry_after, and is paced by the SendPacer.
- * Implementations: `layers/telegram/TelegramGrammy.ts` (grammY's Api, TELEGRAM_API_ROOT) and
- * `TelegramMemory.ts` (in-memory chats, scriptable failures, for service tests).
+ * The Bot API calls the bot makes (https://core.telegram.org/bots/api). Implementations:
+ * `layers/telegram/TelegramGrammy.ts` (grammY's Api on TELEGRAM_API_ROOT: every call has a
+ * timeout and a declared retry schedule, honours 429 retry_after and is paced by the SendPacer)
+ * and `TelegramMemory.ts` (in-memory chats and scripted failures, for service tests).
  */
 export class Telegram extends Context.Service<Telegram, {
   /** Sends `text` (1-4096 UTF-16 units after entity parsing) to the chat; returns its message_id. */
   readonly sendMessage: (chatId: number, text: string, options?: SendOptions) => Effect.Effect<number, TelegramError>
-  /** Succeeds when the message already shows exactly this text ("message is not modified"). */
+  /**
+   * Replaces a message's text; succeeds when it already shows exactly this text ("message is not
+   * modified"). MessageGone when the message no longer exists or can no longer be edited.
+   */
   readonly editMessageText: (
     chatId: number,
     messageId: number,
     text: string,
     options?: SendOptions
   ) => Effect.Effect<void, TelegramError>
+  /** MessageGone when it is already gone. */
   readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
   /**
    * Streams a preview into a private chat as an animated draft (Bot API 9.3+): ephemeral, shown
@@ -70,7 +81,12 @@ export class Telegram extends Context.Service<Telegram, {
   readonly sendDraft: (chatId: number, draftId: number, text: string) => Effect.Effect<void, TelegramError>
   /** "typing…" for about 5 s, or until the next message. */
   readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
+  /**
+   * Asks Telegram to POST updates to `url` with `secret` in X-Telegram-Bot-Api-Secret-Token,
+   * only the kinds the bot reads (allowed_updates).
+   */
   readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
+  /** Stops webhook delivery, so getUpdates may be used. */
   readonly deleteWebhook: Effect.Effect<void, TelegramError>
   /** Long polling: waits up to `timeoutSeconds` for updates from `offset` on. */
   readonly getUpdates: (offset: number, timeoutSeconds: number) => Effect.Effect<ReadonlyArray<Update>, TelegramError>

@@ -10,6 +10,9 @@
  */
 import { Lexer, type MarkedToken, type Token, type Tokens } from "marked"
 
+/** Telegram's longest message text: 4096 UTF-16 units after entity parsing (Bot API, sendMessage). */
+export const maxMessageLength = 4096
+
 export interface TelegramChunk {
   readonly html: string
   readonly plain: string
@@ -212,7 +215,7 @@ const renderHtml = (runs: ReadonlyArray<Run>, from: number, to: number): string 
 }
 
 /** Render LLM Markdown as Telegram HTML (parse_mode "HTML"), split so each chunk's visible text fits Telegram's limit. */
-export const toTelegramChunks = (markdown: string, limit = 4096): ReadonlyArray<TelegramChunk> => {
+export const toTelegramChunks = (markdown: string, limit = maxMessageLength): ReadonlyArray<TelegramChunk> => {
   if (!Number.isInteger(limit) || limit < 2) throw new RangeError(`limit must be an integer >= 2, got ${limit}`)
   // Fresh options: the lexer would otherwise read (and mutate) marked's global defaults.
   const runs = blocks(Lexer.lex(markdown, { gfm: true, breaks: false, pedantic: false }), [])

@@ -1,22 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type Duration, Effect } from "effect"
-import { TestClock } from "effect/testing"
-import { aiRetrySchedule } from "../../../src/layers/llm/AiOpenAi.ts"
+import { Effect } from "effect"
+import OpenAI from "openai"
+import { aiRetrySchedule, retryAfterSeconds, toLlmError } from "../../../src/layers/llm/AiOpenAi.ts"
 import { LlmError } from "../../../src/services/llm/Ai.ts"
-
-/** A request failing with each of `errors` in turn, retried on aiRetrySchedule for `within` of virtual time. */
-const retried = (errors: ReadonlyArray<LlmError>, within: Duration.Input) =>
-  Effect.gen(function*() {
-    let calls = 0
-    const request = Effect.suspend(() => {
-      const error = errors[calls++]
-      return error ? Effect.fail(error) : Effect.succeed("streaming")
-    })
-    const fiber = yield* Effect.forkChild(Effect.retry(request, aiRetrySchedule))
-    yield* TestClock.adjust(within)
-    const exit = fiber.pollUnsafe()
-    return { calls, done: exit !== undefined, succeeded: exit?._tag === "Success" }
-  })
+import { retried } from "../../support/retried.ts"
 
 const status = (code: number, retryAfterSeconds?: number) =>
   new LlmError({ status: code, message: `HTTP ${code}`, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) })
@@ -25,25 +12,67 @@ describe("OpenAI retry schedule", () => {
   it.effect("429, 408, 5xx and network errors are retried four times, then given up", () =>
     Effect.gen(function*() {
       const four = [status(429), status(408), status(500), status(0)]
-      assert.deepStrictEqual(yield* retried(four, "1 minute"), { calls: 5, done: true, succeeded: true })
-      assert.deepStrictEqual(yield* retried([...four, status(503)], "1 minute"), { calls: 5, done: true, succeeded: false })
+      assert.deepStrictEqual(yield* retried(aiRetrySchedule, four, "1 minute"), { calls: 5, done: true, succeeded: true })
+      assert.deepStrictEqual(yield* retried(aiRetrySchedule, [...four, status(503)], "1 minute"), {
+        calls: 5,
+        done: true,
+        succeeded: false
+      })
     }))
 
   it.effect("a Retry-After is waited, not less", () =>
     Effect.gen(function*() {
-      assert.deepStrictEqual(yield* retried([status(429, 20)], "19999 millis"), { calls: 1, done: false, succeeded: false })
-      assert.deepStrictEqual(yield* retried([status(429, 20)], "20 seconds"), { calls: 2, done: true, succeeded: true })
+      assert.deepStrictEqual(yield* retried(aiRetrySchedule, [status(429, 20)], "19999 millis"), { calls: 1, done: false, succeeded: false })
+      assert.deepStrictEqual(yield* retried(aiRetrySchedule, [status(429, 20)], "20 seconds"), { calls: 2, done: true, succeeded: true })
     }))
 
   it.effect("a Retry-After over 60 s is cut to 60 s", () =>
     Effect.gen(function*() {
-      assert.isTrue((yield* retried([status(429, 3600)], "60 seconds")).succeeded)
+      assert.isFalse((yield* retried(aiRetrySchedule, [status(429, 3600)], "59999 millis")).done)
+      assert.isTrue((yield* retried(aiRetrySchedule, [status(429, 3600)], "60 seconds")).succeeded)
     }))
 
   it.effect("a bad key (401) or a bad request (400) is not retried", () =>
     Effect.gen(function*() {
       for (const code of [400, 401, 403, 404]) {
-        assert.deepStrictEqual(yield* retried([status(code)], "1 minute"), { calls: 1, done: true, succeeded: false })
+        assert.deepStrictEqual(yield* retried(aiRetrySchedule, [status(code)], "1 minute"), { calls: 1, done: true, succeeded: false })
       }
     }))
+})
+
+describe("OpenAI errors", () => {
+  const now = Date.parse("2026-11-29T12:00:00Z")
+
+  it("reads Retry-After as seconds or as an HTTP date", () => {
+    assert.strictEqual(retryAfterSeconds(new Headers({ "retry-after": "7" }), now), 7)
+    assert.strictEqual(retryAfterSeconds(new Headers({ "retry-after": "Sun, 29 Nov 2026 12:00:30 GMT" }), now), 30)
+    assert.strictEqual(retryAfterSeconds(new Headers({ "retry-after": "Sun, 29 Nov 2026 11:59:00 GMT" }), now), 0)
+    assert.isUndefined(retryAfterSeconds(new Headers({ "retry-after": "soon" }), now))
+    assert.isUndefined(retryAfterSeconds(new Headers(), now))
+  })
+
+  it("keeps the status and Retry-After of the SDK's error and cuts the key out of its message", () => {
+    const apiKey = "sk-live-0123456789abcdef"
+    const cause = OpenAI.APIError.generate(
+      429,
+      { error: { message: `Rate limited for key ${apiKey} (also sk-proj-otherkey12345)` } },
+      undefined,
+      new Headers({ "retry-after": "12" })
+    )
+    const error = toLlmError(apiKey, now)(cause)
+    assert.strictEqual(error.status, 429)
+    assert.strictEqual(error.retryAfterSeconds, 12)
+    assert.notInclude(error.message, apiKey)
+    assert.notInclude(error.message, "otherkey")
+    assert.include(error.message, "Rate limited for key [redacted]")
+  })
+
+  it("reports a network failure as status 0, without a Retry-After", () => {
+    const error = toLlmError("sk-x", now)(new TypeError("fetch failed"))
+    assert.deepStrictEqual({ status: error.status, retryAfterSeconds: error.retryAfterSeconds, message: error.message }, {
+      status: 0,
+      retryAfterSeconds: undefined,
+      message: "fetch failed"
+    })
+  })
 })

@@ -1,29 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type Duration, Effect, type Schedule } from "effect"
-import { TestClock } from "effect/testing"
+import { Effect } from "effect"
 import { telegramRetrySchedule, telegramSendRetrySchedule } from "../../../src/layers/telegram/TelegramGrammy.ts"
-import { TelegramApiError, type TelegramError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
-
-/**
- * A call that fails with each of `errors` in turn, then succeeds, retried on `schedule`: how many
- * times it ran, and whether it succeeded within `within` of virtual time.
- */
-const retried = (
-  schedule: Schedule.Schedule<unknown, TelegramError>,
-  errors: ReadonlyArray<TelegramError>,
-  within: Duration.Input
-) =>
-  Effect.gen(function*() {
-    let calls = 0
-    const call = Effect.suspend(() => {
-      const error = errors[calls++]
-      return error ? Effect.fail(error) : Effect.succeed("sent")
-    })
-    const fiber = yield* Effect.forkChild(Effect.retry(call, schedule))
-    yield* TestClock.adjust(within)
-    const exit = fiber.pollUnsafe()
-    return { calls, done: exit !== undefined, succeeded: exit?._tag === "Success" }
-  })
+import { TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
+import { retried } from "../../support/retried.ts"
 
 const api = (code: number, retryAfterSeconds?: number) =>
   new TelegramApiError({ method: "sendMessage", code, message: `error ${code}`, ...(retryAfterSeconds ? { retryAfterSeconds } : {}) })

@@ -8,7 +8,7 @@ import { ChatTurn, maxAttempts } from "../../../src/services/chat/ChatTurn.ts"
 import { systemPrompt } from "../../../src/services/llm/Prompt.ts"
 import { SendPacer } from "../../../src/services/telegram/SendPacer.ts"
 import { RejectedFormatting, TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
-import { chatTurnLayer, mail, Stores } from "./ChatTurnLayer.ts"
+import { chatTurnLayer, mail, Stores } from "../../support/ChatTurnLayer.ts"
 
 /** Runs a turn to its end: its outcome, what Telegram shows and what the stores were asked. */
 const turn = (m: ReturnType<typeof mail>) =>
@@ -29,12 +29,22 @@ const requestsTo = (chatText: string) =>
     Effect.map((requests) => requests.filter((r) => r.messages.at(-1)?.content === chatText))
   )
 
+/** Each test starts from empty scripts and stores, whatever the previous one left. */
+const isolated = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    yield* AiScript.use((ai) => ai.reset)
+    yield* TelegramScript.use((telegram) => telegram.reset)
+    const stores = yield* Stores
+    stores.events.length = 0
+    stores.history = []
+  }).pipe(Effect.andThen(body))
+
 const gatewayDown = (method = "sendMessage") => new TelegramApiError({ method, code: 502, message: "Bad Gateway" })
 
 layer(chatTurnLayer)("ChatTurn", (it) => {
   describe("commands and notices (no LLM)", () => {
     it.effect("answers /start, /help and /new@any_bot with fixed texts; /new opens a new conversation", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const start = yield* turn(mail({ chatId: 1, text: "/start" }))
         const help = yield* turn(mail({ chatId: 1, text: "/HELP please" }))
         const fresh = yield* turn(mail({ chatId: 1, text: "/new@some_bot" }))
@@ -44,28 +54,28 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual((yield* AiScript.use((ai) => ai.requests)).length, 0)
         const completed = start.events.find((e) => e._tag === "complete")
         assert.strictEqual(completed?._tag === "complete" && completed.record.model, null)
-      }))
+      })))
 
     it.effect("sends a message past the rate limit the notice, not to the LLM", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const { events, shown } = yield* turn(mail({ chatId: 2, text: "too fast", overLimit: true }))
         assert.deepStrictEqual(shown, [texts.overLimit])
         assert.deepStrictEqual(events.map((e) => e._tag), ["recordReplyIds", "complete"])
         assert.lengthOf(yield* requestsTo("too fast"), 0)
-      }))
+      })))
 
     it.effect("treats /newer and a command in mid-text as questions for the LLM", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         yield* turn(mail({ chatId: 3, text: "/newer things" }))
         const { events, shown } = yield* turn(mail({ chatId: 3, text: "what does /new do?" }))
         assert.deepStrictEqual(shown, ["Echo: /newer things", "Echo: what does /new do?"])
         assert.notInclude(events.map((e) => e._tag), "startNew")
-      }))
+      })))
   })
 
   describe("answers from the LLM", () => {
     it.effect("asks with the system prompt, the history oldest first and the message, then records the usage", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const stores = yield* Stores
         stores.history = [{ question: "q2", answer: "a2" }, { question: "q1", answer: "a1" }]
         const { events, shown } = yield* turn(mail({ chatId: 10, text: "q3" }))
@@ -88,10 +98,10 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.strictEqual(completed.record.conversationId, "conversation-10")
         assert.isAbove(completed.record.tokensIn, 0)
         assert.isAbove(completed.record.tokensOut, 0)
-      }))
+      })))
 
     it.effect("streams a private chat's answer as drafts, at most one a second, then sends it once", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         // Five pieces 400 ms apart: at 400 ms (the first), 1,600 ms (a second later) and not at
         // 800, 1,200 or 2,000 ms.
@@ -99,22 +109,20 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: 11, text: "count" })))
         yield* TestClock.adjust("3 seconds")
         const { calls, shown } = yield* Fiber.join(fiber)
-        yield* ai.reset
         const drafts = calls.filter((c) => c.method === "sendMessageDraft").map((c) => c.text)
         assert.deepStrictEqual(drafts, ["one ▍", "one two three four ▍"])
         assert.deepStrictEqual(calls.filter((c) => c.method === "sendMessage").map((c) => c.text), ["one two three four five"])
         assert.deepStrictEqual(shown, ["one two three four five"])
         assert.lengthOf(calls.filter((c) => c.method === "editMessageText"), 0)
-      }))
+      })))
 
     it.effect("streams into a group by editing one message, then edits in the final text", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["alpha ", "beta ", "gamma"], delay: "600 millis" }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: -12, chatType: "group", text: "go" })))
         yield* TestClock.adjust("2 seconds")
         const { calls, events, shown } = yield* Fiber.join(fiber)
-        yield* ai.reset
         assert.deepStrictEqual(calls.filter((c) => c.method !== "sendChatAction").map((c) => `${c.method}:${c.text}`), [
           "sendMessage:alpha ▍",
           "editMessageText:alpha beta gamma ▍",
@@ -123,25 +131,23 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual(shown, ["alpha beta gamma"])
         // The message id was stored the moment the message existed, before the final edit.
         assert.deepStrictEqual(events.map((e) => e._tag), ["recordReplyIds", "complete"])
-      }))
+      })))
 
     it.effect("shows typing every 4 s while the LLM is thinking", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["late"], delay: "9 seconds" }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: 13, text: "slow" })))
         yield* TestClock.adjust("9 seconds")
         const { calls } = yield* Fiber.join(fiber)
-        yield* ai.reset
         assert.strictEqual(calls.filter((c) => c.method === "sendChatAction").length, 3) // 0, 4 and 8 s
-      }))
+      })))
 
     it.effect("keeps what was shown, marked as cut off, when the LLM fails mid-answer", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Fail", chunks: ["half an"], error: llmError(500, "server error") }))
         const { events, exit, shown } = yield* turn(mail({ chatId: 14, text: "break" }))
-        yield* ai.reset
         assert.isTrue(exit._tag === "Success")
         assert.deepStrictEqual(shown, ["half an\n\n<i>(The answer was cut off. Please ask again.)</i>"])
         const failed = events.at(-1)
@@ -149,20 +155,19 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         if (failed?._tag !== "fail") return
         assert.strictEqual(failed.error, "server error")
         assert.strictEqual(failed.record?.model, "memory-model") // the LLM's usage is recorded
-      }))
+      })))
 
     it.effect("says briefly that it failed when the LLM fails before any text", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Fail", error: llmError(401, "Incorrect API key provided: [redacted]") }))
         const { events, shown } = yield* turn(mail({ chatId: 15, text: "key?" }))
-        yield* ai.reset
         assert.deepStrictEqual(shown, [texts.failed])
         assert.deepStrictEqual(events.at(-1)?._tag, "fail")
-      }))
+      })))
 
     it.effect("cuts the answer off after TURN_TIMEOUT_SECONDS and stops the LLM request", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Hang", chunks: ["a slow start"] }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: 16, text: "hang" })))
@@ -171,26 +176,24 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         yield* TestClock.adjust("1 millis")
         const { events, shown } = yield* Fiber.join(fiber)
         const [request] = yield* requestsTo("hang")
-        yield* ai.reset
         assert.isTrue(request!.interrupted)
         assert.deepStrictEqual(shown, ["a slow start\n\n<i>(The answer was cut off. Please ask again.)</i>"])
         const failed = events.at(-1)
         assert.strictEqual(failed?._tag === "fail" && failed.error, "the turn took too long")
-      }))
+      })))
 
     it.effect("sends an empty answer as an ellipsis rather than nothing", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["  \n "] }))
         const { shown } = yield* turn(mail({ chatId: 17, text: "say nothing" }))
-        yield* ai.reset
         assert.deepStrictEqual(shown, [texts.empty])
-      }))
+      })))
   })
 
   describe("delivery policy", () => {
     it.effect("Telegram away at the final send: the message goes back with the answer, the attempt counted", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const telegram = yield* TelegramScript
         yield* telegram.failNext("sendMessage", gatewayDown())
         const { events, exit } = yield* turn(mail({ chatId: 20, text: "deliver me" }))
@@ -202,10 +205,10 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         if (released?._tag !== "release") return
         assert.isTrue(released.countAttempt)
         assert.strictEqual(released.answered?.answer, "Echo: deliver me")
-      }))
+      })))
 
     it.effect("a kept answer is delivered without asking the LLM again", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const { events, shown } = yield* turn(
           mail({ chatId: 21, text: "asked before", attempts: 2, pendingAnswer: "the kept answer", conversationId: "c-21" })
         )
@@ -213,10 +216,10 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.lengthOf(yield* requestsTo("asked before"), 0)
         const completed = events.at(-1)
         assert.strictEqual(completed?._tag === "complete" && completed.record.conversationId, "c-21")
-      }))
+      })))
 
     it.effect("Telegram refusing the reply (another 4xx) fails the message with its LLM usage", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const telegram = yield* TelegramScript
         yield* telegram.failNext("sendMessage", new TelegramApiError({ method: "sendMessage", code: 400, message: "Bad Request: TOPIC_CLOSED" }))
         const { events, exit } = yield* turn(mail({ chatId: 22, text: "refused" }))
@@ -226,35 +229,34 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         if (failed?._tag !== "fail") return
         assert.strictEqual(failed.error, "Telegram: Bad Request: TOPIC_CLOSED")
         assert.strictEqual(failed.record?.answer, "Echo: refused")
-      }))
+      })))
 
     it.effect("a chat that blocked the bot is marked unreachable and its mail skipped", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const telegram = yield* TelegramScript
         yield* telegram.failNext("sendMessage", new UnreachableChat({ chatId: 23, message: "Forbidden: bot was blocked by the user" }))
         const { events, exit } = yield* turn(mail({ chatId: 23, text: "/start" }))
         assert.isTrue(exit._tag === "Success")
         assert.deepStrictEqual(events, [{ _tag: "markUnreachable", chatId: 23, reason: "Forbidden: bot was blocked by the user" }])
-      }))
+      })))
 
     it.effect("formatting Telegram refuses is sent again as plain text", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         const telegram = yield* TelegramScript
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["**bold** move"] }))
         yield* telegram.failNext("sendMessage", new RejectedFormatting({ message: "Bad Request: can't parse entities" }))
         const { calls, events, shown } = yield* turn(mail({ chatId: 24, text: "format" }))
-        yield* ai.reset
         assert.deepStrictEqual(calls.filter((c) => c.method === "sendMessage").map((c) => `${c.html}:${c.text}`), [
           "true:<b>bold</b> move",
           "false:bold move"
         ])
         assert.deepStrictEqual(shown, ["bold move"])
         assert.strictEqual(events.at(-1)?._tag, "complete")
-      }))
+      })))
 
     it.effect("a redo edits the reply an earlier attempt sent instead of sending a second one", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const telegram = yield* TelegramScript
         const first = yield* turn(mail({ chatId: -25, chatType: "group", text: "/help" }))
         const [sentId] = (yield* telegram.messages(-25)).map((m) => m.messageId)
@@ -262,12 +264,12 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual(first.shown, [texts.help])
         assert.deepStrictEqual(redo.shown, ["Echo: again"])
         assert.deepStrictEqual(redo.calls.filter((c) => c.method === "sendMessage").length, 1) // /help's only
-      }))
+      })))
   })
 
   describe("attempts and flood waits", () => {
     it.effect(`answers on attempt ${maxAttempts} and gives up on attempt ${maxAttempts + 1}`, () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const last = yield* turn(mail({ chatId: 30, text: "still trying", attempts: maxAttempts }))
         const over = yield* turn(mail({ chatId: 31, text: "given up", attempts: maxAttempts + 1 }))
         assert.deepStrictEqual(last.shown, ["Echo: still trying"])
@@ -275,10 +277,10 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         const failed = over.events.at(-1)
         assert.strictEqual(failed?._tag === "fail" && failed.error, `gave up after ${maxAttempts} attempts`)
         assert.lengthOf(yield* requestsTo("given up"), 0)
-      }))
+      })))
 
     it.effect("postpones without asking the LLM while the chat's flood wait is over 30 s, uncounted", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const pacer = yield* SendPacer
         yield* pacer.rememberFloodWait(32, 31)
         const m = mail({ chatId: 32, text: "wait" })
@@ -287,30 +289,29 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual(events, [{ _tag: "release", messageId: m.id, countAttempt: false, answered: undefined }])
         assert.lengthOf(calls, 0)
         assert.lengthOf(yield* requestsTo("wait"), 0)
-      }))
+      })))
 
     it.effect("goes ahead when the chat's flood wait is exactly 30 s (the longest sat out)", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const pacer = yield* SendPacer
         yield* pacer.rememberFloodWait(33, 30)
         const { exit, shown } = yield* turn(mail({ chatId: 33, text: "just in time" }))
         assert.isTrue(exit._tag === "Success")
         assert.deepStrictEqual(shown, ["Echo: just in time"])
-      }))
+      })))
 
     it.effect("hands the message back uncounted when the turn is interrupted (shutdown)", () =>
-      Effect.gen(function*() {
+      isolated(Effect.gen(function*() {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Hang" }))
         const m = mail({ chatId: 34, text: "stop me" })
         const fiber = yield* Effect.forkChild(ChatTurn.use((chatTurn) => chatTurn.run(m)))
         yield* TestClock.adjust("1 second")
         yield* Fiber.interrupt(fiber)
-        yield* ai.reset
         const stores = yield* Stores
         assert.deepStrictEqual(stores.events.filter((e) => "messageId" in e && e.messageId === m.id), [
           { _tag: "release", messageId: m.id, countAttempt: false, answered: undefined }
         ])
-      }))
+      })))
   })
 })
