@@ -1,6 +1,7 @@
 import { Effect, Option, Redacted } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
+import { Subscriptions } from "../services/billing/Subscriptions.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { Readiness } from "../services/platform/Readiness.ts"
 import { instrument } from "./instrument.ts"
@@ -14,6 +15,7 @@ import { matchesSecret, secretDigest } from "./secret.ts"
 export const HealthRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const config = yield* AppConfig
   const readiness = yield* Readiness
+  const subscriptions = yield* Subscriptions
 
   yield* router.add("GET", "/health", instrument("/health", HttpServerResponse.json({ status: "ok" })))
   yield* router.add(
@@ -42,6 +44,10 @@ export const HealthRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
           const request = yield* HttpServerRequest.HttpServerRequest
           if (!matchesSecret(token.value, request.headers["authorization"])) return HttpServerResponse.empty({ status: 401 })
         }
+        // The billing gauges come from the database: read now, so every API process reports the same.
+        yield* subscriptions.measure.pipe(
+          Effect.catchTag("StorageOutage", (error) => Effect.logDebug("billing gauges not refreshed", error.message))
+        )
         return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
           contentType: "text/plain; version=0.0.4; charset=utf-8"
         })

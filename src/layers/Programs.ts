@@ -2,7 +2,20 @@ import { Effect, Layer, Option } from "effect"
 import { HttpServerLive } from "../http/Router.ts"
 import { ChatWorkerLive } from "../jobs/chat/ChatWorker.ts"
 import { SweeperLive } from "../jobs/chat/Sweeper.ts"
+import { ReconcilerLive } from "../jobs/billing/Reconciler.ts"
 import { UpdateSourceLive } from "../jobs/telegram/UpdateSource.ts"
+import { Audit } from "../services/audit/Audit.ts"
+import { BillingReplies } from "../services/billing/BillingReplies.ts"
+import { Checkout } from "../services/billing/Checkout.ts"
+import { LemonEvents } from "../services/billing/LemonEvents.ts"
+import { LemonSqueezy } from "../services/billing/LemonSqueezy.ts"
+import { Payments } from "../services/billing/Payments.ts"
+import { Quota } from "../services/billing/Quota.ts"
+import { SubscriptionNotices } from "../services/billing/SubscriptionNotices.ts"
+import { Subscriptions } from "../services/billing/Subscriptions.ts"
+import { Admission } from "../services/chat/Admission.ts"
+import { Notices } from "../services/chat/Notices.ts"
+import { RateLimits } from "../services/platform/RateLimits.ts"
 import { ChatTurn } from "../services/chat/ChatTurn.ts"
 import { Conversations } from "../services/chat/Conversations.ts"
 import { Delivery } from "../services/chat/Delivery.ts"
@@ -56,15 +69,35 @@ const InfrastructureLive = Layer.mergeAll(
   AiOpenAi.layer
 )
 
-/** The chat area's services on top of the infrastructure. */
-const ChatLive = ChatTurn.layer.pipe(
-  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer)),
-  Layer.provideMerge(Layer.mergeAll(Inbox.layer, Mailbox.layer, Conversations.layer, Readiness.layer)),
+/** The domain services, each tier on the ones below it. */
+const ServicesLive = ChatTurn.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(LemonEvents.layer, BillingReplies.layer)),
+  Layer.provideMerge(Layer.mergeAll(
+    Inbox.layer,
+    Checkout.layer,
+    SubscriptionNotices.layer,
+    Admission.layer,
+    ReplyWriter.layer,
+    Delivery.layer,
+    LlmReply.layer
+  )),
+  Layer.provideMerge(Layer.mergeAll(
+    Mailbox.layer,
+    Conversations.layer,
+    Readiness.layer,
+    RateLimits.layer,
+    Subscriptions.layer,
+    Payments.layer,
+    Quota.layer,
+    LemonSqueezy.layer,
+    Audit.layer,
+    Notices.layer
+  )),
   Layer.provideMerge(InfrastructureLive)
 )
 
 const ApiParts = Layer.mergeAll(HttpServerLive, UpdateSourceLive)
-const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive)
+const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive, ReconcilerLive)
 
 /** Separate API and worker processes only meet through Postgres and Redis: refuse to start alone. */
 const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
@@ -80,7 +113,7 @@ const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
 
 const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
   parts.pipe(
-    Layer.provide(ChatLive),
+    Layer.provide(ServicesLive),
     Layer.provide(Layer.mergeAll(Logging.layer, Tracing.layer)),
     Layer.provideMerge(AppConfig.layer)
   )

@@ -233,7 +233,7 @@ describe("chat turns with tight limits", () => {
   const promptBudget = estimateTokens(systemPrompt) + estimateTokens(question(9)) + exchange(1) * 2 + 5
   beforeAll(async () => {
     stack = await startStack({
-      env: { MAX_ANSWER_TOKENS: "100", CONTEXT_TOKEN_BUDGET: String(promptBudget + 100), USER_MESSAGES_PER_MINUTE: "8" }
+      env: { MAX_ANSWER_TOKENS: "100", CONTEXT_TOKEN_BUDGET: String(promptBudget + 100), RATE_LIMIT_LLM_PER_MINUTE: "8" }
     })
   })
   afterAll(() => stack.stop())
@@ -256,7 +256,7 @@ describe("chat turns with tight limits", () => {
     expect(last.max_completion_tokens).toBe(100)
   })
 
-  it("answers messages past the per-user rate limit with a notice and no LLM call", async () => {
+  it("answers messages past the LLM rate limit with a notice saying when to try again, and no LLM call", async () => {
     const chatId = 902
     const ids: Array<number> = []
     for (let i = 0; i < 10; i++) ids.push(await send(stack, chatId, `burst ${i}`))
@@ -264,7 +264,35 @@ describe("chat turns with tight limits", () => {
     const llmCalls = stack.openai.requests.filter((r) => userContents(r.body).at(-1)!.startsWith("user:burst"))
     expect(llmCalls).toHaveLength(8)
     const texts = stack.telegram.messages(chatId).map((m) => m.text)
-    expect(texts.filter((t) => t.startsWith("You're sending messages faster"))).toHaveLength(2)
+    const notices = texts.filter((t) => t.startsWith("You can send me 8 messages a minute. Please try again in "))
+    expect(notices).toHaveLength(2)
+    for (const notice of notices) {
+      const seconds = Number(/try again in (\d+) second/.exec(notice)![1])
+      expect(seconds).toBeGreaterThanOrEqual(1)
+      expect(seconds).toBeLessThanOrEqual(120)
+    }
+    // Refused turns do not use up the daily quota.
+    expect(stack.query(`select messages from usage_daily where user_id = ${chatId}`)).toBe("8")
+  })
+})
+
+describe("the updates-per-minute limit", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ env: { RATE_LIMIT_UPDATES_PER_MINUTE: "8" } })
+  })
+  afterAll(() => stack.stop())
+
+  it("says slow down once past it, then stays silent, without asking the LLM", async () => {
+    const chatId = 904
+    const ids: Array<number> = []
+    for (let i = 0; i < 11; i++) ids.push(await send(stack, chatId, `flood ${i}`))
+    for (const id of ids.slice(0, 9)) await waitForStatus(stack, id, "answered", 20_000)
+    for (const id of ids.slice(9)) await waitForStatus(stack, id, "skipped", 20_000)
+    const texts = stack.telegram.messages(chatId).map((m) => m.text)
+    expect(texts.filter((t) => t.startsWith("Echo: flood"))).toHaveLength(8)
+    expect(texts.filter((t) => t.startsWith("You're sending messages too fast"))).toHaveLength(1)
+    expect(stack.openai.requests).toHaveLength(8)
   })
 
   it("does not count Telegram's redeliveries of an update against the sender's limit", async () => {
@@ -275,7 +303,7 @@ describe("chat turns with tight limits", () => {
     for (let i = 0; i < 7; i++) ids.push(await send(stack, chatId, `distinct ${i}`))
     for (const id of ids) await waitForStatus(stack, id, "answered", 20_000)
     // 8 distinct messages within the limit of 8: all answered by the LLM, none with the notice.
-    expect(stack.telegram.messages(chatId).filter((m) => m.text.startsWith("You're sending messages faster"))).toEqual([])
+    expect(stack.telegram.messages(chatId).filter((m) => m.text.startsWith("You're sending messages too fast"))).toEqual([])
     expect(stack.query(`select count(*) from messages where chat_id = ${chatId} and over_limit`)).toBe("0")
   })
 })

@@ -5,7 +5,9 @@ import { ChatTurn } from "../../src/services/chat/ChatTurn.ts"
 import { Conversations } from "../../src/services/chat/Conversations.ts"
 import { Delivery } from "../../src/services/chat/Delivery.ts"
 import { LlmReply } from "../../src/services/chat/LlmReply.ts"
-import { type Mail, Mailbox, type TurnRecord } from "../../src/services/chat/Mailbox.ts"
+import { type Gate, type Mail, Mailbox, type TurnRecord } from "../../src/services/chat/Mailbox.ts"
+import { type Admitted, Admission } from "../../src/services/chat/Admission.ts"
+import { BillingReplies } from "../../src/services/billing/BillingReplies.ts"
 import { ReplyWriter } from "../../src/services/chat/ReplyWriter.ts"
 import type { Exchange } from "../../src/services/llm/Prompt.ts"
 import { AppConfig } from "../../src/services/platform/AppConfig.ts"
@@ -19,18 +21,24 @@ export type StoreEvent =
   | { readonly _tag: "release"; readonly messageId: number; readonly countAttempt: boolean; readonly answered: TurnRecord | undefined }
   | { readonly _tag: "markUnreachable"; readonly chatId: number; readonly reason: string }
   | { readonly _tag: "startNew"; readonly chatId: number }
+  | { readonly _tag: "decide"; readonly messageId: number; readonly gate: Gate }
+  | { readonly _tag: "skip"; readonly messageId: number; readonly reason: string }
 
 /** The stores' side of a turn, recorded; `history` is what Conversations.history answers. */
 export class Stores extends Context.Service<Stores, {
   readonly events: Array<StoreEvent>
   history: ReadonlyArray<Exchange>
+  /** What Admission answers for the next messages (default: to the LLM). */
+  admitted: Admitted
+  /** What Mailbox.toldToSlowDown answers. */
+  toldToSlowDown: boolean
 }>()("test/Stores") {}
 
 const notUsed = Effect.die("not used by ChatTurn")
 
 /** Mailbox and Conversations in memory: they record what the turn asked and always succeed. */
 const stores = Layer.effectContext(Effect.sync(() => {
-  const state = Stores.of({ events: [], history: [] })
+  const state = Stores.of({ events: [], history: [], admitted: { _tag: "Llm" }, toldToSlowDown: false })
   const record = (event: StoreEvent) => Effect.sync(() => void state.events.push(event))
   const mailbox = Mailbox.of({
     claimNext: () => notUsed,
@@ -41,14 +49,29 @@ const stores = Layer.effectContext(Effect.sync(() => {
     fail: (mail, error, turn) => record({ _tag: "fail", messageId: mail.id, error, record: Option.getOrUndefined(turn) }),
     release: (mail, options) =>
       record({ _tag: "release", messageId: mail.id, countAttempt: options.countAttempt, answered: options.answered }),
-    markUnreachable: (chatId, reason) => record({ _tag: "markUnreachable", chatId, reason })
+    markUnreachable: (chatId, reason) => record({ _tag: "markUnreachable", chatId, reason }),
+    decide: (mail, gate) => record({ _tag: "decide", messageId: mail.id, gate }),
+    skip: (mail, reason) => record({ _tag: "skip", messageId: mail.id, reason }),
+    toldToSlowDown: () => Effect.sync(() => state.toldToSlowDown)
+  })
+  // Admission's and the billing replies' own rules are tested with their storage; here they answer as told.
+  const admission = Admission.of({ admit: () => Effect.sync(() => state.admitted) })
+  const billing = BillingReplies.of({
+    subscribe: () => Effect.succeed({ text: "subscribe here", buttons: [{ text: "Subscribe", url: "https://pay.example/checkout" }] }),
+    account: (userId) => Effect.succeed({ text: `account of ${userId}`, buttons: [] }),
+    paywall: (_, limit) => Effect.succeed({ text: `paywall after ${limit}`, buttons: [{ text: "Subscribe", url: "https://pay.example/checkout" }] })
   })
   const conversations = Conversations.of({
     current: (chatId) => Effect.succeed(`conversation-${chatId}`),
     startNew: (chatId) => record({ _tag: "startNew", chatId }).pipe(Effect.as(`conversation-${chatId}-new`)),
     history: () => Effect.sync(() => state.history)
   })
-  return Context.make(Mailbox, mailbox).pipe(Context.add(Conversations, conversations), Context.add(Stores, state))
+  return Context.make(Mailbox, mailbox).pipe(
+    Context.add(Conversations, conversations),
+    Context.add(Admission, admission),
+    Context.add(BillingReplies, billing),
+    Context.add(Stores, state)
+  )
 }))
 
 /** Settings of the turn tests: a 10 s turn limit and a small token budget. */
@@ -73,10 +96,13 @@ let nextMailId = 1
 /** A message as the mailbox hands it to a turn: a private chat's first attempt unless told. */
 export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly text: string }): Mail => ({
   id: nextMailId++,
+  kind: "user",
   updateId: nextMailId,
   chatType: "private",
   userId: fields.chatId,
+  buttons: [],
   overLimit: false,
+  gate: null,
   attempts: 1,
   replyMessageIds: [],
   pendingAnswer: null,

@@ -9,6 +9,8 @@ import { Redis } from "ioredis"
 import { AllProgram, ApiProgram, WorkerProgram } from "../../src/layers/Programs.ts"
 import { type FakeOpenAI, startFakeOpenAI } from "./FakeOpenAI.ts"
 import { type FakeTelegram, startFakeTelegram } from "./telegram/FakeTelegram.ts"
+import { FakeLemonSqueezy } from "./FakeLemonSqueezy.ts"
+import { type LemonEvent, lemonSignature, lemonWire } from "./fixtures.ts"
 import { TcpProxy } from "./TcpProxy.ts"
 
 export const webhookSecret = "test_secret-123"
@@ -56,7 +58,18 @@ export interface StackOptions {
   /** "shared": Postgres + Redis (behind cuttable proxies); "embedded": PGlite and in-process queue. */
   readonly mode?: "shared" | "embedded"
   readonly program?: "all" | "api" | "worker"
+  /** Billing on, against a fake LemonSqueezy (the variants are those of the real fixtures). */
+  readonly billing?: boolean
   readonly env?: Readonly<Record<string, string>>
+}
+
+/** The billing settings of a stack with `billing: true`. */
+export const lemon = {
+  apiKey: "lemon-test-api-key",
+  storeId: "91257",
+  promoVariant: "1090954",
+  standardVariant: "394420",
+  webhookSecret: "lemon-webhook-secret"
 }
 
 export interface Stack {
@@ -64,10 +77,14 @@ export interface Stack {
   readonly env: Readonly<Record<string, string>>
   readonly telegram: FakeTelegram
   readonly openai: FakeOpenAI
+  /** With `billing: true`. */
+  readonly lemonSqueezy: FakeLemonSqueezy | undefined
   readonly postgres: TcpProxy | undefined
   readonly redis: TcpProxy | undefined
   readonly databaseName: string | undefined
   readonly post: (update: unknown, headers?: Record<string, string>) => Promise<Response>
+  /** POSTs a LemonSqueezy event as LemonSqueezy would (wire bytes, signed with the test secret unless `signature` is given). */
+  readonly postLemon: (event: LemonEvent | string, options?: { readonly signature?: string | null }) => Promise<Response>
   /** Runs SQL on the stack's database (through the real server, not the proxy). */
   readonly query: (sql: string) => string
   /** Forgets the fakes' recorded calls and scripted replies and faults (between tests). */
@@ -82,6 +99,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
   const mode = options.mode ?? "shared"
   const telegram = await startFakeTelegram({ token: botToken })
   const openai = await startFakeOpenAI({ apiKey: openaiKey })
+  const lemonSqueezy = options.billing ? await FakeLemonSqueezy.start(lemon.apiKey) : undefined
   const port = await freePort()
   const database = mode === "shared" ? createDatabase() : undefined
   const postgres = mode === "shared" ? await TcpProxy.start(pgPort, pgHost) : undefined
@@ -101,6 +119,18 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     SWEEP_INTERVAL_SECONDS: "1",
     TURN_LEASE_SECONDS: "3",
     SHUTDOWN_GRACE_SECONDS: "3",
+    // The limits' own tests set theirs; the others should not meet them.
+    RATE_LIMIT_LLM_PER_MINUTE: "1000",
+    ...(lemonSqueezy
+      ? {
+        LEMON_API_KEY: lemon.apiKey,
+        LEMON_API_URL: lemonSqueezy.url,
+        LEMON_STORE_ID: lemon.storeId,
+        LEMON_VARIANT_PROMO: lemon.promoVariant,
+        LEMON_VARIANT_STANDARD: lemon.standardVariant,
+        LEMON_WEBHOOK_SECRET: lemon.webhookSecret
+      }
+      : {}),
     ...(database && postgres
       ? { DATABASE_URL: `postgres://postgres@127.0.0.1:${postgres.port}/${database.name}` }
       : {}),
@@ -125,6 +155,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     env,
     telegram,
     openai,
+    lemonSqueezy,
     postgres,
     redis,
     databaseName: database?.name,
@@ -134,6 +165,16 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
         headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret, ...headers },
         body: typeof update === "string" ? update : JSON.stringify(update)
       }),
+    postLemon: (event, options = {}) => {
+      const body = typeof event === "string" ? event : lemonWire(event)
+      const signature = options.signature === undefined ? lemonSignature(body, lemon.webhookSecret) : options.signature
+      const name = typeof event === "string" ? "unknown" : event.meta.event_name
+      return fetch(`${url}/lemonsqueezy/webhook`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-event-name": name, ...(signature === null ? {} : { "x-signature": signature }) },
+        body
+      })
+    },
     query: (sql) => {
       if (!database) throw new Error("query() needs the shared mode")
       return queryDatabase(database.name, sql)
@@ -141,11 +182,12 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     resetFakes: () => {
       telegram.reset()
       openai.reset()
+      lemonSqueezy?.reset()
     },
     stopProgram,
     stop: async () => {
       await stopProgram()
-      await Promise.all([telegram.close(), openai.close(), postgres?.close(), redis?.close()])
+      await Promise.all([telegram.close(), openai.close(), lemonSqueezy?.close(), postgres?.close(), redis?.close()])
       database?.drop()
       if (dataDir) rmSync(dataDir, { recursive: true, force: true })
     }

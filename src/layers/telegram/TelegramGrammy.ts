@@ -104,7 +104,14 @@ interface Target {
   readonly messageId?: number
 }
 
-const parseMode = (options?: SendOptions) => (options?.html ? { parse_mode: "HTML" as const } : {})
+/** parse_mode, the buttons (one per row), and no link previews: the options every text carries. */
+const textOptions = (options?: SendOptions) => ({
+  ...(options?.html ? { parse_mode: "HTML" as const } : {}),
+  ...(options?.buttons && options.buttons.length > 0
+    ? { reply_markup: { inline_keyboard: options.buttons.map((b) => [{ text: b.text, url: b.url }]) } }
+    : {}),
+  link_preview_options: { is_disabled: true }
+})
 
 /** grammY's `Api` on TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT. */
 export const layer = Layer.effect(
@@ -153,7 +160,7 @@ export const layer = Layer.effect(
         const sent = yield* call(
           "sendMessage",
           { chatId },
-          (signal) => api.sendMessage(chatId, text, { ...parseMode(options), link_preview_options: { is_disabled: true } }, signal),
+          (signal) => api.sendMessage(chatId, text, textOptions(options), signal),
           { retry: options?.preview !== true }
         )
         return sent.message_id
@@ -164,13 +171,7 @@ export const layer = Layer.effect(
             "editMessageText",
             { chatId, messageId },
             (signal) =>
-              api.editMessageText(
-                chatId,
-                messageId,
-                text,
-                { ...parseMode(options), link_preview_options: { is_disabled: true } },
-                signal
-              ),
+              api.editMessageText(chatId, messageId, text, textOptions(options), signal),
             { retry: options?.preview !== true }
           ).pipe(
             Effect.catchIf(
@@ -204,6 +205,14 @@ export const layer = Layer.effect(
       deleteWebhook: call("deleteWebhook", {}, (signal) => api.deleteWebhook(undefined, signal)).pipe(
         Effect.asVoid,
         Effect.withSpan("Telegram.deleteWebhook")
+      ),
+      getMe: call("getMe", {}, (signal) => api.getMe(signal)).pipe(
+        Effect.flatMap((me) =>
+          me.username === undefined
+            ? Effect.fail(new TelegramApiError({ method: "getMe", code: 0, message: "the bot has no username" }))
+            : Effect.succeed({ id: me.id, username: me.username })
+        ),
+        Effect.withSpan("Telegram.getMe")
       ),
       getUpdates: Effect.fn("Telegram.getUpdates")(function*(offset: number, timeoutSeconds: number) {
         return yield* call(

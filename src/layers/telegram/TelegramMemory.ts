@@ -1,5 +1,12 @@
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
-import { MessageGone, type SendOptions, Telegram, TelegramApiError, type TelegramError } from "../../services/telegram/Telegram.ts"
+import {
+  MessageGone,
+  type SendOptions,
+  Telegram,
+  TelegramApiError,
+  type TelegramError,
+  type UrlButton
+} from "../../services/telegram/Telegram.ts"
 import { maxMessageLength } from "../../services/telegram/TelegramMarkdown.ts"
 
 export type TelegramMethod =
@@ -11,6 +18,7 @@ export type TelegramMethod =
   | "setWebhook"
   | "deleteWebhook"
   | "getUpdates"
+  | "getMe"
 
 /** One call as the bot made it, in order; `failed` names the error it got, if any. */
 export interface RecordedCall {
@@ -20,6 +28,7 @@ export interface RecordedCall {
   readonly text?: string
   readonly html?: boolean
   readonly preview?: boolean
+  readonly buttons?: ReadonlyArray<UrlButton>
   readonly failed?: string
 }
 
@@ -28,6 +37,7 @@ export interface ShownMessage {
   readonly messageId: number
   readonly text: string
   readonly html: boolean
+  readonly buttons: ReadonlyArray<UrlButton>
 }
 
 /** Inspects and scripts the in-memory Telegram of `layer`. */
@@ -79,14 +89,18 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
     return messages
   }
 
-  const flags = (options?: SendOptions) => ({ html: options?.html === true, preview: options?.preview === true })
+  const flags = (options?: SendOptions) => ({
+    html: options?.html === true,
+    preview: options?.preview === true,
+    buttons: options?.buttons ?? []
+  })
 
   const telegram = Telegram.of({
     sendMessage: Effect.fn("Telegram.sendMessage")(function*(chatId: number, text: string, options?: SendOptions) {
       yield* call({ method: "sendMessage", chatId, text, ...flags(options) })
       yield* checkText("sendMessage", text)
       const messageId = nextMessageId++
-      chat(chatId).push({ messageId, text, html: options?.html === true })
+      chat(chatId).push({ messageId, text, html: options?.html === true, buttons: options?.buttons ?? [] })
       return messageId
     }),
     editMessageText: Effect.fn("Telegram.editMessageText")(
@@ -96,7 +110,7 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
         const messages = chat(chatId)
         const index = messages.findIndex((m) => m.messageId === messageId)
         if (index < 0) return yield* new MessageGone({ messageId, message: "Bad Request: message to edit not found" })
-        messages[index] = { messageId, text, html: options?.html === true }
+        messages[index] = { messageId, text, html: options?.html === true, buttons: options?.buttons ?? [] }
       }
     ),
     deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
@@ -118,6 +132,7 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       if (Redacted.value(secret).length === 0) return yield* badRequest("setWebhook", "secret token is empty")
     }),
     deleteWebhook: call({ method: "deleteWebhook" }).pipe(Effect.withSpan("Telegram.deleteWebhook")),
+    getMe: call({ method: "getMe" }).pipe(Effect.as({ id: 1, username: "memory_bot" }), Effect.withSpan("Telegram.getMe")),
     getUpdates: Effect.fn("Telegram.getUpdates")(function*(_offset: number, timeoutSeconds: number) {
       yield* call({ method: "getUpdates" })
       // No user writes to a chat in memory: each long poll runs out empty, as Telegram's would.

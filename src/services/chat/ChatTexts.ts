@@ -1,10 +1,15 @@
 /** What the bot says without asking the LLM, and the commands it understands. */
 export const texts = {
-  start: "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/help shows this help",
+  start:
+    "Hi! I'm an AI assistant. Send me any message and I'll answer.\n\n/new starts a new conversation\n/account shows your plan and today's usage\n/subscribe for unlimited messages\n/help shows this help",
   help:
-    "Write to me as you would to a person: I remember our conversation until you send /new.\n\n/new starts a new conversation (I forget the earlier one)\n/help shows this help",
+    "Write to me as you would to a person: I remember our conversation until you send /new.\n\n/new starts a new conversation (I forget the earlier one)\n/account shows your plan and today's usage\n/subscribe for unlimited messages\n/help shows this help",
   newConversation: "Started a new conversation: I won't use anything we said before.",
-  overLimit: "You're sending messages faster than I can answer. Please wait a minute and try again.",
+  /** Past the updates-per-minute limit: said once, then silence until the minute frees up. */
+  slowDown: "You're sending messages too fast: I'll ignore them for a minute. Please slow down.",
+  /** Past the LLM turns per minute. */
+  rateLimited: (perMinute: number, seconds: number) =>
+    `You can send me ${perMinute} messages a minute. Please try again in ${seconds} second${seconds === 1 ? "" : "s"}.`,
   failed: "Sorry, I couldn't answer that just now. Please try again in a moment.",
   /** Appended (Markdown) to the part of an answer shown before the LLM failed. */
   cutOff: "\n\n_(The answer was cut off. Please ask again.)_",
@@ -12,13 +17,13 @@ export const texts = {
   empty: "…"
 } as const
 
-export type Command = "start" | "help" | "new"
+export type Command = "start" | "help" | "new" | "subscribe" | "account"
 
 /**
  * The command a message starts with (`/new`, `/new@any_bot`, any case, then a space or the end),
  * or undefined for anything else, which goes to the LLM.
  */
 export const parseCommand = (text: string): Command | undefined => {
-  const match = /^\/(start|help|new)(?:@\w+)?(?:\s|$)/i.exec(text.trim())
+  const match = /^\/(start|help|new|subscribe|account)(?:@\w+)?(?:\s|$)/i.exec(text.trim())
   return match ? (match[1]!.toLowerCase() as Command) : undefined
 }

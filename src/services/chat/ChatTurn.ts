@@ -1,7 +1,12 @@
 import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
+import { BillingReplies } from "../billing/BillingReplies.ts"
+import { billingTexts } from "../billing/BillingTexts.ts"
 import { turnDuration, turns } from "../platform/Metrics.ts"
+import type { RedisOutage } from "../platform/Redis.ts"
+import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { SendPacer } from "../telegram/SendPacer.ts"
-import { floodWaitError, maxWaitSeconds } from "../telegram/Telegram.ts"
+import { floodWaitError, maxWaitSeconds, type UrlButton } from "../telegram/Telegram.ts"
+import { Admission } from "./Admission.ts"
 import { type Command, parseCommand, texts } from "./ChatTexts.ts"
 import { Conversations } from "./Conversations.ts"
 import { Delivery, type DeliveryPostponed, type TurnOutcome, withoutLlm } from "./Delivery.ts"
@@ -11,13 +16,16 @@ import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
 export const maxAttempts = 5
+/** Past the updates limit, "slow down" is said once per this many seconds (the limit's window). */
+const slowDownEverySeconds = 60
 
 /** Drafts are private-chat only; one non-zero id per message, the same on a redo. */
 const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
 
-/** What a turn does with its message, the first that applies. */
+/** What a turn does with its mail, the first that applies. */
 type Plan =
   | { readonly _tag: "GiveUp" }
+  | { readonly _tag: "Notice" }
   | { readonly _tag: "DeliverKept"; readonly answer: string }
   | { readonly _tag: "Command"; readonly command: Command }
   | { readonly _tag: "OverLimit" }
@@ -25,6 +33,7 @@ type Plan =
 
 const planOf = (mail: Mail): Plan => {
   if (mail.attempts > maxAttempts) return { _tag: "GiveUp" }
+  if (mail.kind === "notice") return { _tag: "Notice" }
   if (mail.pendingAnswer !== null) return { _tag: "DeliverKept", answer: mail.pendingAnswer }
   const command = parseCommand(mail.text)
   if (command !== undefined) return { _tag: "Command", command }
@@ -32,18 +41,20 @@ const planOf = (mail: Mail): Plan => {
 }
 
 /** The `kind` label of chat_turns_total. */
-const kindOf = (plan: Plan) => (plan._tag === "Command" ? "command" : plan._tag === "OverLimit" ? "over_limit" : "message")
+const kindOf = (plan: Plan) =>
+  plan._tag === "Command" ? "command" : plan._tag === "OverLimit" ? "over_limit" : plan._tag === "Notice" ? "notice" : "message"
 
-/** One turn of a chat: the reply to one message of its mailbox. */
+/** One turn of a chat: the reply to one entry of its mailbox. */
 export class ChatTurn extends Context.Service<ChatTurn, {
   /**
-   * Answers the message: a command or a notice without the LLM, else the LLM's streamed answer;
-   * an answer an earlier attempt got but could not deliver is delivered without asking again.
-   * Fails, leaving the message to be redone, when the database is away (StorageOutage), when
-   * Telegram stays away past its retries (DeliveryPostponed), or when another turn took the
-   * message over (MailTakenOver). Interrupted, it hands the message back uncounted.
+   * Answers the mail: a notice, a command or a limit's notice without the LLM, else (within the
+   * sender's quota and rate limit) the LLM's streamed answer; an answer an earlier attempt got
+   * but could not deliver is delivered without asking again. Fails, leaving the mail to be
+   * redone, when the database or Redis is away, when Telegram stays away past its retries
+   * (DeliveryPostponed), or when another turn took the mail over (MailTakenOver). Interrupted,
+   * it hands the mail back uncounted.
    */
-  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | DeliveryPostponed>
+  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | DeliveryPostponed | StorageOutage | RedisOutage>
 }>()("bot/ChatTurn") {
   static readonly layer = Layer.effect(
     ChatTurn,
@@ -54,9 +65,15 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const writer = yield* ReplyWriter
       const delivery = yield* Delivery
       const llm = yield* LlmReply
+      const admission = yield* Admission
+      const billing = yield* BillingReplies
 
-      const fixedReply = (mail: Mail, reply: LiveReply, text: string, conversationId: string | null = null) =>
-        delivery.deliver(mail, reply, text, withoutLlm(text, conversationId))
+      const fixedReply = (
+        mail: Mail,
+        reply: LiveReply,
+        text: string,
+        { buttons = [], conversationId = null }: { buttons?: ReadonlyArray<UrlButton>; conversationId?: string | null } = {}
+      ) => delivery.deliver(mail, reply, text, withoutLlm(text, conversationId), buttons)
 
       const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
@@ -69,6 +86,54 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           yield* Effect.logWarning("chat turn failed", failure.value.message)
           return "failed" as const
         }).pipe(Effect.scoped) // the typing indicator lasts until the answer is delivered
+
+      const command = (mail: Mail, reply: LiveReply, name: Command) =>
+        Effect.gen(function*() {
+          switch (name) {
+            case "new":
+              yield* conversations.startNew(mail.chatId, mail.userId)
+              return yield* fixedReply(mail, reply, texts.newConversation)
+            case "subscribe":
+            case "account": {
+              if (mail.userId === null) return yield* fixedReply(mail, reply, texts.help)
+              const { buttons, text } = yield* (name === "subscribe" ? billing.subscribe(mail.userId) : billing.account(mail.userId))
+              return yield* fixedReply(mail, reply, text, { buttons })
+            }
+            default:
+              return yield* fixedReply(mail, reply, texts[name])
+          }
+        })
+
+      /** Past the updates limit: "slow down" once a minute per user, silence otherwise. */
+      const overLimit = (mail: Mail, reply: LiveReply) =>
+        Effect.gen(function*() {
+          const told = mail.gate === "silenced" ||
+            (mail.gate === null && mail.userId !== null && (yield* mailbox.toldToSlowDown(mail.userId, slowDownEverySeconds)))
+          if (told) {
+            if (mail.gate === null) yield* mailbox.decide(mail, "silenced")
+            yield* mailbox.skip(mail, "past the updates-per-minute limit, told to slow down already")
+            return "skipped" as const
+          }
+          if (mail.gate === null) yield* mailbox.decide(mail, "slow_down")
+          return yield* fixedReply(mail, reply, texts.slowDown)
+        })
+
+      const askLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
+        Effect.gen(function*() {
+          const admitted = yield* admission.admit(mail)
+          switch (admitted._tag) {
+            case "Llm":
+              return yield* answerWithLlm(mail, reply, startedAt)
+            case "Paywall": {
+              const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit)
+              return yield* fixedReply(mail, reply, text, { buttons })
+            }
+            case "FairUse":
+              return yield* fixedReply(mail, reply, billingTexts.fairUse(admitted.limit))
+            case "RateLimited":
+              return yield* fixedReply(mail, reply, texts.rateLimited(admitted.perMinute, admitted.retryAfterSeconds))
+          }
+        })
 
       const turn = (mail: Mail, plan: Plan, startedAt: number) =>
         Effect.gen(function*() {
@@ -86,16 +151,16 @@ export class ChatTurn extends Context.Service<ChatTurn, {
               yield* reply.finish(texts.failed)
               yield* mailbox.fail(mail, `gave up after ${maxAttempts} attempts`, Option.none())
               return "failed" as const
+            case "Notice":
+              return yield* fixedReply(mail, reply, mail.text, { buttons: mail.buttons })
             case "DeliverKept":
-              return yield* fixedReply(mail, reply, plan.answer, mail.conversationId)
+              return yield* fixedReply(mail, reply, plan.answer, { conversationId: mail.conversationId })
             case "Command":
-              if (plan.command !== "new") return yield* fixedReply(mail, reply, texts[plan.command])
-              yield* conversations.startNew(mail.chatId, mail.userId)
-              return yield* fixedReply(mail, reply, texts.newConversation)
+              return yield* command(mail, reply, plan.command)
             case "OverLimit":
-              return yield* fixedReply(mail, reply, texts.overLimit)
+              return yield* overLimit(mail, reply)
             case "AskLlm":
-              return yield* answerWithLlm(mail, reply, startedAt)
+              return yield* askLlm(mail, reply, startedAt)
           }
         }).pipe(
           Effect.catchTag(

@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { isTransient, type TelegramApiError, type TelegramError } from "../telegram/Telegram.ts"
+import { isTransient, type TelegramApiError, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
 import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
 import type { LiveReply } from "./ReplyWriter.ts"
 
@@ -11,8 +11,11 @@ export class DeliveryPostponed extends Schema.TaggedError<DeliveryPostponed>()("
   message: Schema.String
 }) {}
 
-/** How a turn's message ended: answered, failed for good, or skipped because the chat is gone. */
-export type TurnOutcome = "answered" | "failed" | "unreachable"
+/**
+ * How a turn's mail ended: answered, failed for good, unreachable (the chat is gone), or skipped
+ * (no reply was due: silenced past the updates limit).
+ */
+export type TurnOutcome = "answered" | "failed" | "unreachable" | "skipped"
 
 /** The record of a reply made without the LLM (a command, a notice, an answer kept from before). */
 export const withoutLlm = (text: string, conversationId: string | null = null): TurnRecord => ({
@@ -40,7 +43,8 @@ export class Delivery extends Context.Service<Delivery, {
     mail: Mail,
     reply: LiveReply,
     text: string,
-    record: TurnRecord
+    record: TurnRecord,
+    buttons?: ReadonlyArray<UrlButton>
   ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed | TelegramError>
   /**
    * Hands the message back (with the LLM's answer, if any) for a later turn, and fails with
@@ -81,15 +85,17 @@ export class Delivery extends Context.Service<Delivery, {
 
       return Delivery.of({
         postpone,
-        deliver: Effect.fn("Delivery.deliver")(function*(mail: Mail, reply: LiveReply, text: string, record: TurnRecord) {
-          return yield* reply.finish(text).pipe(
-            Effect.andThen(mailbox.complete(mail, record)),
-            Effect.as("answered" as const),
-            Effect.catchTag("TelegramApiError", (error) =>
-              isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))
+        deliver: Effect.fn("Delivery.deliver")(
+          function*(mail: Mail, reply: LiveReply, text: string, record: TurnRecord, buttons: ReadonlyArray<UrlButton> = []) {
+            return yield* reply.finish(text, buttons).pipe(
+              Effect.andThen(mailbox.complete(mail, record)),
+              Effect.as("answered" as const),
+              Effect.catchTag("TelegramApiError", (error) =>
+                isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))
+              )
             )
-          )
-        }),
+          }
+        ),
         onTelegramFailure: Effect.fn("Delivery.onTelegramFailure")(function*(mail: Mail, error: TelegramError) {
           switch (error._tag) {
             case "UnreachableChat":

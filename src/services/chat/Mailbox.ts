@@ -1,16 +1,34 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+import type { UrlButton } from "../telegram/Telegram.ts"
 
-/** A user's message taken from its chat's mailbox for a turn (a `messages` row being processed). */
+/**
+ * What a turn decided for a user message, once (a redo keeps it): sent to the LLM, answered with
+ * the paywall, the fair-use notice or the LLM rate limit's notice, the "slow down" reply, or
+ * nothing (silenced past the updates limit).
+ */
+export type Gate = "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced"
+
+/**
+ * An entry taken from its chat's mailbox for a turn (a `messages` row being processed): a user's
+ * message, or a notice the bot tells the user on its own.
+ */
 export interface Mail {
   readonly id: number
-  readonly updateId: number
+  readonly kind: "user" | "notice"
+  /** The Telegram update that brought it; null for notices. */
+  readonly updateId: number | null
   readonly chatId: number
   readonly chatType: string
   readonly userId: number | null
+  /** The user's text, or the notice's (Markdown). */
   readonly text: string
+  /** A notice's buttons. */
+  readonly buttons: ReadonlyArray<UrlButton>
+  /** Sent past the sender's updates-per-minute limit. */
   readonly overLimit: boolean
+  readonly gate: Gate | null
   /** Turns started on this message, this one included: above 1 means a redo after a crash. */
   readonly attempts: number
   /** Telegram ids of the reply messages an earlier attempt already sent, in order. */
@@ -69,6 +87,12 @@ export class Mailbox extends Context.Service<Mailbox, {
   ) => Effect.Effect<void, MailboxError>
   /** Whether the chat has queued or unfinished mail (checked after releasing its lock). */
   readonly hasPending: (chatId: number) => Effect.Effect<boolean, StorageOutage>
+  /** Stores the turn's decision for the message (see Gate). */
+  readonly decide: (mail: Mail, gate: Gate) => Effect.Effect<void, MailboxError>
+  /** Marks the message skipped, with why: no reply at all. */
+  readonly skip: (mail: Mail, reason: string) => Effect.Effect<void, MailboxError>
+  /** Whether the user was told to slow down in the last `seconds` (by any chat's turn). */
+  readonly toldToSlowDown: (userId: number, seconds: number) => Effect.Effect<boolean, StorageOutage>
   /** Chats (at most 1000) with mail older than the given age: their wake-up was lost or their worker died. */
   readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, StorageOutage>
   /** Telegram says the chat is gone (blocked, not found): skip its mail, stop writing to it. */
@@ -123,12 +147,15 @@ export class Mailbox extends Context.Service<Mailbox, {
         claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
           const rows = yield* sql<{
             id: bigint
-            update_id: bigint
+            kind: "user" | "notice"
+            update_id: bigint | null
             chat_id: bigint
             chat_type: string
             user_id: bigint | null
             text: string
+            buttons: Array<UrlButton>
             over_limit: boolean
+            gate: Gate | null
             attempts: number
             reply_message_ids: Array<number>
             answer: string | null
@@ -140,21 +167,42 @@ export class Mailbox extends Context.Service<Mailbox, {
               where chat_id = ${chatId} and status in ('queued', 'processing')
               order by id limit 1
             )
-            returning id, update_id, chat_id, user_id, text, over_limit, attempts, reply_message_ids, answer, conversation_id,
-              (select type from chats where chats.id = messages.chat_id) as chat_type`.pipe(Effect.mapError(storageOutage))
+            returning id, kind, update_id, chat_id, user_id, text, buttons, over_limit, gate, attempts, reply_message_ids,
+              answer, conversation_id, (select type from chats where chats.id = messages.chat_id) as chat_type`.pipe(
+            Effect.mapError(storageOutage)
+          )
           return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
             id: Number(row.id),
-            updateId: Number(row.update_id),
+            kind: row.kind,
+            updateId: row.update_id === null ? null : Number(row.update_id),
             chatId: Number(row.chat_id),
             chatType: row.chat_type,
             userId: row.user_id === null ? null : Number(row.user_id),
             text: row.text,
+            buttons: row.buttons,
             overLimit: row.over_limit,
+            gate: row.gate,
             attempts: row.attempts,
             replyMessageIds: row.reply_message_ids.map(Number),
             pendingAnswer: row.answer,
             conversationId: row.conversation_id
           }))
+        }),
+        decide: Effect.fn("Mailbox.decide")(function*(mail: Mail, gate: Gate) {
+          yield* sql`update messages set gate = ${gate} where ${owned(mail)} returning id`
+            .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
+        }),
+        skip: Effect.fn("Mailbox.skip")(function*(mail: Mail, reason: string) {
+          yield* sql`update messages set status = 'skipped', error = ${reason} where ${owned(mail)} returning id`
+            .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
+        }),
+        toldToSlowDown: Effect.fn("Mailbox.toldToSlowDown")(function*(userId: number, seconds: number) {
+          const rows = yield* sql<{ told: boolean }>`
+            select exists (
+              select 1 from messages where user_id = ${userId} and gate = 'slow_down'
+                and received_at > now() - make_interval(secs => ${seconds})
+            ) as told`.pipe(Effect.mapError(storageOutage))
+          return rows[0]?.told === true
         }),
         recordReplyIds: Effect.fn("Mailbox.recordReplyIds")(function*(mail: Mail, ids: ReadonlyArray<number>) {
           yield* sql`update messages set reply_message_ids = ${JSON.stringify(ids)}::jsonb where ${owned(mail)} returning id`

@@ -1,6 +1,6 @@
 import { Clock, Context, Effect, Layer } from "effect"
 import { SendPacer } from "../telegram/SendPacer.ts"
-import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
+import { type SendOptions, Telegram, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
 import { maxMessageLength, type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
 import { texts } from "./ChatTexts.ts"
 import type { MailboxError } from "./Mailbox.ts"
@@ -14,8 +14,14 @@ export const cursor = " ▍"
 export interface LiveReply {
   /** Shows the answer so far, at most once per `previewEveryMillis` (calls in between are dropped). */
   readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | MailboxError>
-  /** Shows the final answer, split over as many messages as it needs, formatted; returns their ids. */
-  readonly finish: (markdown: string) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
+  /**
+   * Shows the final answer, split over as many messages as it needs, formatted, with `buttons`
+   * under the last one; returns their ids.
+   */
+  readonly finish: (
+    markdown: string,
+    buttons?: ReadonlyArray<UrlButton>
+  ) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
 }
 
 /**
@@ -57,32 +63,32 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
 
           // Sent and stored as one step: interrupted between the two, a redo would not know the
           // message exists and would send a second one.
-          const send = (index: number, text: string, html: boolean, preview: boolean) =>
+          const send = (index: number, text: string, options: SendOptions) =>
             Effect.uninterruptible(Effect.gen(function*() {
-              ids[index] = yield* telegram.sendMessage(chatId, text, { html, preview })
+              ids[index] = yield* telegram.sendMessage(chatId, text, options)
               yield* persistIds(ids)
             }))
 
           /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
-          const show = (index: number, text: string, html: boolean, preview = false) =>
+          const show = (index: number, text: string, options: SendOptions) =>
             Effect.gen(function*() {
-              const key = `${html ? "h" : "p"}:${text}`
+              const key = JSON.stringify([text, options.html === true, options.buttons ?? []])
               if (shown[index] === key) return
               const existing = ids[index]
-              if (existing === undefined) yield* send(index, text, html, preview)
+              if (existing === undefined) yield* send(index, text, options)
               else {
-                yield* telegram.editMessageText(chatId, existing, text, { html, preview }).pipe(
+                yield* telegram.editMessageText(chatId, existing, text, options).pipe(
                   // The user deleted the reply an earlier attempt sent: send it anew.
-                  Effect.catchTag("MessageGone", () => send(index, text, html, preview))
+                  Effect.catchTag("MessageGone", () => send(index, text, options))
                 )
               }
               shown[index] = key
             })
 
           /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
-          const showFinal = (index: number, chunk: TelegramChunk) =>
-            show(index, chunk.html, true).pipe(
-              Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, false))
+          const showFinal = (index: number, chunk: TelegramChunk, buttons: ReadonlyArray<UrlButton> = []) =>
+            show(index, chunk.html, { html: true, buttons }).pipe(
+              Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, { buttons }))
             )
 
           const showPreview = Effect.fn("ReplyWriter.preview")(function*(markdown: string) {
@@ -94,7 +100,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
             const growing = chunks[last]!.plain + cursor
             if (draftId !== undefined && ids[last] === undefined) yield* telegram.sendDraft(chatId, draftId, growing)
-            else yield* show(last, growing, false, true)
+            else yield* show(last, growing, { preview: true })
           }, (effect) =>
             // A preview that could not be shown is skipped: the final text is what must arrive.
             effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting", "MessageGone"], (error) =>
@@ -109,10 +115,11 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               yield* showPreview(markdown)
             })
 
-          const finish = Effect.fn("ReplyWriter.finish")(function*(markdown: string) {
+          const finish = Effect.fn("ReplyWriter.finish")(function*(markdown: string, buttons: ReadonlyArray<UrlButton> = []) {
             const chunks = toTelegramChunks(markdown)
             const final = chunks.length > 0 ? chunks : toTelegramChunks(texts.empty)
-            for (let i = 0; i < final.length; i++) yield* showFinal(i, final[i]!)
+            // The buttons go under the last message, where the reply ends.
+            for (let i = 0; i < final.length; i++) yield* showFinal(i, final[i]!, i === final.length - 1 ? buttons : [])
             // A redo whose answer came out shorter than the first attempt's: drop the leftovers.
             while (ids.length > final.length) {
               const extra = ids.pop()!

@@ -1,5 +1,29 @@
 import { Config, Context, Duration, Effect, Layer, type LogLevel, Option, type Redacted, Result, Schema } from "effect"
 
+/** LemonSqueezy, when billing is on (LEMON_API_KEY and the settings that go with it are set). */
+export interface LemonSqueezySettings {
+  readonly apiKey: Redacted.Redacted
+  /** The API root, without a trailing slash (LEMON_API_URL). */
+  readonly apiUrl: string
+  readonly storeId: string
+  /** The variant of each paid plan. */
+  readonly variants: { readonly promo: string; readonly standard: string }
+  /** Webhook signing secrets accepted: the current one, then the previous one during a rotation. */
+  readonly webhookSecrets: ReadonlyArray<Redacted.Redacted>
+}
+
+/** Named rate limits (README, Rate limits): the most allowed per window. */
+export interface RateLimitSettings {
+  /** LLM turns per minute per user. */
+  readonly llmPerMinute: number
+  /** Telegram updates per minute per user. */
+  readonly updatesPerMinute: number
+  /** POST /lemonsqueezy/webhook per minute per source address. */
+  readonly lemonWebhookPerMinute: number
+  /** Data exports per hour per user. */
+  readonly exportPerHour: number
+}
+
 /** Every setting, validated once at start. Names are the operator's contract (README table). */
 export interface Settings {
   readonly port: number
@@ -21,7 +45,19 @@ export interface Settings {
   readonly turnTimeout: Duration.Duration
   readonly contextTokenBudget: number
   readonly maxAnswerTokens: number
-  readonly userMessagesPerMinute: number
+  readonly rateLimits: RateLimitSettings
+  /** User messages a day on the free plan; 0: unlimited. */
+  readonly freeDailyMessages: number
+  /** The paid plans' fair-use cap, user messages a day. */
+  readonly paidDailyMessages: number
+  /** The IANA time zone whose midnight starts a new quota day. */
+  readonly billingTimezone: string
+  /** Subscribers who get the promo price for life. */
+  readonly promoSeats: number
+  /** None: billing is off (no checkout; the free quota still applies). */
+  readonly lemonSqueezy: Option.Option<LemonSqueezySettings>
+  /** How often subscriptions are checked against LemonSqueezy's API. */
+  readonly reconcileInterval: Duration.Duration
   readonly sweepInterval: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   readonly maxBodyBytes: number
@@ -33,15 +69,38 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidC
 }) {}
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(PositiveInt, name).pipe(Config.withDefault(fallback))
+
+const nonNegativeInt = (name: string, fallback: number) =>
+  Config.schema(NonNegativeInt, name).pipe(Config.withDefault(fallback))
+
+const urlWithoutSlash = (name: string) => Config.URL(name).pipe(Config.map((u) => u.toString().replace(/\/$/, "")))
+
+const isTimeZone = (zone: string) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
 
 const seconds = (name: string, fallback: number) =>
   positiveInt(name, fallback).pipe(Config.map((n) => Duration.seconds(n)))
 
 /** One Config per setting, so that a bad start lists every problem at once, not the first. */
 const settings = {
+  freeDailyMessages: nonNegativeInt("FREE_DAILY_MESSAGES", 50),
+  paidDailyMessages: positiveInt("PAID_DAILY_MESSAGES", 2000),
+  billingTimezone: Config.schema(
+    Schema.String.check(Schema.makeFilter((zone: string) => isTimeZone(zone) || "an IANA time zone such as Europe/Paris")),
+    "BILLING_TIMEZONE"
+  ).pipe(Config.withDefault("UTC")),
+  promoSeats: nonNegativeInt("PROMO_SEATS", 100),
+  reconcileInterval: seconds("RECONCILE_INTERVAL_SECONDS", 3600),
   port: Config.Port("PORT").pipe(Config.withDefault(3000)),
   publicUrl: Config.URL("PUBLIC_URL").pipe(Config.map((u) => u.toString().replace(/\/$/, "")), Config.option),
   telegramBotToken: Config.Redacted("TELEGRAM_BOT_TOKEN"),
@@ -71,11 +130,39 @@ const settings = {
   turnTimeout: seconds("TURN_TIMEOUT_SECONDS", 180),
   contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 6000),
   maxAnswerTokens: positiveInt("MAX_ANSWER_TOKENS", 1500),
-  userMessagesPerMinute: positiveInt("USER_MESSAGES_PER_MINUTE", 20),
   sweepInterval: seconds("SWEEP_INTERVAL_SECONDS", 15),
   shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 20),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576)
-} satisfies { readonly [K in keyof Settings]: Config.Config<Settings[K]> }
+} satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits">]: Config.Config<Settings[K]> }
+
+const rateLimits = {
+  llmPerMinute: positiveInt("RATE_LIMIT_LLM_PER_MINUTE", 5),
+  updatesPerMinute: positiveInt("RATE_LIMIT_UPDATES_PER_MINUTE", 100),
+  lemonWebhookPerMinute: positiveInt("RATE_LIMIT_LEMON_WEBHOOK_PER_MINUTE", 10),
+  exportPerHour: positiveInt("RATE_LIMIT_EXPORT_PER_HOUR", 3)
+} satisfies { readonly [K in keyof RateLimitSettings]: Config.Config<RateLimitSettings[K]> }
+
+/** LemonSqueezy's settings, each optional here: load() checks that they come together. */
+const lemonSqueezy = {
+  apiKey: Config.Redacted("LEMON_API_KEY").pipe(Config.option),
+  apiUrl: urlWithoutSlash("LEMON_API_URL").pipe(Config.withDefault("https://api.lemonsqueezy.com")),
+  storeId: Config.NonEmptyString("LEMON_STORE_ID").pipe(Config.option),
+  promo: Config.NonEmptyString("LEMON_VARIANT_PROMO").pipe(Config.option),
+  standard: Config.NonEmptyString("LEMON_VARIANT_STANDARD").pipe(Config.option),
+  // LemonSqueezy's rule for a webhook's signing secret: 6 to 40 characters.
+  secret: Config.schema(Schema.Redacted(Schema.String.check(Schema.isBetweenLength(6, 40))), "LEMON_WEBHOOK_SECRET").pipe(
+    Config.option
+  ),
+  previousSecret: Config.schema(
+    Schema.Redacted(Schema.String.check(Schema.isBetweenLength(6, 40))),
+    "LEMON_WEBHOOK_SECRET_PREVIOUS"
+  ).pipe(Config.option)
+}
+
+/** Settings that were renamed: set, they stop the start with what replaces them. */
+const renamed: Record<string, string> = {
+  USER_MESSAGES_PER_MINUTE: "RATE_LIMIT_LLM_PER_MINUTE (LLM turns) and RATE_LIMIT_UPDATES_PER_MINUTE (all updates)"
+}
 
 /** "SchemaError(Expected string at ["X"])" -> "X is required"; other problems keep the schema's words. */
 const problem = (error: Config.ConfigError): string => {
@@ -86,14 +173,53 @@ const problem = (error: Config.ConfigError): string => {
   return reason === "Expected string" ? `${name} is required` : `${name}: ${reason}`
 }
 
-const load = Effect.gen(function*() {
+/** Reads every config of `configs`, noting each one's problem rather than stopping at the first. */
+const collect = Effect.fnUntraced(function*(configs: Record<string, Config.Config<unknown>>, problems: Array<string>) {
   const values: Record<string, unknown> = {}
-  const problems: Array<string> = []
-  for (const [key, config] of Object.entries(settings) as Array<[string, Config.Config<unknown>]>) {
+  for (const [key, config] of Object.entries(configs)) {
     const result = yield* Effect.result(config)
     if (Result.isSuccess(result)) values[key] = result.success
     else problems.push(problem(result.failure))
   }
+  return values
+})
+
+/** Billing is on when any LEMON_* setting is; then all of these are required. */
+const lemonRequired = [
+  ["apiKey", "LEMON_API_KEY"],
+  ["storeId", "LEMON_STORE_ID"],
+  ["promo", "LEMON_VARIANT_PROMO"],
+  ["standard", "LEMON_VARIANT_STANDARD"],
+  ["secret", "LEMON_WEBHOOK_SECRET"]
+] as const
+
+const lemonSqueezyOf = (values: Record<string, unknown>, problems: Array<string>): Option.Option<LemonSqueezySettings> => {
+  const given = (key: string) => Option.getOrUndefined(values[key] as Option.Option<unknown> | undefined ?? Option.none())
+  const set = lemonRequired.filter(([key]) => given(key) !== undefined)
+  if (set.length === 0 && given("previousSecret") === undefined) return Option.none()
+  const missing = lemonRequired.filter(([key]) => given(key) === undefined && !problems.some((p) => p.includes(key)))
+  if (missing.length > 0) {
+    problems.push(`billing needs ${missing.map(([, name]) => name).join(", ")} as well (or no LEMON_* setting at all)`)
+    return Option.none()
+  }
+  return Option.some({
+    apiKey: given("apiKey") as Redacted.Redacted,
+    apiUrl: values.apiUrl as string,
+    storeId: given("storeId") as string,
+    variants: { promo: given("promo") as string, standard: given("standard") as string },
+    webhookSecrets: [given("secret"), given("previousSecret")].filter((s) => s !== undefined) as Array<Redacted.Redacted>
+  })
+}
+
+const load = Effect.gen(function*() {
+  const problems: Array<string> = []
+  const env = yield* collect(Object.fromEntries(Object.keys(renamed).map((name) => [name, Config.String(name).pipe(Config.option)])), problems)
+  for (const [name, replacement] of Object.entries(renamed)) {
+    if (Option.isSome(env[name] as Option.Option<string>)) problems.push(`${name} was replaced by ${replacement}`)
+  }
+  const values = yield* collect(settings, problems)
+  const limits = yield* collect(rateLimits, problems)
+  const lemon = lemonSqueezyOf(yield* collect(lemonSqueezy, problems), problems)
   const publicUrl = values.publicUrl as Option.Option<string> | undefined
   const secret = values.telegramWebhookSecret as Option.Option<unknown> | undefined
   if (publicUrl && Option.isSome(publicUrl) && secret && Option.isNone(secret)) {
@@ -106,7 +232,7 @@ const load = Effect.gen(function*() {
       }`
     })
   }
-  return values as unknown as Settings
+  return { ...values, rateLimits: limits, lemonSqueezy: lemon } as unknown as Settings
 })
 
 /** The validated settings (README, Configuration). */

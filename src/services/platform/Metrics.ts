@@ -8,6 +8,7 @@ import { Metric } from "effect"
 const secondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 const seconds = (name: string, description: string) => Metric.histogram(name, { description, boundaries: secondsBuckets })
 const counter = (name: string, description: string) => Metric.counter(name, { description })
+const gauge = (name: string, description: string) => Metric.gauge(name, { description })
 
 export const httpRequests = counter("http_requests_total", "HTTP requests answered, by route and status")
 export const httpRequestDuration = seconds("http_request_duration_seconds", "HTTP request latency by route")
@@ -28,3 +29,22 @@ export const telegramApiErrors = counter(
   "Telegram Bot API errors by method and error code (0: network or timeout)"
 )
 export const queueWait = seconds("queue_wait_seconds", "Time from a chat's wake-up being enqueued to a worker picking it up")
+export const rateLimitRejections = counter("rate_limit_rejections_total", "Requests refused by a rate limit, by limit")
+export const checkoutsStarted = counter("billing_checkouts_started_total", "Checkouts made for users, by plan")
+export const subscriptionsCreated = counter("billing_subscriptions_created_total", "Subscriptions new to the bot, by plan")
+export const subscriptionChanges = counter(
+  "billing_subscription_changes_total",
+  "Subscription changes told to their holders, by kind (activated, payment_failed, recovered, cancelled, resumed, paused, unpaid, expired)"
+)
+export const payments = counter("billing_payments_total", "Subscription payments by outcome (paid, failed, refunded)")
+export const paymentAmount = counter(
+  "billing_payment_amount_cents_total",
+  "Amounts of subscription payments in cents (total, tax included), by outcome and currency"
+)
+export const refunds = counter("billing_refunds_total", "Refunds of orders and subscription payments")
+export const activeSubscriptions = gauge("billing_active_subscriptions", "Subscriptions active, on trial or past due (grace), by plan")
+export const monthlyRecurringRevenue = gauge(
+  "billing_mrr_cents",
+  "Monthly recurring revenue in cents: the last paid subtotal of each active or past-due subscription, by currency"
+)
+export const quotaHits = counter("billing_quota_hits_total", "Messages past the daily quota, by plan (free: paywall, paid: fair use)")

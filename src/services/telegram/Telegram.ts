@@ -46,11 +46,19 @@ export const maxWaitSeconds = 30
 export const floodWaitError = (method: string, retryAfterSeconds: number) =>
   new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
 
+/** A button under a message that opens a URL (an inline keyboard's url button). */
+export interface UrlButton {
+  readonly text: string
+  readonly url: string
+}
+
 export interface SendOptions {
   /** parse_mode HTML (Telegram's subset: see TelegramMarkdown.ts). */
   readonly html?: boolean
   /** A preview: tried once, never retried (the next one comes a second later). */
   readonly preview?: boolean
+  /** Buttons under the message, one per row. */
+  readonly buttons?: ReadonlyArray<UrlButton>
 }
 
 /**
@@ -88,6 +96,8 @@ export class Telegram extends Context.Service<Telegram, {
   readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
   /** Stops webhook delivery, so getUpdates may be used. */
   readonly deleteWebhook: Effect.Effect<void, TelegramError>
+  /** The bot itself (getMe): its user id and username, as `@username` mentions and t.me links use it. */
+  readonly getMe: Effect.Effect<{ readonly id: number; readonly username: string }, TelegramError>
   /** Long polling: waits up to `timeoutSeconds` for updates from `offset` on. */
   readonly getUpdates: (offset: number, timeoutSeconds: number) => Effect.Effect<ReadonlyArray<Update>, TelegramError>
 }>()("bot/Telegram") {}

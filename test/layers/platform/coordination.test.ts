@@ -15,7 +15,7 @@ import * as RateLimiterMemory from "../../../src/layers/platform/RateLimiterMemo
 import * as RateLimiterRedis from "../../../src/layers/platform/RateLimiterRedis.ts"
 import { ChatLock } from "../../../src/services/platform/ChatLock.ts"
 import { type ChatWakeUp, JobQueue } from "../../../src/services/platform/JobQueue.ts"
-import { RateLimiter } from "../../../src/services/platform/RateLimiter.ts"
+import { type RateDecision, RateLimiter } from "../../../src/services/platform/RateLimiter.ts"
 import { Redis } from "../../../src/services/platform/Redis.ts"
 
 const redisUrl = "redis://127.0.0.1:6379/2"
@@ -436,17 +436,20 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
     // "now" from the Clock, so the boundaries are hit exactly, however busy the machine is.
     const windowMillis = 60_000
     const window = Duration.millis(windowMillis)
-    const at = (windows: number) => TestClock.setTime(windowMillis * (1_000 + windows))
-    const consume = (key: string, limit: number) =>
-      RateLimiter.use((limiter) => limiter.consumeMany([key], limit, window)).pipe(Effect.map((decisions) => decisions[0]!))
+    const at = (windows: number) => TestClock.setTime(Math.round(windowMillis * (1_000 + windows)))
+    const counted = (d: RateDecision) => ({ allowed: d.allowed, count: d.count })
+    const consumeMany = (keys: ReadonlyArray<string>, limit: number) =>
+      RateLimiter.use((limiter) => limiter.consumeMany(keys.map((key) => ({ key, limit })), window)).pipe(
+        Effect.map((decisions) => decisions.map(counted))
+      )
+    const consume = (key: string, limit: number) => consumeMany([key], limit).pipe(Effect.map((decisions) => decisions[0]!))
     const runVirtual = <A, E>(effect: Effect.Effect<A, E, Services | Scope.Scope>) =>
       run(effect.pipe(Effect.provide(TestClock.layer())))
 
     it("decides a batch of keys in one call, in order, counting a repeated key each time", () =>
       runVirtual(Effect.gen(function*() {
-        const limiter = yield* RateLimiter
         yield* at(0.05)
-        const decisions = yield* limiter.consumeMany(["user:m", "user:n", "user:m", "user:m", "user:n"], 2, window)
+        const decisions = yield* consumeMany(["user:m", "user:n", "user:m", "user:m", "user:n"], 2)
         expect(decisions).toEqual([
           { allowed: true, count: 1 },
           { allowed: true, count: 1 },
@@ -454,7 +457,7 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
           { allowed: false, count: 2 },
           { allowed: true, count: 2 }
         ])
-        expect(yield* limiter.consumeMany([], 2, window)).toEqual([])
+        expect(yield* consumeMany([], 2)).toEqual([])
         expect(yield* consume("user:n", 2)).toEqual({ allowed: false, count: 2 })
       })))
 
@@ -507,6 +510,42 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
           { allowed: true, count: 3 },
           { allowed: false, count: 3 }
         ])
+      })))
+
+    it("takes each key's own limit in one batch, and says when a refused key frees up", () =>
+      runVirtual(Effect.gen(function*() {
+        yield* at(0.25)
+        const limiter = yield* RateLimiter
+        const decisions = yield* limiter.consumeMany(
+          [{ key: "user:f", limit: 1 }, { key: "user:g", limit: 2 }, { key: "user:f", limit: 1 }, { key: "user:g", limit: 2 }],
+          window
+        )
+        expect(decisions.map((d) => d.allowed)).toEqual([true, true, false, true])
+        // user:f's one call weighs 1 until the next window starts, then fades: below 1 right
+        // after that start, so it frees up 45 s (plus a millisecond) from now.
+        expect(decisions[2]!.retryAfterMillis).toBe(windowMillis * 0.75 + 1)
+        expect(decisions.filter((d) => d.allowed).map((d) => d.retryAfterMillis)).toEqual([0, 0, 0])
+        yield* TestClock.adjust(decisions[2]!.retryAfterMillis - 1)
+        expect((yield* consume("user:f", 1)).allowed).toBe(false)
+        yield* TestClock.adjust(1)
+        expect((yield* consume("user:f", 1)).allowed).toBe(true)
+      })))
+
+    it("a refusal inside the window frees up as the previous window's weight fades", () =>
+      runVirtual(Effect.gen(function*() {
+        yield* at(0.5)
+        for (let i = 0; i < 4; i++) yield* consume("user:h", 4)
+        // 4 from the last window weigh 4 * (1 - t) at t into this one: below a limit of 3 past
+        // t = 0.25, which is 9 s (plus a millisecond) after t = 0.1.
+        yield* at(1.1)
+        const limiter = yield* RateLimiter
+        const [refused] = yield* limiter.consumeMany([{ key: "user:h", limit: 3 }], window)
+        expect(refused!.allowed).toBe(false)
+        expect(refused!.retryAfterMillis).toBe(9_001)
+        yield* TestClock.adjust(refused!.retryAfterMillis - 1)
+        expect((yield* consume("user:h", 3)).allowed).toBe(false)
+        yield* TestClock.adjust(1)
+        expect((yield* consume("user:h", 3)).allowed).toBe(true)
       })))
 
     it("refuses at exactly the limit: N - 1 weighted calls leave room for one, N leave none", () =>

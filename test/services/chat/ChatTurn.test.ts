@@ -37,6 +37,8 @@ const isolated = <A, E, R>(body: Effect.Effect<A, E, R>) =>
     const stores = yield* Stores
     stores.events.length = 0
     stores.history = []
+    stores.admitted = { _tag: "Llm" }
+    stores.toldToSlowDown = false
   }).pipe(Effect.andThen(body))
 
 const gatewayDown = (method = "sendMessage") => new TelegramApiError({ method, code: 502, message: "Bad Gateway" })
@@ -56,12 +58,69 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.strictEqual(completed?._tag === "complete" && completed.record.model, null)
       })))
 
-    it.effect("sends a message past the rate limit the notice, not to the LLM", () =>
+    it.effect("past the updates limit: says slow down once, then stays silent, never asking the LLM", () =>
       isolated(Effect.gen(function*() {
-        const { events, shown } = yield* turn(mail({ chatId: 2, text: "too fast", overLimit: true }))
-        assert.deepStrictEqual(shown, [texts.overLimit])
-        assert.deepStrictEqual(events.map((e) => e._tag), ["recordReplyIds", "complete"])
+        const stores = yield* Stores
+        const first = yield* turn(mail({ chatId: 2, text: "too fast", overLimit: true }))
+        assert.deepStrictEqual(first.shown, [texts.slowDown])
+        assert.deepStrictEqual(first.events.map((e) => e._tag), ["decide", "recordReplyIds", "complete"])
+        stores.toldToSlowDown = true
+        const later = yield* turn(mail({ chatId: 2, text: "still fast", overLimit: true }))
+        assert.deepStrictEqual(later.shown, [texts.slowDown]) // nothing new
+        assert.deepStrictEqual(later.events.map((e) => e._tag === "decide" ? `decide:${e.gate}` : e._tag), ["decide:silenced", "skip"])
         assert.lengthOf(yield* requestsTo("too fast"), 0)
+        assert.lengthOf(yield* requestsTo("still fast"), 0)
+      })))
+
+    it.effect("a redo keeps the slow-down decision: it says it again rather than going silent", () =>
+      isolated(Effect.gen(function*() {
+        const stores = yield* Stores
+        stores.toldToSlowDown = true // by this very message's first attempt
+        const { events, shown } = yield* turn(mail({ chatId: 4, text: "fast", overLimit: true, gate: "slow_down", attempts: 2 }))
+        assert.deepStrictEqual(shown, [texts.slowDown])
+        assert.notInclude(events.map((e) => e._tag), "decide")
+      })))
+
+    it.effect("answers /subscribe and /account with the billing replies and their buttons", () =>
+      isolated(Effect.gen(function*() {
+        const telegram = yield* TelegramScript
+        yield* turn(mail({ chatId: 5, text: "/subscribe" }))
+        const { shown } = yield* turn(mail({ chatId: 5, text: "/account@memory_bot" }))
+        assert.deepStrictEqual(shown, ["subscribe here", "account of 5"])
+        const [subscribe] = yield* telegram.messages(5)
+        assert.deepStrictEqual(subscribe!.buttons, [{ text: "Subscribe", url: "https://pay.example/checkout" }])
+      })))
+
+    it.effect("tells a notice with its buttons, without the LLM and without a conversation", () =>
+      isolated(Effect.gen(function*() {
+        const buttons = [{ text: "Update payment method", url: "https://pay.example/card" }]
+        const { events } = yield* turn(mail({ chatId: 6, kind: "notice", text: "Your payment **failed**.", buttons, updateId: null }))
+        const telegram = yield* TelegramScript
+        assert.deepStrictEqual((yield* telegram.messages(6)).map((m) => [m.text, m.buttons]), [["Your payment <b>failed</b>.", buttons]])
+        const completed = events.at(-1)
+        assert.strictEqual(completed?._tag === "complete" && completed.record.conversationId, null)
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
+      })))
+
+    it.effect("answers what Admission decides instead of the LLM: paywall, fair use, rate limit", () =>
+      isolated(Effect.gen(function*() {
+        const stores = yield* Stores
+        stores.admitted = { _tag: "Paywall", limit: 50 }
+        const paywall = yield* turn(mail({ chatId: 7, text: "one more" }))
+        stores.admitted = { _tag: "FairUse", limit: 2000 }
+        yield* turn(mail({ chatId: 7, text: "and more" }))
+        stores.admitted = { _tag: "RateLimited", perMinute: 5, retryAfterSeconds: 1 }
+        const limited = yield* turn(mail({ chatId: 7, text: "and again" }))
+        assert.deepStrictEqual(limited.shown, [
+          "paywall after 50",
+          "You've reached today's fair-use limit of 2000 messages. It starts again at midnight.",
+          "You can send me 5 messages a minute. Please try again in 1 second."
+        ])
+        assert.deepStrictEqual((yield* TelegramScript.use((t) => t.messages(7)))[0]!.buttons, [
+          { text: "Subscribe", url: "https://pay.example/checkout" }
+        ])
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
+        assert.strictEqual(paywall.events.at(-1)?._tag, "complete")
       })))
 
     it.effect("treats /newer and a command in mid-text as questions for the LLM", () =>

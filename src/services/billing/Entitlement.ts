@@ -1,0 +1,51 @@
+import type { SubscriptionStatus } from "../../schema/billing/LemonSqueezy.ts"
+
+/**
+ * Who may use the bot how much, whatever the payment provider (LemonSqueezy now, Telegram Stars
+ * later): a plan, and whether a subscription's status entitles its holder to it.
+ */
+export type Plan = "free" | "promo" | "standard"
+
+/**
+ * Entitled: on_trial, active, past_due (renewal failed, retried for about two weeks: grace) and
+ * cancelled until `ends_at`. Not entitled: paused, unpaid, expired (LemonSqueezy's statuses).
+ */
+export const isEntitled = (status: SubscriptionStatus, endsAt: Date | null, now: Date): boolean =>
+  status === "on_trial" || status === "active" || status === "past_due" ||
+  (status === "cancelled" && endsAt !== null && endsAt.getTime() > now.getTime())
+
+/** What a change of a subscription's status is told to its holder as (each once). */
+export type NoticeKind = "activated" | "payment_failed" | "recovered" | "cancelled" | "resumed" | "paused" | "unpaid" | "expired"
+
+/** The notice for a subscription going from `before` (undefined: new to us) to `after`, if any. */
+export const noticeFor = (before: SubscriptionStatus | undefined, after: SubscriptionStatus): NoticeKind | undefined => {
+  if (before === after) return undefined
+  switch (after) {
+    case "on_trial":
+    case "active":
+      return before === "past_due" || before === "unpaid"
+        ? "recovered"
+        : before === "cancelled" || before === "paused"
+        ? "resumed"
+        : before === "on_trial" || before === "active"
+        ? undefined
+        : "activated"
+    case "past_due":
+      return "payment_failed"
+    case "cancelled":
+      return "cancelled"
+    case "paused":
+      return "paused"
+    case "unpaid":
+      return "unpaid"
+    case "expired":
+      return "expired"
+  }
+}
+
+/**
+ * Today in `timeZone` (an IANA zone), as YYYY-MM-DD: quotas count per day of BILLING_TIMEZONE.
+ * `now` is epoch ms.
+ */
+export const quotaDay = (now: number, timeZone: string): string =>
+  new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now)

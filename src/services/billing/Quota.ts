@@ -1,0 +1,71 @@
+import { Clock, Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { AppConfig } from "../platform/AppConfig.ts"
+import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+import { type Plan, quotaDay } from "./Entitlement.ts"
+
+/** The outcome of counting messages against a daily quota. */
+export interface QuotaUse {
+  readonly allowed: boolean
+  /** Messages counted today, these included when allowed. */
+  readonly used: number
+  /** Today's limit of the plan; 0: unlimited. */
+  readonly limit: number
+}
+
+/**
+ * Daily quotas of user messages (the spec's plans): FREE_DAILY_MESSAGES on the free plan (0:
+ * unlimited), PAID_DAILY_MESSAGES (fair use) on a paid one, per day of BILLING_TIMEZONE.
+ */
+export class Quota extends Context.Service<Quota, {
+  /**
+   * Counts `messages` user messages against today's quota of `plan`, atomically: concurrent turns
+   * cannot pass the limit together. Refused (nothing counted) when they would pass it.
+   */
+  readonly consume: (userId: number, plan: Plan, messages: number) => Effect.Effect<QuotaUse, StorageOutage>
+  /** Gives back messages counted today (their turn was refused by a rate limit after all). */
+  readonly giveBack: (userId: number, messages: number) => Effect.Effect<void, StorageOutage>
+  /** Messages counted today, and today's limit of `plan`. */
+  readonly today: (userId: number, plan: Plan) => Effect.Effect<QuotaUse, StorageOutage>
+}>()("bot/Quota") {
+  static readonly layer = Layer.effect(
+    Quota,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const config = yield* AppConfig
+      const limitOf = (plan: Plan) => (plan === "free" ? config.freeDailyMessages : config.paidDailyMessages)
+      const day = Clock.currentTimeMillis.pipe(Effect.map((now) => quotaDay(now, config.billingTimezone)))
+      const counted = (userId: number, today: string) =>
+        sql<{ messages: number }>`select messages from usage_daily where user_id = ${userId} and day = ${today}::date`.pipe(
+          Effect.map((rows) => rows[0]?.messages ?? 0),
+          Effect.mapError(storageOutage)
+        )
+
+      return Quota.of({
+        consume: Effect.fn("Quota.consume")(function*(userId: number, plan: Plan, messages: number) {
+          const limit = limitOf(plan)
+          const today = yield* day
+          const rows = yield* sql<{ messages: number }>`
+            insert into usage_daily (user_id, day, messages)
+            select ${userId}, ${today}::date, ${messages} where ${limit} = 0 or ${messages} <= ${limit}
+            on conflict (user_id, day) do update set messages = usage_daily.messages + excluded.messages
+            where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
+            returning messages`.pipe(Effect.mapError(storageOutage))
+          const used = rows[0]?.messages
+          return used === undefined ? { allowed: false, used: yield* counted(userId, today), limit } : { allowed: true, used, limit }
+        }),
+        giveBack: Effect.fn("Quota.giveBack")(function*(userId: number, messages: number) {
+          const today = yield* day
+          yield* sql`
+            update usage_daily set messages = greatest(0, messages - ${messages})
+            where user_id = ${userId} and day = ${today}::date`.pipe(Effect.mapError(storageOutage))
+        }),
+        today: Effect.fn("Quota.today")(function*(userId: number, plan: Plan) {
+          const used = yield* counted(userId, yield* day)
+          const limit = limitOf(plan)
+          return { allowed: limit === 0 || used < limit, used, limit }
+        })
+      })
+    })
+  )
+}

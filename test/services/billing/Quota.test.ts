@@ -1,0 +1,72 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { afterAll } from "vitest"
+import { Quota } from "../../../src/services/billing/Quota.ts"
+import { testDatabase } from "../../support/Database.ts"
+import { atWallTime } from "../../support/wallClock.ts"
+
+// Europe/Paris is UTC+1 in winter: its midnight of 30 November 2026 is 23:00 UTC on the 29th.
+const parisMidnight = Date.parse("2026-11-29T23:00:00Z")
+const database = testDatabase(
+  { FREE_DAILY_MESSAGES: "3", PAID_DAILY_MESSAGES: "5", BILLING_TIMEZONE: "Europe/Paris" },
+  "insert into users (id, first_name) select g, 'u' from generate_series(1, 20) g"
+)
+afterAll(() => database.drop())
+
+const testLayer = Quota.layer.pipe(Layer.provideMerge(database.layer))
+
+layer(testLayer, { excludeTestServices: true })("Quota (real Postgres, the wall clock set)", (it) => {
+  it.effect("allows the free plan's last message of the day, refuses the next, and starts again at midnight in BILLING_TIMEZONE", () =>
+    Effect.gen(function*() {
+      const quota = yield* Quota
+      const uses = []
+      for (let i = 0; i < 4; i++) uses.push(yield* quota.consume(1, "free", 1).pipe(atWallTime(parisMidnight - 1000)))
+      assert.deepStrictEqual(uses, [
+        { allowed: true, used: 1, limit: 3 },
+        { allowed: true, used: 2, limit: 3 },
+        { allowed: true, used: 3, limit: 3 },
+        { allowed: false, used: 3, limit: 3 }
+      ])
+      assert.deepStrictEqual(yield* quota.consume(1, "free", 1).pipe(atWallTime(parisMidnight)), { allowed: true, used: 1, limit: 3 })
+    }))
+
+  it.effect("never lets concurrent turns pass the limit together", () =>
+    Effect.gen(function*() {
+      const quota = yield* Quota
+      const uses = yield* Effect.forEach(Array.from({ length: 12 }), () => quota.consume(2, "promo", 1), { concurrency: "unbounded" })
+      assert.strictEqual(uses.filter((u) => u.allowed).length, 5)
+      assert.deepStrictEqual((yield* quota.today(2, "promo")).used, 5)
+    }))
+
+  it.effect("counts a burst as several messages, refusing a burst that would pass the limit whole", () =>
+    Effect.gen(function*() {
+      const quota = yield* Quota
+      assert.isTrue((yield* quota.consume(3, "free", 2)).allowed)
+      assert.deepStrictEqual(yield* quota.consume(3, "free", 2), { allowed: false, used: 2, limit: 3 })
+      assert.isTrue((yield* quota.consume(3, "free", 1)).allowed)
+      assert.deepStrictEqual(yield* quota.consume(4, "free", 4), { allowed: false, used: 0, limit: 3 })
+    }))
+
+  it.effect("gives back what a refused turn had counted", () =>
+    Effect.gen(function*() {
+      const quota = yield* Quota
+      for (let i = 0; i < 3; i++) yield* quota.consume(5, "free", 1)
+      yield* quota.giveBack(5, 1)
+      assert.deepStrictEqual(yield* quota.today(5, "free"), { allowed: true, used: 2, limit: 3 })
+      assert.isTrue((yield* quota.consume(5, "free", 1)).allowed)
+    }))
+})
+
+describe("Quota with FREE_DAILY_MESSAGES=0", () => {
+  const unlimited = testDatabase({ FREE_DAILY_MESSAGES: "0" }, "insert into users (id, first_name) values (1, 'u')")
+  afterAll(() => unlimited.drop())
+
+  layer(Quota.layer.pipe(Layer.provideMerge(unlimited.layer)), { excludeTestServices: true })((it) => {
+    it.effect("counts but never refuses on the free plan", () =>
+      Effect.gen(function*() {
+        const quota = yield* Quota
+        for (let i = 0; i < 100; i++) assert.isTrue((yield* quota.consume(1, "free", 1)).allowed)
+        assert.deepStrictEqual(yield* quota.today(1, "free"), { allowed: true, used: 100, limit: 0 })
+      }))
+  })
+})
