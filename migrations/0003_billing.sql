@@ -17,15 +17,14 @@ alter table subscriptions add column customer_portal_url text;
 alter table subscriptions add column update_payment_url text;
 -- the provider's updated_at: older events never overwrite newer state
 alter table subscriptions add column provider_updated_at timestamptz not null;
--- subtotal of the last paid invoice (MRR)
-alter table subscriptions add column price_cents integer;
-alter table subscriptions add column currency text;
 create unique index subscriptions_provider_id on subscriptions (provider, provider_subscription_id);
 
--- no user to apply it to: for the operator
-alter table lemonsqueezy_events add column unlinked boolean not null default false;
+-- Stored but not applied (no user we know, a payload we cannot read): for the operator, with why.
+alter table lemonsqueezy_events drop column subscription_id;
+alter table lemonsqueezy_events add column test_mode boolean not null default false;
+alter table lemonsqueezy_events add column flagged boolean not null default false;
 alter table lemonsqueezy_events add column note text;
-create index lemonsqueezy_events_unlinked on lemonsqueezy_events (received_at) where unlinked;
+create index lemonsqueezy_events_flagged on lemonsqueezy_events (received_at) where flagged;
 
 create table payments (
   id uuid primary key default gen_random_uuid(),
@@ -39,8 +38,10 @@ create table payments (
   subtotal_cents integer not null,
   tax_cents integer not null,
   total_cents integer not null,
+  refunded_cents integer not null default 0,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
+  -- the provider's updated_at: older events never overwrite newer state
+  updated_at timestamptz not null,
   unique (provider, provider_invoice_id)
 );
 
@@ -80,8 +81,8 @@ alter table messages alter column telegram_message_id drop not null;
 alter table messages add column kind text not null default 'user' check (kind in ('user', 'notice'));
 alter table messages add column buttons jsonb not null default '[]';
 alter table messages add column notice_key text unique;
--- What the turn decided for a user message, once: llm, paywall, fair_use, rate_limited, slow_down,
--- silenced, command. A redo keeps the decision (no second quota or rate-limit charge).
+-- What the turn decided for a user message, once (Mailbox.Gate): a redo keeps the decision, so
+-- the quota is never charged twice.
 alter table messages add column gate text;
 create index messages_gate_recent on messages (user_id, received_at) where gate = 'slow_down';
 

@@ -11,10 +11,12 @@ const status = (code: number) => HttpServerResponse.empty({ status: code })
 const decoder = new TextDecoder("utf-8", { fatal: true })
 
 /**
- * POST /lemonsqueezy/webhook: at most RATE_LIMIT_LEMON_WEBHOOK_PER_MINUTE a minute per address
- * (429), the body bounded (413), its X-Signature verified over the raw bytes before anything is
- * parsed (401, nothing stored), then stored and applied once (200, a replay too). Not an event:
- * 400. Postgres or Redis away: 503, so LemonSqueezy delivers it again. Billing off: 404.
+ * POST /lemonsqueezy/webhook: the body bounded (413), its X-Signature verified over the raw
+ * bytes before anything is parsed, then stored and applied once (200, a replay too). Not an
+ * event: 400. Postgres away: 503, so LemonSqueezy delivers it again. Billing off: 404.
+ * A request that fails verification is refused with 401 and stores nothing; past
+ * RATE_LIMIT_LEMON_WEBHOOK_PER_MINUTE such requests a minute from one address, with 429. Signed
+ * deliveries are never limited: LemonSqueezy retries only three times, and a payment is at stake.
  */
 export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const config = yield* AppConfig
@@ -26,10 +28,6 @@ export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   const handle = Effect.gen(function*() {
     if (secrets.length === 0) return status(404)
     const request = yield* HttpServerRequest.HttpServerRequest
-    const [decision] = yield* limits.consume("lemon_webhook", [clientAddress(request)])
-    if (!decision!.allowed) {
-      return HttpServerResponse.empty({ status: 429, headers: { "retry-after": String(Math.ceil(decision!.retryAfterMillis / 1000)) } })
-    }
     if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return status(413)
     const body = yield* request.arrayBuffer.pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody), Effect.result)
     if (body._tag === "Failure") {
@@ -37,7 +35,12 @@ export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
       return status(reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge" ? 413 : 400)
     }
     const bytes = new Uint8Array(body.success)
-    if (!isSignedBy(bytes, request.headers["x-signature"], secrets)) return status(401)
+    if (!isSignedBy(bytes, request.headers["x-signature"], secrets)) {
+      const [decision] = yield* limits.consume("lemon_webhook", [clientAddress(request)])
+      return decision!.allowed
+        ? status(401)
+        : HttpServerResponse.empty({ status: 429, headers: { "retry-after": String(Math.ceil(decision!.retryAfterMillis / 1000)) } })
+    }
     const text = yield* Effect.try({
       try: () => decoder.decode(bytes),
       catch: () => new InvalidEvent({ message: "the body is not UTF-8" })

@@ -10,6 +10,7 @@ import { Checkout } from "../services/billing/Checkout.ts"
 import { LemonEvents } from "../services/billing/LemonEvents.ts"
 import { LemonSqueezy } from "../services/billing/LemonSqueezy.ts"
 import { Payments } from "../services/billing/Payments.ts"
+import { PromoSeats } from "../services/billing/PromoSeats.ts"
 import { Quota } from "../services/billing/Quota.ts"
 import { SubscriptionNotices } from "../services/billing/SubscriptionNotices.ts"
 import { Subscriptions } from "../services/billing/Subscriptions.ts"
@@ -89,6 +90,7 @@ const ServicesLive = ChatTurn.layer.pipe(
     Subscriptions.layer,
     Payments.layer,
     Quota.layer,
+    PromoSeats.layer,
     LemonSqueezy.layer,
     Audit.layer,
     Notices.layer

@@ -94,8 +94,13 @@ describe("billing with LemonSqueezy", () => {
         expect((await stack.postLemon(body, { signature: lemonSignature(body, secret) })).status, name).toBe(200)
       }
       expect(count(stack, "select count(*) from lemonsqueezy_events")).toBe(names.length)
-      // None carries a telegram_user_id of ours: kept and flagged for the operator, not applied.
-      expect(count(stack, "select count(*) from lemonsqueezy_events where unlinked")).toBeGreaterThanOrEqual(5)
+      // None carries a telegram_user_id of ours: the subscription and payment events are kept and
+      // flagged for the operator, not applied; an order and a license key are only kept.
+      expect(stack.query("select string_agg(event_name, ',' order by event_name) from lemonsqueezy_events where not flagged")).toBe(
+        "license_key_created,order_created"
+      )
+      expect(count(stack, "select count(*) from lemonsqueezy_events where flagged and note <> ''")).toBe(8)
+      expect(count(stack, "select count(*) from lemonsqueezy_events where test_mode")).toBe(names.length)
       expect(count(stack, "select count(*) from subscriptions")).toBe(0)
     })
 
@@ -148,7 +153,14 @@ describe("billing with LemonSqueezy", () => {
       subscriptionEvent("subscription_cancelled", userId, id, 5, { status: "cancelled", cancelled: true, ends_at: endsAt }),
       subscriptionEvent("subscription_resumed", userId, id, 6, { status: "active", cancelled: false, ends_at: null }),
       subscriptionEvent("subscription_expired", userId, id, 7, { status: "expired", ends_at: minutesFromNow(7) }),
-      invoiceEvent("subscription_payment_refunded", userId, "inv-1", sub, 8, { status: "refunded", refunded: true, refunded_amount: 67028 })
+      invoiceEvent("subscription_payment_refunded", userId, "inv-1", sub, 8, { status: "refunded", refunded: true, refunded_amount: 67028 }),
+      // LemonSqueezy also says the subscription's first order was refunded: the same money, told once.
+      {
+        ...eventFor("order_refunded", "order_created-codewriterbv-lemonsqueezy-java", userId, {
+          id: "order-61001",
+          attributes: { refunded: true, refunded_amount: 67028, first_order_item: { variant_id: Number(lemon.promoVariant) } }
+        })
+      }
     ]
     for (const event of events) expect((await stack.postLemon(event)).status).toBe(200)
     // LemonSqueezy retries: every event again, and nothing new is told.
@@ -162,9 +174,13 @@ describe("billing with LemonSqueezy", () => {
       "Your subscription has ended",
       "You've been refunded PLN\u00a0670.28."
     ]
-    await stack.telegram.waitFor((t) => t.messages(userId).length === told.length + 1 || undefined, 20_000)
-    const texts = stack.telegram.messages(userId).slice(1).map((m) => m.text)
+    // Every notice is queued by now (they were stored with their events): once a later message
+    // is answered, the chat has told them all, in order.
+    expect((await ask(stack, userId, "marker")).text).toBe("Echo: marker")
+    const texts = stack.telegram.messages(userId).slice(1, -1).map((m) => m.text)
+    expect(texts).toHaveLength(told.length)
     told.forEach((start, i) => expect(texts[i], start).toContain(start))
+    expect(count(stack, `select count(*) from messages where user_id = ${userId} and kind = 'notice'`)).toBe(told.length)
     const failed = stack.telegram.callsFor(userId, "sendMessage").find((c) => String(c.params["text"]).includes("didn't go through"))!
     expect(JSON.stringify(failed.params["reply_markup"])).toContain("payment-details")
     expect(stack.query(`select status from subscriptions where provider_subscription_id = '${id}'`)).toBe("expired")
@@ -179,7 +195,8 @@ describe("billing with LemonSqueezy", () => {
         "subscription.status_changed",
         "subscription.status_changed",
         "subscription.status_changed",
-        "payment.refunded"
+        "payment.refunded",
+        "order.refunded"
       ].join(",")
     )
     // The promo seat was taken when the promo subscription became active, for life.
@@ -205,6 +222,7 @@ describe("billing with LemonSqueezy", () => {
   it("answers past the free quota with the paywall and a checkout made for the user, then lets a subscriber in", async () => {
     const userId = 61003
     for (const text of ["one", "two", "three"]) expect((await ask(stack, userId, text)).text).toBe(`Echo: ${text}`)
+    stack.lemonSqueezy!.setPrice(lemon.promoVariant, 499)
     const paywall = await ask(stack, userId, "four")
     expect(paywall.text).toContain("You've used today's 3 free messages")
     expect(paywall.buttons).toHaveLength(1)
@@ -216,10 +234,15 @@ describe("billing with LemonSqueezy", () => {
       custom: { telegram_user_id: String(userId) },
       redirectUrl: "https://t.me/fake_test_bot"
     })
+    // /subscribe shows the price LemonSqueezy has for the plan.
+    expect((await ask(stack, userId, "/subscribe")).text).toBe(
+      "Subscribe for €4.99 a month, for life: you're among the first subscribers. Unlimited messages (fair use)."
+    )
     // Another tap reuses the checkout; the LLM was never asked past the quota.
     expect((await ask(stack, userId, "five")).buttons[0]!.url).toBe(paywall.buttons[0]!.url)
     expect(stack.lemonSqueezy!.checkouts).toHaveLength(1)
     expect(stack.openai.requests.map((r) => r.body.messages?.at(-1)?.content)).toEqual(["one", "two", "three"])
+    expect(stack.query(`select gate from messages where user_id = ${userId} and text = 'four'`)).toBe("paywall")
     // They pay: the bot says so, and they are unlimited (fair use) at once.
     const created = subscriptionEvent("subscription_created", userId, "61003001", 1, { status: "active", variant_id: Number(lemon.promoVariant) })
     expect((await stack.postLemon(created)).status).toBe(200)
@@ -238,7 +261,10 @@ describe("billing with LemonSqueezy", () => {
   })
 
   it("never oversells promo seats, even when checkouts race for the last one", async () => {
-    // Seats: 2. Two users hold one already (61001, 61003): none is left, so everyone gets standard...
+    // Seats: 2, both held: everyone gets standard...
+    stack.query("insert into users (id, first_name) values (61091, 'a'), (61092, 'b') on conflict do nothing")
+    stack.query("delete from promo_seats")
+    stack.query("insert into promo_seats (user_id, held) values (61091, true), (61092, true)")
     const racers = [61011, 61012, 61013, 61014, 61015]
     const racing = async () => {
       const ids = await Promise.all(racers.map((userId) => send(stack, userId, "/subscribe")))
@@ -246,8 +272,8 @@ describe("billing with LemonSqueezy", () => {
     }
     await racing()
     expect(stack.lemonSqueezy!.checkouts.map((c) => c.variantId)).toEqual(racers.map(() => lemon.standardVariant))
-    // ...and once a seat frees up (the holder is removed by the operator), exactly one racer gets it.
-    stack.query("delete from promo_seats where user_id = 61001")
+    // ...and once a seat frees up (the operator removed a holder), exactly one racer gets it.
+    stack.query("delete from promo_seats where user_id = 61091")
     stack.query(`delete from checkouts where user_id in (${racers.join(",")})`)
     stack.lemonSqueezy!.reset()
     await racing()
@@ -284,6 +310,40 @@ describe("billing with LemonSqueezy", () => {
     expect(stack.query(`select actor from audit_logs where subject_user_id = ${userId} order by id desc limit 1`)).toBe("reconciler")
   })
 
+  it("sends billing to a private chat from a group, and takes the link's /start there", async () => {
+    const userId = 61041
+    const group = -61041
+    const updateId = nextUpdateId++
+    const inGroup = { update_id: updateId, ...textMessageUpdate({ chatId: group, userId, groupTitle: "Team", text: "/subscribe" }) }
+    expect((await stack.post(inGroup)).status).toBe(200)
+    await waitForStatus(stack, updateId, "answered")
+    const reply = stack.telegram.callsFor(group, "sendMessage").at(-1)!
+    expect(String(reply.params["text"])).toBe("Let's talk about that in a private chat: tap the button.")
+    expect(JSON.stringify(reply.params["reply_markup"])).toContain("https://t.me/fake_test_bot?start=subscribe")
+    expect(stack.lemonSqueezy!.checkouts).toEqual([])
+    // The link's /start, in the private chat: the checkout.
+    const started = await ask(stack, userId, "/start subscribe")
+    expect(started.buttons.map((b) => b.text)).toEqual(["Subscribe"])
+    expect(stack.lemonSqueezy!.checkouts).toHaveLength(1)
+  })
+
+  it("applies two deliveries of a new subscription at once as one creation, the later state winning a tie", async () => {
+    const userId = 61051
+    await ask(stack, userId, "hi")
+    const id = "61051001"
+    const second = minutesFromNow(2)
+    const created = subscriptionEvent("subscription_created", userId, id, 0, { status: "active", updated_at: second })
+    const updated = subscriptionEvent("subscription_updated", userId, id, 0, {
+      status: "cancelled",
+      ends_at: minutesFromNow(60 * 24 * 30),
+      updated_at: second
+    })
+    const statuses = await Promise.all([stack.postLemon(created), stack.postLemon(updated)])
+    expect(statuses.map((r) => r.status)).toEqual([200, 200])
+    expect(stack.query(`select status from subscriptions where provider_subscription_id = '${id}'`)).toBe("cancelled")
+    expect(count(stack, `select count(*) from audit_logs where subject_user_id = ${userId} and action = 'subscription.created'`)).toBe(1)
+  })
+
   it("exports the billing metrics", async () => {
     const text = await (await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics" } })).text()
     for (const pattern of [
@@ -313,7 +373,7 @@ describe("billing off", () => {
     expect((await ask(stack, userId, "/subscribe")).text).toBe("Subscriptions are not available here.")
     expect((await ask(stack, userId, "first")).text).toBe("Echo: first")
     const second = await ask(stack, userId, "second")
-    expect(second.text).toBe("You've used today's free message. More tomorrow, from midnight.")
+    expect(second.text).toBe("You've used today's free message. More tomorrow, from midnight (UTC time).")
     expect(second.buttons).toEqual([])
     expect(stack.openai.requests).toHaveLength(1)
     expect((await stack.postLemon("{}", { signature: "0".repeat(64) })).status).toBe(404)
@@ -327,18 +387,23 @@ describe("the LemonSqueezy webhook's rate limit", () => {
   })
   afterAll(() => stack.stop())
 
-  it("answers 429 with Retry-After past the limit per source address, before reading anything", async () => {
+  it("answers 429 with Retry-After past the limit to requests that fail verification, never to signed deliveries", async () => {
+    const body = lemonWire(lemonFixture("order_created-codewriterbv-lemonsqueezy-java"))
     const statuses: Array<number> = []
     let retryAfter = ""
     for (let i = 0; i < 4; i++) {
-      const event = lemonFixture("order_created-codewriterbv-lemonsqueezy-java")
-      event.data.id = `order-${i}`
-      const res = await stack.postLemon(event)
+      const res = await stack.postLemon(body, { signature: lemonSignature(body, "forged") })
       statuses.push(res.status)
       retryAfter = res.headers.get("retry-after") ?? retryAfter
     }
-    expect(statuses).toEqual([200, 200, 200, 429])
+    expect(statuses).toEqual([401, 401, 401, 429])
     expect(Number(retryAfter)).toBeGreaterThan(0)
-    expect(stack.query("select count(*) from lemonsqueezy_events")).toBe("3")
+    // LemonSqueezy's own deliveries from the same address still go through.
+    for (let i = 0; i < 5; i++) {
+      const event = lemonFixture("order_created-codewriterbv-lemonsqueezy-java")
+      event.data.id = `order-${i}`
+      expect((await stack.postLemon(event)).status).toBe(200)
+    }
+    expect(stack.query("select count(*) from lemonsqueezy_events")).toBe("5")
   })
 })

@@ -5,7 +5,9 @@
  * entry point in its own process, LOG_LEVEL=All) and everything it writes is read.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { FakeLemonSqueezy } from "../support/FakeLemonSqueezy.ts"
 import { startFakeOpenAI, type FakeOpenAI } from "../support/FakeOpenAI.ts"
+import { lemonFixture, lemonSignature, lemonWire } from "../support/fixtures.ts"
 import { ProgramProcess } from "../support/ProgramProcess.ts"
 import { createDatabase, flushRedis, freePort, queryDatabase, redisDb, waitForStatus } from "../support/Stack.ts"
 import { TcpProxy } from "../support/TcpProxy.ts"
@@ -19,12 +21,15 @@ const secrets = {
   webhookSecret: "logtest_webhook_secret",
   databasePassword: "pg-password-logtest",
   redisPassword: "redis-password-logtest",
-  metricsToken: "metrics-token-logtest"
+  metricsToken: "metrics-token-logtest",
+  lemonApiKey: "lemon-api-key-logtest",
+  lemonWebhookSecret: "lemon-webhook-secret-logtest"
 }
 
 describe("secrets in the program's output", () => {
   let telegram: FakeTelegram
   let openai: FakeOpenAI
+  let lemonSqueezy: FakeLemonSqueezy
   let postgres: TcpProxy
   let redis: TcpProxy
   let program: ProgramProcess
@@ -51,6 +56,7 @@ describe("secrets in the program's output", () => {
   beforeAll(async () => {
     telegram = await startFakeTelegram({ token: botToken })
     openai = await startFakeOpenAI({ apiKey: secrets.openaiKey })
+    lemonSqueezy = await FakeLemonSqueezy.start(secrets.lemonApiKey)
     postgres = await TcpProxy.start(Number(process.env.PGPORT ?? 5432), process.env.PGHOST ?? "127.0.0.1")
     redis = await TcpProxy.start(6379)
     await flushRedis()
@@ -67,6 +73,12 @@ describe("secrets in the program's output", () => {
       DATABASE_URL: `postgres://postgres:${secrets.databasePassword}@127.0.0.1:${postgres.port}/${database.name}`,
       REDIS_URL: `redis://:${secrets.redisPassword}@127.0.0.1:${redis.port}/${redisDb}`,
       METRICS_TOKEN: secrets.metricsToken,
+      LEMON_API_KEY: secrets.lemonApiKey,
+      LEMON_API_URL: lemonSqueezy.url,
+      LEMON_STORE_ID: "1",
+      LEMON_VARIANT_PROMO: "11",
+      LEMON_VARIANT_STANDARD: "12",
+      LEMON_WEBHOOK_SECRET: secrets.lemonWebhookSecret,
       LOG_LEVEL: "All",
       SWEEP_INTERVAL_SECONDS: "1"
     })
@@ -80,7 +92,7 @@ describe("secrets in the program's output", () => {
   afterAll(async () => {
     program.kill("SIGKILL")
     await program.exited
-    await Promise.all([telegram.close(), openai.close(), postgres.close(), redis.close()])
+    await Promise.all([telegram.close(), openai.close(), lemonSqueezy.close(), postgres.close(), redis.close()])
     database.drop()
   })
 
@@ -113,6 +125,15 @@ describe("secrets in the program's output", () => {
     redis.restore()
     await deliver(7, "redis away")
     await waitForStatus(stack, 7, "answered", 20_000)
+    // LemonSqueezy: its API away when a checkout is made, a webhook signed wrong, one signed right.
+    lemonSqueezy.failNext({ status: 500 }, 4, "POST /v1/checkouts")
+    await deliver(8, "/subscribe")
+    await waitForStatus(stack, 8, "answered", 20_000)
+    const event = lemonWire(lemonFixture("subscription_created-time8-product"))
+    const webhook = (signature: string) =>
+      fetch(`${url}/lemonsqueezy/webhook`, { method: "POST", headers: { "x-signature": signature }, body: event })
+    expect((await webhook(lemonSignature(event, "wrong-secret"))).status).toBe(401)
+    expect((await webhook(lemonSignature(event, secrets.lemonWebhookSecret))).status).toBe(200)
     // The operator's scrape.
     expect((await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${secrets.metricsToken}` } })).status).toBe(200)
 
@@ -130,5 +151,7 @@ describe("secrets in the program's output", () => {
     expect(output).toMatch(/"level":"WARN","message":"chat turn failed 500 /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable database: /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable Redis: /)
+    expect(output).toMatch(/"level":"WARN","message":"no checkout for the user LemonSqueezy 500: /)
+    expect(output).toMatch(/"message":"LemonSqueezy event kept for the operator, not applied/)
   }, 180_000)
 })

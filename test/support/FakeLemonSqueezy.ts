@@ -1,8 +1,9 @@
 /**
  * A fake LemonSqueezy API (JSON:API) on loopback, for the real client to talk to over HTTP:
  * `POST /v1/checkouts` (checked like LemonSqueezy checks it, recorded, answered with a checkout
- * URL) and `GET /v1/subscriptions/:id` (what the test put there). Bearer key checked; scripted
- * faults (5xx, 429 with Retry-After, a hang).
+ * URL), `GET /v1/subscriptions/:id` and `GET /v1/subscriptions?filter[store_id]=` (what the test
+ * put there, 2 a page), `GET /v1/variants/:id` and `GET /v1/stores/:id` (prices, in EUR). Bearer
+ * key checked; scripted faults (5xx, 429 with Retry-After, a hang).
  */
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -33,6 +34,7 @@ export class FakeLemonSqueezy {
   /** Every request's method and path, in order. */
   readonly requests: Array<string> = []
   readonly #subscriptions = new Map<string, Record<string, unknown>>()
+  readonly #prices = new Map<string, { readonly price: number; readonly interval: string }>()
   #faults: Array<{ readonly fault: LemonFault; readonly request: string }> = []
   readonly #server: Server
   url = ""
@@ -55,6 +57,11 @@ export class FakeLemonSqueezy {
     this.#subscriptions.set(id, attributes)
   }
 
+  /** What `GET /v1/variants/:id` answers: a price in cents (EUR) a month. */
+  setPrice(variantId: string, cents: number): void {
+    this.#prices.set(variantId, { price: cents, interval: "month" })
+  }
+
   /** The next `times` requests starting with `request` ("POST /v1/checkouts"; default: any) fail with `fault`. */
   failNext(fault: LemonFault, times = 1, request = ""): void {
     for (let i = 0; i < times; i++) this.#faults.push({ fault, request })
@@ -64,6 +71,7 @@ export class FakeLemonSqueezy {
     this.checkouts.length = 0
     this.requests.length = 0
     this.#subscriptions.clear()
+    this.#prices.clear()
     this.#faults = []
   }
 
@@ -83,6 +91,17 @@ export class FakeLemonSqueezy {
       if ("hang" in fault) return // until the client gives up
       return apiError(res, fault.status, "Fake outage", fault.status === 429 ? { "retry-after": String(fault.retryAfter) } : {})
     }
+    const query = new URL(req.url ?? "/", "http://fake").searchParams
+    if (req.method === "GET" && path === "/v1/subscriptions") return this.#list(query, res)
+    const variant = /^\/v1\/variants\/([^/]+)$/.exec(path)
+    if (req.method === "GET" && variant) {
+      const price = this.#prices.get(variant[1]!)
+      if (price === undefined) return apiError(res, 404, "Not found.")
+      return jsonApi(res, 200, { data: { type: "variants", id: variant[1], attributes: price } })
+    }
+    if (req.method === "GET" && /^\/v1\/stores\/[^/]+$/.test(path)) {
+      return jsonApi(res, 200, { data: { type: "stores", id: path.split("/").at(-1), attributes: { currency: "EUR" } } })
+    }
     const subscription = /^\/v1\/subscriptions\/([^/]+)$/.exec(path)
     if (req.method === "GET" && subscription) {
       const attributes = this.#subscriptions.get(decodeURIComponent(subscription[1]!))
@@ -91,6 +110,19 @@ export class FakeLemonSqueezy {
     }
     if (req.method === "POST" && path === "/v1/checkouts") return this.#checkout(body, res)
     apiError(res, 404, "Not found.")
+  }
+
+  /** Two a page, so that paging is exercised. */
+  #list(query: URLSearchParams, res: ServerResponse): void {
+    if (!query.get("filter[store_id]")) return apiError(res, 422, "filter[store_id] is required here.")
+    const size = 2
+    const page = Number(query.get("page[number]") ?? 1)
+    const ids = [...this.#subscriptions.keys()]
+    const lastPage = Math.max(1, Math.ceil(ids.length / size))
+    jsonApi(res, 200, {
+      meta: { page: { currentPage: page, lastPage, perPage: size, total: ids.length } },
+      data: ids.slice((page - 1) * size, page * size).map((id) => ({ type: "subscriptions", id, attributes: this.#subscriptions.get(id) }))
+    })
   }
 
   #checkout(body: string, res: ServerResponse): void {

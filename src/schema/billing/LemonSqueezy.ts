@@ -6,7 +6,7 @@ import { Schema } from "effect"
  * Ids inside attributes are integers, `data.id` is a string; times are ISO 8601 strings.
  */
 
-/** A subscription's statuses; on_trial, active, past_due and cancelled (until ends_at) are entitled. */
+/** A subscription's statuses (the bot's own, billing/Entitlement.ts, are the same words). */
 export const SubscriptionStatus = Schema.Literals(["on_trial", "active", "paused", "past_due", "unpaid", "cancelled", "expired"])
 export type SubscriptionStatus = typeof SubscriptionStatus.Type
 
@@ -46,6 +46,7 @@ export type InvoiceAttributes = typeof InvoiceAttributes.Type
 
 /** `data.attributes` of an `orders` resource (order_created, order_refunded). */
 export const OrderAttributes = Schema.Struct({
+  first_order_item: Schema.optional(Schema.NullOr(Schema.Struct({ variant_id: Id }))),
   currency: Schema.String,
   status: Schema.String,
   refunded: Schema.optional(Schema.Boolean),
@@ -81,6 +82,21 @@ export const ApiResource = Schema.Struct({
   data: Schema.Struct({ type: Schema.String, id: Schema.String, attributes: Schema.Unknown })
 })
 export const decodeApiResource = Schema.decodeUnknownEffect(ApiResource)
+
+/** A JSON:API list answer (`GET /v1/subscriptions?filter[store_id]=...`), one page of it. */
+export const ApiList = Schema.Struct({
+  data: Schema.Array(Schema.Struct({ type: Schema.String, id: Schema.String, attributes: Schema.Unknown })),
+  meta: Schema.optional(Schema.Struct({ page: Schema.optional(Schema.Struct({ lastPage: Schema.Number })) }))
+})
+export const decodeApiList = Schema.decodeUnknownEffect(ApiList)
+
+/** `data.attributes` of a `variants` resource: its price (cents) and billing interval. */
+export const VariantAttributes = Schema.Struct({ price: Schema.Number, interval: Schema.NullOr(Schema.String) })
+export const decodeVariant = Schema.decodeUnknownEffect(VariantAttributes)
+
+/** `data.attributes` of a `stores` resource: the currency its prices are in. */
+export const StoreAttributes = Schema.Struct({ currency: Schema.String })
+export const decodeStore = Schema.decodeUnknownEffect(StoreAttributes)
 
 /** `data.attributes` of a `checkouts` resource: the URL to send the buyer to. */
 export const CheckoutAttributes = Schema.Struct({ url: Schema.String, expires_at: Time })

@@ -11,14 +11,21 @@ export interface BillingReply {
 export const formatDate = (date: Date, timeZone: string): string =>
   new Intl.DateTimeFormat("en-GB", { dateStyle: "long", timeZone }).format(date)
 
-/** An amount in cents with its currency: "€4.99", "PLN670.28". */
+/** An amount in cents with its currency: "€4.99", "PLN 670.28". */
 export const formatMoney = (cents: number, currency: string): string =>
   new Intl.NumberFormat("en-GB", { style: "currency", currency }).format(cents / 100)
 
 export const planNames: Record<Plan, string> = {
   free: "Free",
-  promo: "Promo (4.99 EUR a month for life)",
-  standard: "Standard (9.99 EUR a month)"
+  promo: "Promo (its price for life)",
+  standard: "Standard"
+}
+
+/** A plan's price as LemonSqueezy has it: cents, currency, billing interval. */
+export interface Price {
+  readonly cents: number
+  readonly currency: string
+  readonly interval: string
 }
 
 const messages = (n: number) => (n === 1 ? "free message" : `${n} free messages`)
@@ -29,17 +36,28 @@ export const billingTexts = {
     `You've used today's ${messages(limit)}. Subscribe for unlimited messages, or come back tomorrow.`,
   paywallNoCheckout: (limit: number) =>
     `You've used today's ${messages(limit)}. Subscribing isn't possible right now: please try /subscribe in a few minutes, or come back tomorrow.`,
-  paywallBillingOff: (limit: number) => `You've used today's ${messages(limit)}. More tomorrow, from midnight.`,
-  fairUse: (limit: number) =>
-    `You've reached today's fair-use limit of ${limit} messages. It starts again at midnight.`,
+  paywallBillingOff: (limit: number, zone: string) =>
+    `You've used today's ${messages(limit)}. More tomorrow, from midnight (${zone} time).`,
+  fairUse: (limit: number, zone: string) =>
+    `You've reached today's fair-use limit of ${limit} messages. It starts again at midnight (${zone} time).`,
   billingOff: "Subscriptions are not available here.",
-  subscribe: (plan: Plan) =>
-    plan === "promo"
-      ? "Subscribe for 4.99 EUR a month, for life: you're among the first subscribers. Unlimited messages (fair use)."
-      : "Subscribe for 9.99 EUR a month: unlimited messages (fair use).",
+  subscribe: (plan: Exclude<Plan, "free">, price: Price | undefined) => {
+    const cost = price ? ` for ${formatMoney(price.cents, price.currency)} a ${price.interval}` : ""
+    return plan === "promo"
+      ? `Subscribe${cost}, for life: you're among the first subscribers. Unlimited messages (fair use).`
+      : `Subscribe${cost}: unlimited messages (fair use).`
+  },
   checkoutUnavailable: "Subscribing isn't possible right now. Please try again in a few minutes.",
   alreadySubscribed: "You're subscribed already. You can change your card or cancel in the customer portal.",
+  cancelledUntil: (date: string) =>
+    `Your subscription is cancelled: you keep access until ${date}. You can resume it in the customer portal.`,
+  onHold: "Your subscription is on hold. Resume it, or update your payment method, in the customer portal.",
+  /** In a group: billing happens in a private chat with the bot (links there are personal). */
+  inPrivate: "Let's talk about that in a private chat: tap the button.",
+  paywallInGroup: (limit: number) =>
+    `You've used today's ${messages(limit)}. To subscribe, open a private chat with me.`,
   subscribeButton: "Subscribe",
+  privateChatButton: "Open a private chat",
   portalButton: "Manage subscription",
   updatePaymentButton: "Update payment method",
   account: (lines: ReadonlyArray<string>) => lines.join("\n")

@@ -1,10 +1,11 @@
-import type { SubscriptionStatus } from "../../schema/billing/LemonSqueezy.ts"
-
 /**
  * Who may use the bot how much, whatever the payment provider (LemonSqueezy now, Telegram Stars
  * later): a plan, and whether a subscription's status entitles its holder to it.
  */
 export type Plan = "free" | "promo" | "standard"
+
+/** A subscription's status, in the bot's words (LemonSqueezy's are the same; other providers map to them). */
+export type SubscriptionStatus = "on_trial" | "active" | "paused" | "past_due" | "unpaid" | "cancelled" | "expired"
 
 /**
  * Entitled: on_trial, active, past_due (renewal failed, retried for about two weeks: grace) and

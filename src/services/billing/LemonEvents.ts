@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { Context, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import {
   decodeInvoice,
@@ -12,17 +12,21 @@ import {
 import { Audit } from "../audit/Audit.ts"
 import { Notices } from "../chat/Notices.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
-import { paymentAmount, payments, refunds, subscriptionChanges, subscriptionsCreated } from "../platform/Metrics.ts"
+import { eventsFlagged, paymentAmount, payments, refunds, subscriptionChanges, subscriptionsCreated } from "../platform/Metrics.ts"
 import { inTransaction, type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
-import { SubscriptionNotices } from "./SubscriptionNotices.ts"
 import { Payments } from "./Payments.ts"
-import { type SubscriptionState, Subscriptions } from "./Subscriptions.ts"
+import { PromoSeats } from "./PromoSeats.ts"
+import { SubscriptionNotices } from "./SubscriptionNotices.ts"
+import { type Stored, type SubscriptionState, Subscriptions } from "./Subscriptions.ts"
 
 /** A verified body that is not a LemonSqueezy event (not JSON, or no meta / data): 400. */
 export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEvent", { message: Schema.String }) {}
 
-/** applied: state changed; duplicate: stored before; unlinked: stored, flagged, no user; stored: kept only. */
-export type Reception = "applied" | "duplicate" | "unlinked" | "stored"
+/**
+ * applied: state changed; duplicate: stored before; flagged: stored, not applied (no user we
+ * know, a payload we cannot read), for the operator; stored: kept, nothing to apply.
+ */
+export type Reception = "applied" | "duplicate" | "flagged" | "stored"
 
 const provider = "lemonsqueezy"
 
@@ -34,11 +38,21 @@ interface Effects {
   readonly note?: string
 }
 
-const stored = (note?: string): Effects => ({ reception: "stored", chats: [], metrics: [], ...(note ? { note } : {}) })
-const unlinked = (note: string): Effects => ({ reception: "unlinked", chats: [], metrics: [], note })
+const none: Pick<Effects, "chats" | "metrics"> = { chats: [], metrics: [] }
+const stored = (): Effects => ({ reception: "stored", ...none })
+const flagged = (note: string): Effects => ({ reception: "flagged", ...none, note })
 
 const idOf = (value: number | string) => String(value)
 const dateOf = (value: string | null | undefined) => (value ? new Date(value) : null)
+const sameTime = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null)
+const changedFields = (before: Stored, after: SubscriptionState) =>
+  [
+    before.status !== after.status ? "status" : undefined,
+    before.plan !== after.plan ? "plan" : undefined,
+    sameTime(before.renewsAt, after.renewsAt) ? undefined : "renews_at",
+    sameTime(before.endsAt, after.endsAt) ? undefined : "ends_at"
+  ].filter((field) => field !== undefined)
+const running = (status: string) => status === "active" || status === "on_trial"
 
 /**
  * LemonSqueezy's webhook events, applied exactly once and in order: each verified body is stored
@@ -69,10 +83,13 @@ export class LemonEvents extends Context.Service<LemonEvents, {
       const config = yield* AppConfig
       const subscriptions = yield* Subscriptions
       const paymentsStore = yield* Payments
+      const seats = yield* PromoSeats
       const notices = yield* Notices
       const audit = yield* Audit
       const told = yield* SubscriptionNotices
       const variants = Option.map(config.lemonSqueezy, (lemon) => lemon.variants)
+      const isPlanVariant = (variantId: string) =>
+        Option.exists(variants, (v) => v.promo === variantId || v.standard === variantId)
 
       const knownUser = (value: unknown) =>
         Effect.gen(function*() {
@@ -93,8 +110,8 @@ export class LemonEvents extends Context.Service<LemonEvents, {
       const planOf = (variantId: string) =>
         Option.match(variants, { onNone: () => "standard" as const, onSome: (v) => (v.promo === variantId ? "promo" as const : "standard" as const) })
 
-      /** Stores a subscription's state; tells and audits what changed. */
-      const applySubscription = (id: string, userId: number, a: SubscriptionAttributes, actor: string) =>
+      /** Stores a subscription's state; holds its promo seat, tells and audits what changed. */
+      const applySubscription = (id: string, userId: number, a: SubscriptionAttributes, actor: string, kind: "creation" | "update") =>
         Effect.gen(function*() {
           const state: SubscriptionState = {
             provider,
@@ -110,30 +127,46 @@ export class LemonEvents extends Context.Service<LemonEvents, {
             updatePaymentUrl: a.urls?.update_payment_method ?? null,
             providerUpdatedAt: new Date(a.updated_at)
           }
-          const result = yield* subscriptions.apply(state)
-          if (!result.applied || Option.getOrUndefined(result.before) === state.status) return { changed: result, chats: [], metrics: [] }
+          const result = yield* subscriptions.apply(state, kind)
           const before = Option.getOrUndefined(result.before)
+          const fields = before === undefined ? ["status"] : changedFields(before, state)
+          if (!result.applied || fields.length === 0) return { changed: false, before, ...none }
           yield* audit.record({
             actor,
-            action: before === undefined ? "subscription.created" : "subscription.status_changed",
+            action: before === undefined
+              ? "subscription.created"
+              : fields.includes("status")
+              ? "subscription.status_changed"
+              : "subscription.updated",
             subjectUserId: userId,
-            details: { provider, subscription: id, from: before ?? null, to: state.status, plan: state.plan }
+            details: { provider, subscription: id, changed: fields, from: before?.status ?? null, to: state.status, plan: state.plan }
           })
-          const notice = yield* told.notice(state, before)
+          if (state.plan === "promo" && running(state.status) && !(before?.plan === "promo" && running(before.status))) {
+            const holding = yield* seats.hold(userId, new Date(yield* Clock.currentTimeMillis))
+            if (holding === "oversold") {
+              yield* audit.record({ actor, action: "promo.oversold", subjectUserId: userId, details: { provider, subscription: id } })
+              yield* Effect.logWarning("a promo subscription started with no promo seat left (PROMO_SEATS)").pipe(
+                Effect.annotateLogs({ subscription: id })
+              )
+            }
+          }
+          const notice = yield* told.notice(state, before?.status)
           const metrics = [
             ...(before === undefined ? [Metric.update(Metric.withAttributes(subscriptionsCreated, { plan: state.plan }), 1)] : []),
             ...(Option.isSome(notice) ? [Metric.update(Metric.withAttributes(subscriptionChanges, { kind: notice.value.kind }), 1)] : [])
           ]
-          return { changed: result, chats: Option.isSome(notice) ? Option.toArray(notice.value.chat) : [], metrics }
+          const chats = Option.isSome(notice) ? Option.toArray(notice.value.chat) : []
+          return { changed: fields.includes("status"), before, chats, metrics }
         })
 
       const onSubscription = (event: WebhookEvent) =>
         Effect.gen(function*() {
           const attributes = yield* decodeSubscription(event.data.attributes).pipe(Effect.option)
-          if (Option.isNone(attributes)) return stored("unreadable subscription attributes")
+          if (Option.isNone(attributes)) return flagged(`subscription ${event.data.id}: attributes we cannot read`)
           const user = yield* userOf(event, event.data.id)
-          if (Option.isNone(user)) return unlinked(`no telegram_user_id we know, and subscription ${event.data.id} is new to us`)
-          const { chats, metrics } = yield* applySubscription(event.data.id, user.value, attributes.value, provider)
+          if (Option.isNone(user)) return flagged(`no telegram_user_id we know, and subscription ${event.data.id} is new to us`)
+          const kind = event.meta.event_name === "subscription_created" ? "creation" : "update"
+          const { chats, metrics } = yield* applySubscription(event.data.id, user.value, attributes.value, provider, kind)
           return { reception: "applied" as const, chats, metrics }
         })
 
@@ -145,11 +178,12 @@ export class LemonEvents extends Context.Service<LemonEvents, {
       const onInvoice = (event: WebhookEvent) =>
         Effect.gen(function*() {
           const invoice = yield* decodeInvoice(event.data.attributes).pipe(Effect.option)
-          if (Option.isNone(invoice)) return stored("unreadable invoice attributes")
+          if (Option.isNone(invoice)) return flagged(`invoice ${event.data.id}: attributes we cannot read`)
           const a = invoice.value
           const subscriptionId = idOf(a.subscription_id)
           const user = yield* userOf(event, subscriptionId)
           const status = paymentOutcome(event.meta.event_name)
+          const refundedCents = status === "refunded" ? a.refunded_amount || a.total : 0
           const recorded = yield* paymentsStore.record({
             provider,
             providerInvoiceId: event.data.id,
@@ -160,41 +194,49 @@ export class LemonEvents extends Context.Service<LemonEvents, {
             currency: a.currency,
             subtotalCents: a.subtotal,
             taxCents: a.tax,
-            totalCents: status === "refunded" ? a.refunded_amount ?? a.total : a.total,
+            totalCents: a.total,
+            refundedCents,
             providerUpdatedAt: new Date(a.updated_at)
           })
-          if (!recorded.applied || recorded.before === status) return stored()
+          const unchanged = recorded.before?.status === status && recorded.before.refundedCents === refundedCents
+          if (!recorded.applied || unchanged) return stored()
+          const amount = status === "refunded" ? refundedCents : a.total
           const metrics = [
             Metric.update(Metric.withAttributes(payments, { outcome: status }), 1),
-            Metric.update(Metric.withAttributes(paymentAmount, { outcome: status, currency: a.currency }), a.total)
+            Metric.update(Metric.withAttributes(paymentAmount, { outcome: status, currency: a.currency }), amount),
+            ...(status === "refunded" ? [Metric.update(refunds, 1)] : [])
           ]
-          if (Option.isNone(user)) return { ...unlinked(`payment ${event.data.id} of subscription ${subscriptionId}: no user`), metrics }
+          if (Option.isNone(user)) return { ...flagged(`payment ${event.data.id} of subscription ${subscriptionId}: no user`), metrics }
           yield* audit.record({
             actor: provider,
             action: `payment.${status}`,
             subjectUserId: user.value,
-            details: { provider, invoice: event.data.id, subscription: subscriptionId, total_cents: a.total, currency: a.currency }
+            details: { provider, invoice: event.data.id, subscription: subscriptionId, amount_cents: amount, currency: a.currency }
           })
           if (status !== "refunded") return { reception: "applied" as const, chats: [], metrics }
-          const chat = yield* told.refund(user.value, `invoice:${event.data.id}`, a.refunded_amount ?? a.total, a.currency)
-          return { reception: "applied" as const, chats: Option.toArray(chat), metrics: [...metrics, Metric.update(refunds, 1)] }
+          // Keyed by the amount: a second partial refund is told too, a replay is not.
+          const chat = yield* told.refund(user.value, `invoice:${event.data.id}:${refundedCents}`, refundedCents, a.currency)
+          return { reception: "applied" as const, chats: Option.toArray(chat), metrics }
         })
 
       const onOrder = (event: WebhookEvent) =>
         Effect.gen(function*() {
           if (event.meta.event_name !== "order_refunded") return stored()
           const order = yield* decodeOrder(event.data.attributes).pipe(Effect.option)
-          if (Option.isNone(order)) return stored("unreadable order attributes")
+          if (Option.isNone(order)) return flagged(`order ${event.data.id}: attributes we cannot read`)
           const user = yield* userOf(event, undefined)
-          if (Option.isNone(user)) return unlinked(`refund of order ${event.data.id}: no telegram_user_id we know`)
-          const amount = order.value.refunded_amount ?? order.value.total
+          if (Option.isNone(user)) return flagged(`refund of order ${event.data.id}: no telegram_user_id we know`)
+          const amount = order.value.refunded_amount || order.value.total
           yield* audit.record({
             actor: provider,
             action: "order.refunded",
             subjectUserId: user.value,
             details: { provider, order: event.data.id, refunded_cents: amount, currency: order.value.currency }
           })
-          const chat = yield* told.refund(user.value, `order:${event.data.id}`, amount, order.value.currency)
+          // A plan's order is its subscription's first payment: subscription_payment_refunded tells that one.
+          const variant = order.value.first_order_item?.variant_id
+          if (variant !== undefined && isPlanVariant(idOf(variant))) return { reception: "applied" as const, ...none }
+          const chat = yield* told.refund(user.value, `order:${event.data.id}:${amount}`, amount, order.value.currency)
           return { reception: "applied" as const, chats: Option.toArray(chat), metrics: [Metric.update(refunds, 1)] }
         })
 
@@ -229,32 +271,32 @@ export class LemonEvents extends Context.Service<LemonEvents, {
           const dedupeKey = createHash("sha256").update(body).digest("hex")
           const outcome = yield* transaction(Effect.gen(function*() {
             const rows = yield* sql<{ id: string }>`
-              insert into lemonsqueezy_events (event_name, dedupe_key, payload)
-              values (${event.meta.event_name}, ${dedupeKey}, ${body}::jsonb)
+              insert into lemonsqueezy_events (event_name, dedupe_key, payload, test_mode)
+              values (${event.meta.event_name}, ${dedupeKey}, ${body}::jsonb, ${event.meta.test_mode === true})
               on conflict (dedupe_key) do nothing returning id`.pipe(Effect.mapError(storageOutage))
             const eventRow = rows[0]
             if (eventRow === undefined) return Option.none<Effects>()
             const effects = yield* apply(event)
             yield* sql`
-              update lemonsqueezy_events set processed_at = now(), unlinked = ${effects.reception === "unlinked"},
+              update lemonsqueezy_events set processed_at = now(), flagged = ${effects.reception === "flagged"},
                 note = ${effects.note ?? null}
               where id = ${eventRow.id}`.pipe(Effect.mapError(storageOutage))
             return Option.some(effects)
           }))
           if (Option.isNone(outcome)) return "duplicate" as const
           yield* report(outcome.value)
-          if (outcome.value.reception === "unlinked") {
-            yield* Effect.logWarning("LemonSqueezy event for no known user, kept for the operator", outcome.value.note ?? "")
+          if (outcome.value.reception === "flagged") {
+            yield* Metric.update(eventsFlagged, 1)
+            yield* Effect.logWarning("LemonSqueezy event kept for the operator, not applied", outcome.value.note ?? "").pipe(
+              Effect.annotateLogs({ event: event.meta.event_name, id: event.data.id })
+            )
           }
           return outcome.value.reception
         }),
         reconcile: Effect.fn("LemonEvents.reconcile")(function*(id: string, userId: number, attributes: SubscriptionAttributes) {
-          const { changed, chats, metrics } = yield* transaction(applySubscription(id, userId, attributes, "reconciler"))
+          const { before, changed, chats, metrics } = yield* transaction(applySubscription(id, userId, attributes, "reconciler", "update"))
           yield* report({ chats, metrics })
-          const before = Option.getOrUndefined(changed.before)
-          return changed.applied && before !== attributes.status
-            ? Option.some({ before: before ?? "none", after: attributes.status })
-            : Option.none()
+          return changed ? Option.some({ before: before?.status ?? "none", after: attributes.status }) : Option.none()
         })
       })
     })

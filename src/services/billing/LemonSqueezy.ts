@@ -1,9 +1,12 @@
 import { Context, Duration, Effect, flow, Layer, Option, Redacted, Schedule, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import {
+  decodeApiList,
   decodeApiResource,
   decodeCheckout,
+  decodeStore,
   decodeSubscription,
+  decodeVariant,
   type SubscriptionAttributes
 } from "../../schema/billing/LemonSqueezy.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
@@ -19,14 +22,22 @@ export class LemonSqueezyError extends Schema.TaggedError<LemonSqueezyError>()("
   message: Schema.String
 }) {}
 
-/** Longest wait for one API answer. */
-const callTimeout = Duration.seconds(10)
+/** Longest wait for one API answer: a user is waiting for most of them. */
+const callTimeout = Duration.seconds(8)
+/** The longest Retry-After sat out (seconds): a user is waiting; the reconciler comes back later anyway. */
+const maxRetryAfterSeconds = 5
+/** Subscriptions listed per page (LemonSqueezy's most). */
+const pageSize = 100
 
-/** 429, 5xx and network failures: 500 ms doubling with jitter, at least Retry-After, three retries. */
+/**
+ * 429, 5xx and network failures: 300 ms doubling with jitter, at least Retry-After (capped at
+ * 5 s), two retries: a user waits at most about 30 s before hearing "try again later".
+ */
 export const lemonRetrySchedule = retryAfterBackoff<LemonSqueezyError>({
-  base: "500 millis",
-  times: 3,
-  retryAfterSeconds: (error) => error.retryAfterSeconds
+  base: "300 millis",
+  times: 2,
+  retryAfterSeconds: (error) =>
+    error.retryAfterSeconds === undefined ? undefined : Math.min(error.retryAfterSeconds, maxRetryAfterSeconds)
 }).pipe(Schedule.while(({ input }) => input.status === 0 || input.status === 429 || input.status >= 500))
 
 export interface NewCheckout {
@@ -50,13 +61,22 @@ export class LemonSqueezy extends Context.Service<LemonSqueezy, {
   readonly createCheckout: (checkout: NewCheckout) => Effect.Effect<{ readonly id: string; readonly url: string }, LemonSqueezyError>
   /** GET /v1/subscriptions/:id: its current attributes (fresh signed portal URLs included). */
   readonly getSubscription: (id: string) => Effect.Effect<SubscriptionAttributes, LemonSqueezyError>
+  /** The ids of every subscription of the store (GET /v1/subscriptions, page by page). */
+  readonly listSubscriptions: Effect.Effect<ReadonlyArray<string>, LemonSqueezyError>
+  /** A variant's price: GET /v1/variants/:id, in the currency of the store (GET /v1/stores/:id). */
+  readonly getPrice: (variantId: string) => Effect.Effect<{ readonly cents: number; readonly currency: string; readonly interval: string }, LemonSqueezyError>
 }>()("bot/LemonSqueezy") {
   static readonly layer = Layer.effect(
     LemonSqueezy,
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (Option.isNone(config.lemonSqueezy)) {
-        return LemonSqueezy.of({ createCheckout: () => Effect.fail(billingOff), getSubscription: () => Effect.fail(billingOff) })
+        return LemonSqueezy.of({
+          createCheckout: () => Effect.fail(billingOff),
+          getSubscription: () => Effect.fail(billingOff),
+          listSubscriptions: Effect.fail(billingOff),
+          getPrice: () => Effect.fail(billingOff)
+        })
       }
       const lemon = config.lemonSqueezy.value
       const client = (yield* HttpClient.HttpClient).pipe(
@@ -67,8 +87,8 @@ export class LemonSqueezy extends Context.Service<LemonSqueezy, {
         ))
       )
 
-      /** The answer's JSON:API resource, or LemonSqueezyError with the API's own words. */
-      const resource = (response: HttpClientResponse.HttpClientResponse) =>
+      /** The answer's JSON, or LemonSqueezyError with the API's own words. */
+      const json = (response: HttpClientResponse.HttpClientResponse) =>
         Effect.gen(function*() {
           const body = yield* response.text
           if (response.status >= 400) {
@@ -79,13 +99,17 @@ export class LemonSqueezy extends Context.Service<LemonSqueezy, {
               message: `LemonSqueezy ${response.status}: ${apiErrorDetail(body)}`
             })
           }
-          const json = yield* Effect.try({ try: () => JSON.parse(body) as unknown, catch: () => unreadable({ message: "not JSON" }) })
-          return yield* decodeApiResource(json).pipe(Effect.mapError(unreadable))
+          return yield* Effect.try({ try: () => JSON.parse(body) as unknown, catch: () => unreadable({ message: "not JSON" }) })
         })
 
-      const call = (request: HttpClientRequest.HttpClientRequest) =>
+      /** One request: a timeout, `lemonRetrySchedule`, and the answer decoded with `decode`. */
+      const call = <A, E extends { readonly message: string }>(
+        request: HttpClientRequest.HttpClientRequest,
+        decode: (json: unknown) => Effect.Effect<A, E>
+      ) =>
         client.execute(request).pipe(
-          Effect.flatMap(resource),
+          Effect.flatMap(json),
+          Effect.flatMap((body) => decode(body).pipe(Effect.mapError(unreadable))),
           Effect.timeoutOrElse({
             duration: callTimeout,
             orElse: () => Effect.fail(new LemonSqueezyError({ status: 0, message: "LemonSqueezy did not answer in time" }))
@@ -110,13 +134,36 @@ export class LemonSqueezy extends Context.Service<LemonSqueezy, {
                 variant: { data: { type: "variants", id: checkout.variantId } }
               }
             }
-          })))
+          })), decodeApiResource)
           const attributes = yield* decodeCheckout(created.data.attributes).pipe(Effect.mapError(unreadable))
           return { id: created.data.id, url: attributes.url }
         }),
         getSubscription: Effect.fn("LemonSqueezy.getSubscription")(function*(id: string) {
-          const found = yield* call(HttpClientRequest.get(`/subscriptions/${encodeURIComponent(id)}`))
+          const found = yield* call(HttpClientRequest.get(`/subscriptions/${encodeURIComponent(id)}`), decodeApiResource)
           return yield* decodeSubscription(found.data.attributes).pipe(Effect.mapError(unreadable))
+        }),
+        listSubscriptions: Effect.gen(function*() {
+          const ids: Array<string> = []
+          for (let page = 1, last = 1; page <= last; page++) {
+            const list = yield* call(
+              HttpClientRequest.get("/subscriptions").pipe(HttpClientRequest.setUrlParams({
+                "filter[store_id]": lemon.storeId,
+                "page[number]": String(page),
+                "page[size]": String(pageSize)
+              })),
+              decodeApiList
+            )
+            ids.push(...list.data.map((item) => item.id))
+            last = list.meta?.page?.lastPage ?? page
+          }
+          return ids
+        }).pipe(Effect.withSpan("LemonSqueezy.listSubscriptions")),
+        getPrice: Effect.fn("LemonSqueezy.getPrice")(function*(variantId: string) {
+          const variant = yield* call(HttpClientRequest.get(`/variants/${encodeURIComponent(variantId)}`), decodeApiResource)
+          const store = yield* call(HttpClientRequest.get(`/stores/${encodeURIComponent(lemon.storeId)}`), decodeApiResource)
+          const price = yield* decodeVariant(variant.data.attributes).pipe(Effect.mapError(unreadable))
+          const { currency } = yield* decodeStore(store.data.attributes).pipe(Effect.mapError(unreadable))
+          return { cents: price.price, currency, interval: price.interval ?? "month" }
         })
       })
     })

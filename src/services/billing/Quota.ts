@@ -6,6 +6,8 @@ import { type Plan, quotaDay } from "./Entitlement.ts"
 
 /** The outcome of counting messages against a daily quota. */
 export interface QuotaUse {
+  /** The quota day counted in (YYYY-MM-DD of BILLING_TIMEZONE). */
+  readonly day: string
   readonly allowed: boolean
   /** Messages counted today, these included when allowed. */
   readonly used: number
@@ -23,8 +25,10 @@ export class Quota extends Context.Service<Quota, {
    * cannot pass the limit together. Refused (nothing counted) when they would pass it.
    */
   readonly consume: (userId: number, plan: Plan, messages: number) => Effect.Effect<QuotaUse, StorageOutage>
-  /** Gives back messages counted today (their turn was refused by a rate limit after all). */
-  readonly giveBack: (userId: number, messages: number) => Effect.Effect<void, StorageOutage>
+  /** Gives back messages counted on `day` (their turn was refused by a rate limit after all). */
+  readonly giveBack: (userId: number, day: string, messages: number) => Effect.Effect<void, StorageOutage>
+  /** Today, as the quota counts days (YYYY-MM-DD of BILLING_TIMEZONE). */
+  readonly currentDay: Effect.Effect<string>
   /** Messages counted today, and today's limit of `plan`. */
   readonly today: (userId: number, plan: Plan) => Effect.Effect<QuotaUse, StorageOutage>
 }>()("bot/Quota") {
@@ -52,18 +56,21 @@ export class Quota extends Context.Service<Quota, {
             where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
             returning messages`.pipe(Effect.mapError(storageOutage))
           const used = rows[0]?.messages
-          return used === undefined ? { allowed: false, used: yield* counted(userId, today), limit } : { allowed: true, used, limit }
+          return used === undefined
+            ? { day: today, allowed: false, used: yield* counted(userId, today), limit }
+            : { day: today, allowed: true, used, limit }
         }),
-        giveBack: Effect.fn("Quota.giveBack")(function*(userId: number, messages: number) {
-          const today = yield* day
+        giveBack: Effect.fn("Quota.giveBack")(function*(userId: number, day: string, messages: number) {
           yield* sql`
             update usage_daily set messages = greatest(0, messages - ${messages})
-            where user_id = ${userId} and day = ${today}::date`.pipe(Effect.mapError(storageOutage))
+            where user_id = ${userId} and day = ${day}::date`.pipe(Effect.mapError(storageOutage))
         }),
+        currentDay: day,
         today: Effect.fn("Quota.today")(function*(userId: number, plan: Plan) {
-          const used = yield* counted(userId, yield* day)
+          const today = yield* day
+          const used = yield* counted(userId, today)
           const limit = limitOf(plan)
-          return { allowed: limit === 0 || used < limit, used, limit }
+          return { day: today, allowed: limit === 0 || used < limit, used, limit }
         })
       })
     })

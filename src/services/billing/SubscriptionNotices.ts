@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Option } from "effect"
-import type { SubscriptionStatus } from "../../schema/billing/LemonSqueezy.ts"
+import type { SubscriptionStatus } from "./Entitlement.ts"
 import { Notices } from "../chat/Notices.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"

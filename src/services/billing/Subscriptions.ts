@@ -1,9 +1,8 @@
 import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SubscriptionStatus } from "../../schema/billing/LemonSqueezy.ts"
 import { activeSubscriptions, monthlyRecurringRevenue } from "../platform/Metrics.ts"
-import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
-import { isEntitled, type Plan } from "./Entitlement.ts"
+import { inTransaction, type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
+import { isEntitled, type Plan, type SubscriptionStatus } from "./Entitlement.ts"
 
 /** A subscription's state as a provider reports it (a webhook event or an API answer). */
 export interface SubscriptionState {
@@ -22,10 +21,18 @@ export interface SubscriptionState {
   readonly providerUpdatedAt: Date
 }
 
-/** What applying a state did: whether it was newer than what we had, and the status before. */
+/** The part of a subscription's stored state that changes tell or audit. */
+export interface Stored {
+  readonly status: SubscriptionStatus
+  readonly plan: Exclude<Plan, "free">
+  readonly renewsAt: Date | null
+  readonly endsAt: Date | null
+}
+
+/** What applying a state did: whether it was newer than what we had, and what we had. */
 export interface Applied {
   readonly applied: boolean
-  readonly before: Option.Option<SubscriptionStatus>
+  readonly before: Option.Option<Stored>
 }
 
 /** A user's subscription as /account shows it. */
@@ -70,14 +77,16 @@ export class Subscriptions extends Context.Service<Subscriptions, {
   /** The user's plan now (an entitled subscription's, else free) and that or their latest subscription. */
   readonly entitlement: (userId: number) => Effect.Effect<Entitlement, StorageOutage>
   /**
-   * Stores the state unless a newer one is stored already (in the caller's transaction). A promo
-   * subscription that is active (or on trial) makes its holder's promo seat theirs for life.
+   * Stores the state unless a newer one is stored already (its own transaction, or the caller's);
+   * between a creation and an update of the same second, the update wins.
    */
-  readonly apply: (state: SubscriptionState) => Effect.Effect<Applied, StorageOutage>
+  readonly apply: (state: SubscriptionState, kind: "creation" | "update") => Effect.Effect<Applied, StorageOutage>
   /** The user holding a provider's subscription, if we know it. */
   readonly holderOf: (provider: string, providerSubscriptionId: string) => Effect.Effect<Option.Option<number>, StorageOutage>
   /** Subscriptions not expired yet, which a provider may have changed without telling us. */
   readonly unsettled: Effect.Effect<ReadonlyArray<{ readonly provider: string; readonly id: string; readonly userId: number }>, StorageOutage>
+  /** The ids of every subscription of the provider we know, expired ones included. */
+  readonly known: (provider: string) => Effect.Effect<ReadonlyArray<string>, StorageOutage>
   /** Sets the gauges of active subscriptions by plan and of monthly recurring revenue (cents). */
   readonly measure: Effect.Effect<void, StorageOutage>
 }>()("bot/Subscriptions") {
@@ -85,6 +94,7 @@ export class Subscriptions extends Context.Service<Subscriptions, {
     Subscriptions,
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
+      const transaction = inTransaction(sql)
       const reportedCurrencies = new Set<string>()
 
       return Subscriptions.of({
@@ -97,14 +107,16 @@ export class Subscriptions extends Context.Service<Subscriptions, {
           const shown = entitled ?? rows[0]
           return { plan: entitled?.plan_id ?? "free", subscription: Option.map(Option.fromNullishOr(shown), held) }
         }),
-        apply: Effect.fn("Subscriptions.apply")(function*(state: SubscriptionState) {
-          const rows = yield* sql<{ before: SubscriptionStatus | null; applied: boolean }>`
-            with prior as (
-              select status from subscriptions
+        apply: Effect.fn("Subscriptions.apply")(function*(state: SubscriptionState, kind: "creation" | "update") {
+          return yield* transaction(Effect.gen(function*() {
+            // One event of a subscription at a time: two new to us at once would both see no row.
+            yield* sql`select pg_advisory_xact_lock(hashtextextended(${`${state.provider}:${state.providerSubscriptionId}`}, 0))`
+            const [prior] = yield* sql<{ status: SubscriptionStatus; plan_id: Exclude<Plan, "free">; renews_at: Date | null; ends_at: Date | null }>`
+              select status, plan_id, renews_at, ends_at from subscriptions
               where provider = ${state.provider} and provider_subscription_id = ${state.providerSubscriptionId}
-              for update
-            ),
-            stored as (
+              for update`
+            // A creation and an update of the same second: the update is the later state.
+            const stored = yield* sql`
               insert into subscriptions (user_id, plan_id, provider, provider_subscription_id, provider_customer_id,
                 variant_id, status, renews_at, ends_at, customer_portal_url, update_payment_url, provider_updated_at)
               values (${state.userId}, ${state.plan}, ${state.provider}, ${state.providerSubscriptionId}, ${state.customerId},
@@ -117,20 +129,19 @@ export class Subscriptions extends Context.Service<Subscriptions, {
                 customer_portal_url = coalesce(excluded.customer_portal_url, subscriptions.customer_portal_url),
                 update_payment_url = coalesce(excluded.update_payment_url, subscriptions.update_payment_url),
                 provider_updated_at = excluded.provider_updated_at, updated_at = now()
-              where excluded.provider_updated_at >= subscriptions.provider_updated_at
-              returning id
-            ),
-            seat as (
-              insert into promo_seats (user_id, held, reserved_until)
-              select ${state.userId}, true, null from stored
-              where ${state.plan} = 'promo' and ${state.status} in ('active', 'on_trial')
-              on conflict (user_id) do update set held = true, reserved_until = null
-            )
-            select (select status from prior) as before, exists (select 1 from stored) as applied`.pipe(
-            Effect.mapError(storageOutage)
-          )
-          const row = rows[0]!
-          return { applied: row.applied, before: Option.fromNullishOr(row.before) }
+              where excluded.provider_updated_at > subscriptions.provider_updated_at
+                or (excluded.provider_updated_at = subscriptions.provider_updated_at and ${kind === "update"})
+              returning id`
+            return {
+              applied: stored.length > 0,
+              before: Option.map(Option.fromNullishOr(prior), (row): Stored => ({
+                status: row.status,
+                plan: row.plan_id,
+                renewsAt: row.renews_at,
+                endsAt: row.ends_at
+              }))
+            }
+          }))
         }),
         holderOf: Effect.fn("Subscriptions.holderOf")(function*(provider: string, providerSubscriptionId: string) {
           const rows = yield* sql<{ user_id: bigint }>`
@@ -146,6 +157,11 @@ export class Subscriptions extends Context.Service<Subscriptions, {
           Effect.mapError(storageOutage),
           Effect.withSpan("Subscriptions.unsettled")
         ),
+        known: Effect.fn("Subscriptions.known")(function*(provider: string) {
+          const rows = yield* sql<{ id: string }>`
+            select provider_subscription_id as id from subscriptions where provider = ${provider}`.pipe(Effect.mapError(storageOutage))
+          return rows.map((row) => row.id)
+        }),
         measure: Effect.gen(function*() {
           const plans = yield* sql<{ plan_id: string; active: bigint }>`
             select p.id as plan_id, count(s.id) as active from plans p
@@ -160,7 +176,7 @@ export class Subscriptions extends Context.Service<Subscriptions, {
             cross join lateral (
               select currency, subtotal_cents from payments p
               where p.provider = s.provider and p.provider_subscription_id = s.provider_subscription_id and p.status = 'paid'
-              order by p.created_at desc limit 1
+              order by p.updated_at desc limit 1
             ) last
             where s.status in ('active', 'past_due')
             group by last.currency`.pipe(Effect.mapError(storageOutage))

@@ -1,12 +1,13 @@
 import { Context, Effect, Layer, Metric } from "effect"
+import { SqlClient } from "effect/sql"
 import { Quota } from "../billing/Quota.ts"
 import { Subscriptions } from "../billing/Subscriptions.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { quotaHits } from "../platform/Metrics.ts"
 import { RateLimits } from "../platform/RateLimits.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
-import type { StorageOutage } from "../platform/StorageOutage.ts"
-import { type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
+import { inTransaction, type StorageOutage } from "../platform/StorageOutage.ts"
+import { type Gate, type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
 
 /** Whether a user message goes to the LLM, and if not, what the user is told instead. */
 export type Admitted =
@@ -15,13 +16,15 @@ export type Admitted =
   | { readonly _tag: "Paywall"; readonly limit: number }
   /** A paid plan's fair-use cap is reached. */
   | { readonly _tag: "FairUse"; readonly limit: number }
-  /** Past the LLM turns per minute: try again in `retryAfterSeconds`. */
+  /** Past the LLM turns per minute (`perMinute`, the user's own limit): try again in `retryAfterSeconds`. */
   | { readonly _tag: "RateLimited"; readonly perMinute: number; readonly retryAfterSeconds: number }
 
 /**
- * The gate before the LLM: the sender's daily quota (their plan's), then the LLM rate limit. A
- * message the rate limit refuses does not use up quota. The decision is stored with the message,
- * so a redo after a crash keeps it and charges nothing twice.
+ * The gate before the LLM: the sender's daily quota (their plan's), then the LLM rate limit; a
+ * message the rate limit refuses gives its quota back. The quota is charged in the same
+ * transaction that stores the decision with the message, so a redo (after a crash, an outage,
+ * a lost lock) never charges it twice. The rate limit may count a message twice only when
+ * Postgres fails between asking Redis and storing the outcome.
  */
 export class Admission extends Context.Service<Admission, {
   /** Decides for a user message once; a redo gets the stored decision. */
@@ -31,51 +34,65 @@ export class Admission extends Context.Service<Admission, {
     Admission,
     Effect.gen(function*() {
       const config = yield* AppConfig
+      const transaction = inTransaction(yield* SqlClient.SqlClient)
       const mailbox = yield* Mailbox
       const subscriptions = yield* Subscriptions
       const quota = yield* Quota
       const limits = yield* RateLimits
-      const perMinute = config.rateLimits.llmPerMinute
+      const llm: Admitted = { _tag: "Llm" }
 
-      /** A decision an earlier attempt stored (the quota and the limit were charged then). */
-      const stored = (mail: Mail): Admitted | undefined => {
-        switch (mail.gate) {
+      /** A decision an earlier attempt stored (and charged for). */
+      const stored = (gate: Exclude<Gate, "quota_ok" | "slow_down" | "silenced">): Admitted => {
+        switch (gate) {
           case "llm":
-            return { _tag: "Llm" }
+            return llm
           case "paywall":
             return { _tag: "Paywall", limit: config.freeDailyMessages }
           case "fair_use":
             return { _tag: "FairUse", limit: config.paidDailyMessages }
           case "rate_limited":
-            return { _tag: "RateLimited", perMinute, retryAfterSeconds: 60 }
-          default:
-            return undefined
+            return { _tag: "RateLimited", perMinute: config.rateLimits.llmPerMinute, retryAfterSeconds: 60 }
         }
       }
 
+      /**
+       * The daily quota, charged with the decision in one transaction: the day it was charged to,
+       * or what the user is told instead.
+       */
+      const chargeQuota = (mail: Mail, userId: number) =>
+        Effect.gen(function*() {
+          const { plan } = yield* subscriptions.entitlement(userId)
+          const use = yield* transaction(Effect.gen(function*() {
+            const use = yield* quota.consume(userId, plan, 1)
+            yield* mailbox.decide(mail, use.allowed ? "quota_ok" : plan === "free" ? "paywall" : "fair_use")
+            return use
+          }))
+          if (use.allowed) return { charged: use.day }
+          yield* Metric.update(Metric.withAttributes(quotaHits, { plan }), 1)
+          return { refused: plan === "free" ? { _tag: "Paywall", limit: use.limit } as const : { _tag: "FairUse", limit: use.limit } as const }
+        })
+
       return Admission.of({
         admit: Effect.fn("Admission.admit")(function*(mail: Mail) {
-          const earlier = stored(mail)
-          if (earlier !== undefined) return earlier
-          if (mail.userId === null) {
+          if (mail.gate !== null && mail.gate !== "quota_ok" && mail.gate !== "slow_down" && mail.gate !== "silenced") {
+            return stored(mail.gate)
+          }
+          if (mail.userId === null) return llm
+          const userId = mail.userId
+          // A redo of a message already charged: it was charged today, but for a turn at midnight.
+          const charge = mail.gate === "quota_ok" ? { charged: yield* quota.currentDay } : yield* chargeQuota(mail, userId)
+          if ("refused" in charge) return charge.refused
+          const day = charge.charged
+          const [decision] = yield* limits.consume("llm", [userId])
+          if (decision!.allowed) {
             yield* mailbox.decide(mail, "llm")
-            return { _tag: "Llm" } as const
+            return llm
           }
-          const { plan } = yield* subscriptions.entitlement(mail.userId)
-          const use = yield* quota.consume(mail.userId, plan, 1)
-          if (!use.allowed) {
-            yield* Metric.update(Metric.withAttributes(quotaHits, { plan }), 1)
-            yield* mailbox.decide(mail, plan === "free" ? "paywall" : "fair_use")
-            return plan === "free" ? { _tag: "Paywall", limit: use.limit } as const : { _tag: "FairUse", limit: use.limit } as const
-          }
-          const [decision] = yield* limits.consume("llm", [mail.userId])
-          if (!decision!.allowed) {
-            yield* quota.giveBack(mail.userId, 1)
+          yield* transaction(Effect.gen(function*() {
+            yield* quota.giveBack(userId, day, 1)
             yield* mailbox.decide(mail, "rate_limited")
-            return { _tag: "RateLimited", perMinute, retryAfterSeconds: Math.ceil(decision!.retryAfterMillis / 1000) } as const
-          }
-          yield* mailbox.decide(mail, "llm")
-          return { _tag: "Llm" } as const
+          }))
+          return { _tag: "RateLimited", perMinute: decision!.limit, retryAfterSeconds: Math.ceil(decision!.retryAfterMillis / 1000) } as const
         })
       })
     })

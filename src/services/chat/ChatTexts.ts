@@ -21,9 +21,13 @@ export type Command = "start" | "help" | "new" | "subscribe" | "account"
 
 /**
  * The command a message starts with (`/new`, `/new@any_bot`, any case, then a space or the end),
- * or undefined for anything else, which goes to the LLM.
+ * or undefined for anything else, which goes to the LLM. `/start subscribe` and `/start account`
+ * (a t.me/<bot>?start= link from a group) are those commands.
  */
 export const parseCommand = (text: string): Command | undefined => {
-  const match = /^\/(start|help|new|subscribe|account)(?:@\w+)?(?:\s|$)/i.exec(text.trim())
-  return match ? (match[1]!.toLowerCase() as Command) : undefined
+  const match = /^\/(start|help|new|subscribe|account)(?:@\w+)?(?:\s+(\S+))?(?:\s|$)/i.exec(text.trim())
+  if (!match) return undefined
+  const command = match[1]!.toLowerCase() as Command
+  const payload = match[2]?.toLowerCase()
+  return command === "start" && (payload === "subscribe" || payload === "account") ? payload : command
 }

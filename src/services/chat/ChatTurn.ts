@@ -1,6 +1,7 @@
 import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
 import { BillingReplies } from "../billing/BillingReplies.ts"
 import { billingTexts } from "../billing/BillingTexts.ts"
+import { AppConfig } from "../platform/AppConfig.ts"
 import { turnDuration, turns } from "../platform/Metrics.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
@@ -19,6 +20,9 @@ export const maxAttempts = 5
 /** Past the updates limit, "slow down" is said once per this many seconds (the limit's window). */
 const slowDownEverySeconds = 60
 
+/** Billing links are personal: in groups the bot sends people to a private chat. */
+const whereOf = (mail: Mail) => (mail.chatType === "private" ? "private" as const : "group" as const)
+
 /** Drafts are private-chat only; one non-zero id per message, the same on a redo. */
 const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
 
@@ -35,9 +39,10 @@ const planOf = (mail: Mail): Plan => {
   if (mail.attempts > maxAttempts) return { _tag: "GiveUp" }
   if (mail.kind === "notice") return { _tag: "Notice" }
   if (mail.pendingAnswer !== null) return { _tag: "DeliverKept", answer: mail.pendingAnswer }
+  // Past the updates limit even commands are not answered: a flood of /account is a flood.
+  if (mail.overLimit) return { _tag: "OverLimit" }
   const command = parseCommand(mail.text)
-  if (command !== undefined) return { _tag: "Command", command }
-  return mail.overLimit ? { _tag: "OverLimit" } : { _tag: "AskLlm" }
+  return command !== undefined ? { _tag: "Command", command } : { _tag: "AskLlm" }
 }
 
 /** The `kind` label of chat_turns_total. */
@@ -59,6 +64,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
   static readonly layer = Layer.effect(
     ChatTurn,
     Effect.gen(function*() {
+      const { billingTimezone } = yield* AppConfig
       const pacer = yield* SendPacer
       const mailbox = yield* Mailbox
       const conversations = yield* Conversations
@@ -96,7 +102,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             case "subscribe":
             case "account": {
               if (mail.userId === null) return yield* fixedReply(mail, reply, texts.help)
-              const { buttons, text } = yield* (name === "subscribe" ? billing.subscribe(mail.userId) : billing.account(mail.userId))
+              const where = whereOf(mail)
+              const { buttons, text } = yield* (name === "subscribe" ? billing.subscribe(mail.userId, where) : billing.account(mail.userId, where))
               return yield* fixedReply(mail, reply, text, { buttons })
             }
             default:
@@ -125,11 +132,11 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             case "Llm":
               return yield* answerWithLlm(mail, reply, startedAt)
             case "Paywall": {
-              const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit)
+              const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit, whereOf(mail))
               return yield* fixedReply(mail, reply, text, { buttons })
             }
             case "FairUse":
-              return yield* fixedReply(mail, reply, billingTexts.fairUse(admitted.limit))
+              return yield* fixedReply(mail, reply, billingTexts.fairUse(admitted.limit, billingTimezone))
             case "RateLimited":
               return yield* fixedReply(mail, reply, texts.rateLimited(admitted.perMinute, admitted.retryAfterSeconds))
           }

@@ -4,11 +4,12 @@ import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 import type { UrlButton } from "../telegram/Telegram.ts"
 
 /**
- * What a turn decided for a user message, once (a redo keeps it): sent to the LLM, answered with
- * the paywall, the fair-use notice or the LLM rate limit's notice, the "slow down" reply, or
- * nothing (silenced past the updates limit).
+ * What a turn decided for a user message, once (a redo keeps it): counted in the quota with the
+ * rate limit still to ask (quota_ok), sent to the LLM, answered with the paywall, the fair-use
+ * notice or the LLM rate limit's notice, the "slow down" reply, or nothing (silenced past the
+ * updates limit).
  */
-export type Gate = "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced"
+export type Gate = "quota_ok" | "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced"
 
 /**
  * An entry taken from its chat's mailbox for a turn (a `messages` row being processed): a user's

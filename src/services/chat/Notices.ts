@@ -42,7 +42,13 @@ export class Notices extends Context.Service<Notices, {
             from chats where id = ${notice.userId}
             on conflict (notice_key) do nothing
             returning chat_id`.pipe(Effect.mapError(storageOutage))
-          return Option.map(Option.fromNullishOr(rows[0]), (row) => Number(row.chat_id))
+          const chat = Option.map(Option.fromNullishOr(rows[0]), (row) => Number(row.chat_id))
+          if (Option.isNone(chat)) {
+            yield* Effect.logInfo("notice not queued: told before, or the user has no private chat with the bot").pipe(
+              Effect.annotateLogs({ user_id: notice.userId, notice: notice.key })
+            )
+          }
+          return chat
         }),
         wake: Effect.fn("Notices.wake")(function*(chatIds: ReadonlyArray<number>) {
           if (chatIds.length > 0) yield* queue.wake([...new Set(chatIds)])

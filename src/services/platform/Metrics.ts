@@ -48,3 +48,7 @@ export const monthlyRecurringRevenue = gauge(
   "Monthly recurring revenue in cents: the last paid subtotal of each active or past-due subscription, by currency"
 )
 export const quotaHits = counter("billing_quota_hits_total", "Messages past the daily quota, by plan (free: paywall, paid: fair use)")
+export const eventsFlagged = counter(
+  "billing_events_flagged_total",
+  "LemonSqueezy events stored but not applied (no user we know, a payload we cannot read): see lemonsqueezy_events.flagged"
+)

@@ -29,7 +29,7 @@ export class RateLimits extends Context.Service<RateLimits, {
   readonly consume: (
     name: LimitName,
     subjects: ReadonlyArray<string | number>
-  ) => Effect.Effect<ReadonlyArray<RateDecision>, RedisOutage | StorageOutage>
+  ) => Effect.Effect<ReadonlyArray<RateDecision & { readonly limit: number }>, RedisOutage | StorageOutage>
 }>()("bot/RateLimits") {
   static readonly layer = Layer.effect(
     RateLimits,
@@ -59,13 +59,11 @@ export class RateLimits extends Context.Service<RateLimits, {
           if (subjects.length === 0) return []
           const rule = rules[name]
           const set = name === "lemon_webhook" ? undefined : yield* overrides
-          const decisions = yield* limiter.consumeMany(
-            subjects.map((subject) => ({ key: `${name}:${subject}`, limit: set?.get(`${name}:${subject}`) ?? rule.max })),
-            rule.window
-          )
+          const requests = subjects.map((subject) => ({ key: `${name}:${subject}`, limit: set?.get(`${name}:${subject}`) ?? rule.max }))
+          const decisions = yield* limiter.consumeMany(requests, rule.window)
           const refused = decisions.filter((d) => !d.allowed).length
           if (refused > 0) yield* Metric.update(rejected[name], refused)
-          return decisions
+          return decisions.map((decision, i) => ({ ...decision, limit: requests[i]!.limit }))
         })
       })
     })

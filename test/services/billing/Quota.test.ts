@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { afterAll } from "vitest"
-import { Quota } from "../../../src/services/billing/Quota.ts"
+import { Quota, type QuotaUse } from "../../../src/services/billing/Quota.ts"
 import { testDatabase } from "../../support/Database.ts"
 import { atWallTime } from "../../support/wallClock.ts"
 
@@ -21,13 +21,19 @@ layer(testLayer, { excludeTestServices: true })("Quota (real Postgres, the wall 
       const quota = yield* Quota
       const uses = []
       for (let i = 0; i < 4; i++) uses.push(yield* quota.consume(1, "free", 1).pipe(atWallTime(parisMidnight - 1000)))
+      const day = "2026-11-29"
       assert.deepStrictEqual(uses, [
-        { allowed: true, used: 1, limit: 3 },
-        { allowed: true, used: 2, limit: 3 },
-        { allowed: true, used: 3, limit: 3 },
-        { allowed: false, used: 3, limit: 3 }
+        { day, allowed: true, used: 1, limit: 3 },
+        { day, allowed: true, used: 2, limit: 3 },
+        { day, allowed: true, used: 3, limit: 3 },
+        { day, allowed: false, used: 3, limit: 3 }
       ])
-      assert.deepStrictEqual(yield* quota.consume(1, "free", 1).pipe(atWallTime(parisMidnight)), { allowed: true, used: 1, limit: 3 })
+      assert.deepStrictEqual(yield* quota.consume(1, "free", 1).pipe(atWallTime(parisMidnight)), {
+        day: "2026-11-30",
+        allowed: true,
+        used: 1,
+        limit: 3
+      })
     }))
 
   it.effect("never lets concurrent turns pass the limit together", () =>
@@ -41,19 +47,23 @@ layer(testLayer, { excludeTestServices: true })("Quota (real Postgres, the wall 
   it.effect("counts a burst as several messages, refusing a burst that would pass the limit whole", () =>
     Effect.gen(function*() {
       const quota = yield* Quota
+      const counted = (use: QuotaUse) => ({ allowed: use.allowed, used: use.used })
       assert.isTrue((yield* quota.consume(3, "free", 2)).allowed)
-      assert.deepStrictEqual(yield* quota.consume(3, "free", 2), { allowed: false, used: 2, limit: 3 })
+      assert.deepStrictEqual(counted(yield* quota.consume(3, "free", 2)), { allowed: false, used: 2 })
       assert.isTrue((yield* quota.consume(3, "free", 1)).allowed)
-      assert.deepStrictEqual(yield* quota.consume(4, "free", 4), { allowed: false, used: 0, limit: 3 })
+      assert.deepStrictEqual(counted(yield* quota.consume(4, "free", 4)), { allowed: false, used: 0 })
     }))
 
-  it.effect("gives back what a refused turn had counted", () =>
+  it.effect("gives back what a refused turn had counted, to the day it was counted in", () =>
     Effect.gen(function*() {
       const quota = yield* Quota
-      for (let i = 0; i < 3; i++) yield* quota.consume(5, "free", 1)
-      yield* quota.giveBack(5, 1)
-      assert.deepStrictEqual(yield* quota.today(5, "free"), { allowed: true, used: 2, limit: 3 })
-      assert.isTrue((yield* quota.consume(5, "free", 1)).allowed)
+      const before = parisMidnight - 1000
+      let charged = ""
+      for (let i = 0; i < 3; i++) charged = (yield* quota.consume(5, "free", 1).pipe(atWallTime(before))).day
+      // The refusal comes after midnight: the message goes back to the day before, not today.
+      yield* quota.giveBack(5, charged, 1).pipe(atWallTime(parisMidnight + 1000))
+      assert.deepStrictEqual(yield* quota.today(5, "free").pipe(atWallTime(before)), { day: charged, allowed: true, used: 2, limit: 3 })
+      assert.strictEqual((yield* quota.today(5, "free").pipe(atWallTime(parisMidnight + 1000))).used, 0)
     }))
 })
 
@@ -66,7 +76,8 @@ describe("Quota with FREE_DAILY_MESSAGES=0", () => {
       Effect.gen(function*() {
         const quota = yield* Quota
         for (let i = 0; i < 100; i++) assert.isTrue((yield* quota.consume(1, "free", 1)).allowed)
-        assert.deepStrictEqual(yield* quota.today(1, "free"), { allowed: true, used: 100, limit: 0 })
+        const today = yield* quota.today(1, "free")
+        assert.deepStrictEqual({ allowed: today.allowed, used: today.used, limit: today.limit }, { allowed: true, used: 100, limit: 0 })
       }))
   })
 })

@@ -72,6 +72,15 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.lengthOf(yield* requestsTo("still fast"), 0)
       })))
 
+    it.effect("past the updates limit a command is silenced like any message: a flood of /account is a flood", () =>
+      isolated(Effect.gen(function*() {
+        const stores = yield* Stores
+        stores.toldToSlowDown = true
+        const { events, shown } = yield* turn(mail({ chatId: 8, text: "/account", overLimit: true }))
+        assert.deepStrictEqual(shown, [])
+        assert.deepStrictEqual(events.map((e) => e._tag), ["decide", "skip"])
+      })))
+
     it.effect("a redo keeps the slow-down decision: it says it again rather than going silent", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores
@@ -113,7 +122,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         const limited = yield* turn(mail({ chatId: 7, text: "and again" }))
         assert.deepStrictEqual(limited.shown, [
           "paywall after 50",
-          "You've reached today's fair-use limit of 2000 messages. It starts again at midnight.",
+          "You've reached today's fair-use limit of 2000 messages. It starts again at midnight (UTC time).",
           "You can send me 5 messages a minute. Please try again in 1 second."
         ])
         assert.deepStrictEqual((yield* TelegramScript.use((t) => t.messages(7)))[0]!.buttons, [

@@ -60,6 +60,46 @@ describe("AppConfig", () => {
     expect(refused._tag === "Failure" && refused.failure.message).toMatch(/^Invalid configuration \(3 problems\):/)
   })
 
+  it("turns billing on only with every LEMON_* setting it needs, and names the missing ones", async () => {
+    const off = await load(minimal)
+    expect(off._tag === "Success" && Option.isNone(off.success.lemonSqueezy)).toBe(true)
+    const partial = await load({ ...minimal, LEMON_API_KEY: "lk", LEMON_VARIANT_PROMO: "1" })
+    expect(partial._tag === "Failure" && partial.failure.message).toContain(
+      "billing needs LEMON_STORE_ID, LEMON_VARIANT_STANDARD, LEMON_WEBHOOK_SECRET as well"
+    )
+    const on = await load({
+      ...minimal,
+      LEMON_API_KEY: "lk",
+      LEMON_STORE_ID: "9",
+      LEMON_VARIANT_PROMO: "1",
+      LEMON_VARIANT_STANDARD: "2",
+      LEMON_WEBHOOK_SECRET: "whsec-current",
+      LEMON_WEBHOOK_SECRET_PREVIOUS: "whsec-previous",
+      LEMON_API_URL: "http://127.0.0.1:9/"
+    })
+    if (on._tag !== "Success" || Option.isNone(on.success.lemonSqueezy)) throw new Error("billing should be on")
+    const lemon = on.success.lemonSqueezy.value
+    expect(lemon.apiUrl).toBe("http://127.0.0.1:9")
+    expect(lemon.variants).toEqual({ promo: "1", standard: "2" })
+    expect(lemon.webhookSecrets.map(Redacted.value)).toEqual(["whsec-current", "whsec-previous"])
+    expect(JSON.stringify(on.success)).not.toContain("whsec")
+  })
+
+  it("refuses a webhook secret LemonSqueezy would not take, a zone that does not exist, and the replaced USER_MESSAGES_PER_MINUTE", async () => {
+    const result = await load({
+      ...minimal,
+      LEMON_WEBHOOK_SECRET: "short",
+      BILLING_TIMEZONE: "Mars/Olympus",
+      USER_MESSAGES_PER_MINUTE: "20",
+      FREE_DAILY_MESSAGES: "-1"
+    })
+    const message = result._tag === "Failure" ? result.failure.message : ""
+    expect(message).toContain("- LEMON_WEBHOOK_SECRET: ")
+    expect(message).toContain("- BILLING_TIMEZONE: ")
+    expect(message).toContain("- FREE_DAILY_MESSAGES: ")
+    expect(message).toContain("USER_MESSAGES_PER_MINUTE was replaced by RATE_LIMIT_LLM_PER_MINUTE")
+  })
+
   it("applies the documented defaults and keeps secrets redacted", async () => {
     const result = await load(minimal)
     if (result._tag !== "Success") throw new Error(String(result.failure))
