@@ -1,6 +1,6 @@
 import { ByteSize, Effect, Option, Redacted } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { classify, decodeUpdateJson } from "../schema/telegram/TelegramUpdate.ts"
+import { decodeJson, type InboundUpdate, inboundOf } from "../schema/telegram/TelegramUpdate.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { instrument } from "./instrument.ts"
@@ -10,14 +10,24 @@ const status = (code: number) => HttpServerResponse.empty({ status: code })
 
 /**
  * POST /telegram/webhook: check the secret (401), bound the body (413 over MAX_BODY_BYTES),
- * decode it (400), record the update and wake its chat, then 200. Storage, queue or limiter
- * away: 503, so Telegram delivers it again.
+ * decode it (400 when it is not JSON or has no update_id; an update of a shape the bot does not
+ * expect is stored as ignored, 200, and logged once per kind), record the update and wake its
+ * chat, then 200. Storage, queue or limiter away: 503, so Telegram delivers it again.
  */
 export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const config = yield* AppConfig
   const inbox = yield* Inbox
   const expected = Option.map(config.telegramWebhookSecret, (secret) => secretDigest(Redacted.value(secret)))
   const maxBody = ByteSize.bytes(config.maxBodyBytes)
+  // An update of a shape the bot does not expect is logged once per kind, not once per update.
+  const warned = new Set<string>()
+  const warnOnce = (update: InboundUpdate) =>
+    update._tag !== "Ignored" || update.unexpected !== true || warned.has(update.kind)
+      ? Effect.void
+      : Effect.sync(() => warned.add(update.kind)).pipe(
+        Effect.andThen(Effect.logWarning("an update the bot does not expect, acknowledged and ignored", update.kind)),
+        Effect.annotateLogs({ update_id: update.updateId })
+      )
 
   const handle = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -32,13 +42,15 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
       const reason = body.failure.reason
       return status(reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge" ? 413 : 400)
     }
-    const update = yield* decodeUpdateJson(body.success).pipe(Effect.option)
+    const json = yield* decodeJson(body.success).pipe(Effect.option)
+    const update = Option.isSome(json) ? yield* inboundOf(json.value) : Option.none()
     if (Option.isNone(update)) return status(400)
-    return yield* inbox.accept(classify(update.value)).pipe(
+    yield* warnOnce(update.value)
+    return yield* inbox.accept(update.value).pipe(
       Effect.as(status(200)),
       Effect.catchTag(["StorageOutage", "QueueOutage", "RedisOutage"], (error) =>
         Effect.logWarning("webhook refused: storage or queue unavailable", error.message).pipe(Effect.as(status(503)))),
-      Effect.annotateLogs({ update_id: update.value.update_id })
+      Effect.annotateLogs({ update_id: update.value.updateId })
     )
   })
 

@@ -62,6 +62,15 @@ describe("resilience of a turn", () => {
     expect(stack.query("select first_name from users where id = 7002")).toBe("Bad\ufffdName")
   })
 
+  it("delivers and stores an LLM answer holding NUL bytes and lone surrogates once, asking the LLM once", async () => {
+    stack.openai.setReply(() => "nul\u0000in the answer and a lone \ud800 surrogate")
+    expect((await stack.post({ update_id: 7007, ...textMessageUpdate({ chatId: 7007, text: "say something odd" }) })).status).toBe(200)
+    await waitForStatus(stack, 7007, "answered")
+    expect(stack.openai.requests).toHaveLength(1)
+    expect(stack.telegram.messages(7007).map((m) => m.text)).toEqual(["nulin the answer and a lone \ufffd surrogate"])
+    expect(stack.query("select answer from messages where update_id = 7007")).toBe("nulin the answer and a lone \ufffd surrogate")
+  })
+
   it("sends the reply anew when the one an interrupted attempt sent was deleted by the user", async () => {
     // As if a worker crashed mid-turn after sending reply 999, which the user then deleted.
     stack.query(`

@@ -124,6 +124,20 @@ describe("POST /telegram/webhook", () => {
     expect(stack.telegram.calls.filter((c) => c.method === "sendMessage").map((c) => c.chatId)).toEqual([880001])
   })
 
+  it("acknowledges a well-formed update the schema does not expect (a new chat type) with 200 and stores it as ignored", async () => {
+    const update = { update_id: 880002, ...textMessageUpdate({ chatId: 880002, text: "hello" }) }
+    const strange = { ...update, message: { ...update.message, chat: { id: 880002, type: "hyperchat" } } }
+    expect((await stack.post(strange)).status).toBe(200)
+    // The same id again is a no-op, as for any update.
+    expect((await stack.post(strange)).status).toBe(200)
+    expect(stack.query("select kind from telegram_updates where update_id = 880002")).toBe("message")
+    expect(count(stack, "messages")).toBe(0)
+    const marker = { update_id: 880003, ...textMessageUpdate({ chatId: 880003, text: "marker" }) }
+    expect((await stack.post(marker)).status).toBe(200)
+    await waitForStatus(stack, marker.update_id, "answered")
+    expect(stack.telegram.calls.filter((c) => c.method === "sendMessage").map((c) => c.chatId)).toEqual([880003])
+  })
+
   it("marks a user who blocked the bot as unreachable, and clears it when they come back", async () => {
     const blocked = telegramFixture("my_chat_member-blocked-private-galihjk-tmpsndbot")
     expect((await stack.post(blocked)).status).toBe(200)

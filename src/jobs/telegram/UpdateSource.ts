@@ -1,5 +1,5 @@
 import { Effect, Layer, Option, Schedule } from "effect"
-import { classify, decodeUpdate } from "../../schema/telegram/TelegramUpdate.ts"
+import { inboundOf } from "../../schema/telegram/TelegramUpdate.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Inbox } from "../../services/chat/Inbox.ts"
 import { isTransient, Telegram, type TelegramError } from "../../services/telegram/Telegram.ts"
@@ -40,10 +40,8 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
     telegram.getUpdates(offset, pollTimeoutSeconds).pipe(
       Effect.flatMap((updates) =>
         Effect.forEach(updates, (raw) =>
-          decodeUpdate(raw).pipe(
-            Effect.map(classify),
-            Effect.flatMap((update) => inbox.accept(update)),
-            Effect.catchTag("SchemaError", () => Effect.void)
+          inboundOf(raw).pipe(
+            Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (update) => inbox.accept(update) }))
           ), { concurrency: "unbounded", discard: true }).pipe(
             Effect.as(updates.reduce((next, u) => Math.max(next, u.update_id + 1), offset))
           )

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 
 /** The subset of Telegram's Update that the bot reads; unknown keys are ignored by Struct. */
 export const TelegramUser = Schema.Struct({
@@ -39,10 +39,9 @@ export const TelegramUpdate = Schema.Struct({
 })
 export type TelegramUpdate = typeof TelegramUpdate.Type
 
-/** A webhook body (JSON text) -> TelegramUpdate; fails with SchemaError for bad JSON or shape. */
-export const decodeUpdateJson = Schema.decodeUnknownEffect(Schema.fromJsonString(TelegramUpdate))
-/** A getUpdates entry -> TelegramUpdate; fails with SchemaError. */
-export const decodeUpdate = Schema.decodeUnknownEffect(TelegramUpdate)
+/** A webhook body (JSON text) -> its JSON value; fails with SchemaError when it is not JSON. */
+export const decodeJson = Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Unknown))
+const decodeUpdate = Schema.decodeUnknownEffect(TelegramUpdate)
 
 /** What the inbox does with an update: only these kinds change state; the rest are acknowledged. */
 export type InboundUpdate =
@@ -61,7 +60,8 @@ export type InboundUpdate =
     readonly from: TelegramUser
     readonly status: string
   }
-  | { readonly _tag: "Ignored"; readonly updateId: number; readonly kind: string }
+  /** `unexpected`: well-formed, but not as the schema expects (a new chat type, a changed field). */
+  | { readonly _tag: "Ignored"; readonly updateId: number; readonly kind: string; readonly unexpected?: true }
 
 /**
  * Text from a user, a private chat's membership change (blocked / unblocked), or an update the
@@ -92,3 +92,25 @@ export const classify = (update: TelegramUpdate): InboundUpdate => {
   const kind = message !== undefined ? "message" : member !== undefined ? "my_chat_member" : "other"
   return { _tag: "Ignored", updateId: update.update_id, kind }
 }
+
+const UpdateId = Schema.Struct({ update_id: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)) })
+const decodeUpdateId = Schema.decodeUnknownEffect(UpdateId)
+
+/**
+ * A JSON value (a webhook body, a getUpdates entry) -> what the inbox does with it: a decoded
+ * update, classified; one with an `update_id` that the schema does not expect, as an unexpected
+ * kind to acknowledge (a 4xx would make Telegram redeliver it for a day and hold the chat's later
+ * updates back); None when it is not an update at all.
+ */
+export const inboundOf = (json: unknown): Effect.Effect<Option.Option<InboundUpdate>> =>
+  decodeUpdate(json).pipe(
+    Effect.map((update) => Option.some(classify(update))),
+    Effect.catchTag("SchemaError", () =>
+      decodeUpdateId(json).pipe(
+        Effect.map(({ update_id }) => {
+          const kind = Object.keys(json as object).find((key) => key !== "update_id") ?? "empty"
+          return Option.some<InboundUpdate>({ _tag: "Ignored", updateId: update_id, kind, unexpected: true })
+        }),
+        Effect.orElseSucceed(() => Option.none<InboundUpdate>())
+      ))
+  )

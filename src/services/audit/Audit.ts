@@ -1,5 +1,6 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import { storableJson } from "../platform/Storable.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
 /** One security- or money-relevant action, as the audit log keeps it. */
@@ -25,7 +26,7 @@ export class Audit extends Context.Service<Audit, {
         record: Effect.fn("Audit.record")(function*(entry: AuditEntry) {
           yield* sql`
             insert into audit_logs (actor, action, subject_user_id, details)
-            values (${entry.actor}, ${entry.action}, ${entry.subjectUserId}, ${JSON.stringify(entry.details)}::jsonb)`.pipe(
+            values (${entry.actor}, ${entry.action}, ${entry.subjectUserId}, ${JSON.stringify(storableJson(entry.details))}::jsonb)`.pipe(
             Effect.mapError(storageOutage)
           )
         })

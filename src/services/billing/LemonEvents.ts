@@ -13,6 +13,7 @@ import { Audit } from "../audit/Audit.ts"
 import { Notices } from "../chat/Notices.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { eventsFlagged, paymentAmount, payments, refunds, subscriptionChanges, subscriptionsCreated } from "../platform/Metrics.ts"
+import { storable, storableJson, storableOrNull } from "../platform/Storable.ts"
 import { inTransaction, type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 import { Payments } from "./Payments.ts"
 import { PromoSeats } from "./PromoSeats.ts"
@@ -272,14 +273,15 @@ export class LemonEvents extends Context.Service<LemonEvents, {
           const outcome = yield* transaction(Effect.gen(function*() {
             const rows = yield* sql<{ id: string }>`
               insert into lemonsqueezy_events (event_name, dedupe_key, payload, test_mode)
-              values (${event.meta.event_name}, ${dedupeKey}, ${body}::jsonb, ${event.meta.test_mode === true})
+              values (${storable(event.meta.event_name)}, ${dedupeKey}, ${JSON.stringify(storableJson(JSON.parse(body)))}::jsonb,
+                ${event.meta.test_mode === true})
               on conflict (dedupe_key) do nothing returning id`.pipe(Effect.mapError(storageOutage))
             const eventRow = rows[0]
             if (eventRow === undefined) return Option.none<Effects>()
             const effects = yield* apply(event)
             yield* sql`
               update lemonsqueezy_events set processed_at = now(), flagged = ${effects.reception === "flagged"},
-                note = ${effects.note ?? null}
+                note = ${storableOrNull(effects.note)}
               where id = ${eventRow.id}`.pipe(Effect.mapError(storageOutage))
             return Option.some(effects)
           }))

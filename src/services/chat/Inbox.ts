@@ -5,6 +5,7 @@ import { JobQueue, type QueueOutage } from "../platform/JobQueue.ts"
 import { updatesReceived } from "../platform/Metrics.ts"
 import { RateLimits } from "../platform/RateLimits.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
+import { storable, storableOrNull } from "../platform/Storable.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
 /** What became of an update: stored now, stored before (a redelivery), or a kind the bot ignores. */
@@ -17,13 +18,6 @@ class AcceptUpdate extends Request.Class<{ readonly update: InboundUpdate }, Acc
 
 /** The most updates stored by one statement. */
 const maxBatch = 500
-
-/**
- * Postgres text cannot hold NUL, and jsonb refuses lone surrogates: either would fail the whole
- * batch (and Telegram would deliver the update again forever). Keep everything else as sent.
- */
-const storable = (text: string): string => text.toWellFormed().replaceAll("\u0000", "")
-const storableOrNull = (text: string | undefined): string | null => (text === undefined ? null : storable(text))
 
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
 const toRow = (u: InboundUpdate) => {

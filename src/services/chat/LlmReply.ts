@@ -2,6 +2,7 @@ import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } f
 import { Ai, LlmError } from "../llm/Ai.ts"
 import { buildPrompt } from "../llm/Prompt.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
+import { storable } from "../platform/Storable.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
 import { Conversations } from "./Conversations.ts"
@@ -72,7 +73,8 @@ export class LlmReply extends Context.Service<LlmReply, {
             Effect.catchTag("LlmError", (error) => Effect.succeed(Option.some(error)))
           )
           const record: TurnRecord = {
-            answer,
+            // What Postgres (and Telegram) can hold: a NUL from the LLM must not fail the turn.
+            answer: storable(answer),
             conversationId,
             model: ai.model,
             ...usage,

@@ -1,5 +1,6 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
+import { storable, storableOrNull } from "../platform/Storable.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 import type { UrlButton } from "../telegram/Telegram.ts"
 
@@ -136,10 +137,10 @@ export class Mailbox extends Context.Service<Mailbox, {
         updateWithUsage(
           mail,
           outcome === "answered"
-            ? sql`update messages set status = 'answered', answer = ${record?.answer ?? ""},
+            ? sql`update messages set status = 'answered', answer = ${storable(record?.answer ?? "")},
                 conversation_id = ${record?.conversationId ?? null}, error = null, answered_at = now()
                 where ${owned(mail)} returning id`
-            : sql`update messages set status = 'failed', error = ${error} where ${owned(mail)} returning id`,
+            : sql`update messages set status = 'failed', error = ${storableOrNull(error)} where ${owned(mail)} returning id`,
           record,
           outcome
         )
@@ -194,7 +195,7 @@ export class Mailbox extends Context.Service<Mailbox, {
             .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
         }),
         skip: Effect.fn("Mailbox.skip")(function*(mail: Mail, reason: string) {
-          yield* sql`update messages set status = 'skipped', error = ${reason} where ${owned(mail)} returning id`
+          yield* sql`update messages set status = 'skipped', error = ${storable(reason)} where ${owned(mail)} returning id`
             .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
         }),
         toldToSlowDown: Effect.fn("Mailbox.toldToSlowDown")(function*(userId: number, seconds: number) {
@@ -222,7 +223,7 @@ export class Mailbox extends Context.Service<Mailbox, {
               mail,
               sql`
                 update messages set status = 'queued', attempts = attempts - ${options.countAttempt ? 0 : 1},
-                  answer = coalesce(${answered?.answer ?? null}, answer),
+                  answer = coalesce(${storableOrNull(answered?.answer)}, answer),
                   conversation_id = coalesce(${answered?.conversationId ?? null}, conversation_id)
                 where ${owned(mail)} returning id`,
               answered,
@@ -251,7 +252,7 @@ export class Mailbox extends Context.Service<Mailbox, {
             // In a private chat the chat id is the user's id.
             yield* sql`update users set unreachable_at = now() where id = ${chatId}`
             yield* sql`
-              update messages set status = 'skipped', error = ${reason}
+              update messages set status = 'skipped', error = ${storable(reason)}
               where chat_id = ${chatId} and status in ('queued', 'processing')`
           })).pipe(Effect.mapError(storageOutage))
         })

@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import type { UrlButton } from "../telegram/Telegram.ts"
 import { JobQueue, type QueueOutage } from "../platform/JobQueue.ts"
+import { storable, storableJson } from "../platform/Storable.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
 /** Something the bot tells a user on its own (a subscription activated, a payment failed...). */
@@ -38,7 +39,8 @@ export class Notices extends Context.Service<Notices, {
           // In a private chat the chat id is the user's id.
           const rows = yield* sql<{ chat_id: bigint }>`
             insert into messages (chat_id, user_id, kind, text, buttons, notice_key)
-            select id, ${notice.userId}, 'notice', ${notice.text}, ${JSON.stringify(notice.buttons)}::jsonb, ${notice.key}
+            select id, ${notice.userId}, 'notice', ${storable(notice.text)}, ${JSON.stringify(storableJson(notice.buttons))}::jsonb,
+              ${notice.key}
             from chats where id = ${notice.userId}
             on conflict (notice_key) do nothing
             returning chat_id`.pipe(Effect.mapError(storageOutage))
