@@ -3,6 +3,7 @@ import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse 
 import { decodeJson, type InboundUpdate, inboundOf } from "../schema/telegram/TelegramUpdate.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
+import { BotIdentity } from "../services/telegram/BotIdentity.ts"
 import { instrument } from "./instrument.ts"
 import { matchesSecret, secretDigest } from "./secret.ts"
 
@@ -12,11 +13,13 @@ const status = (code: number) => HttpServerResponse.empty({ status: code })
  * POST /telegram/webhook: check the secret (401), bound the body (413 over MAX_BODY_BYTES),
  * decode it (400 when it is not JSON or has no update_id; an update of a shape the bot does not
  * expect is stored as ignored, 200, and logged once per kind), record the update and wake its
- * chat, then 200. Storage, queue or limiter away: 503, so Telegram delivers it again.
+ * chat, then 200. Storage, queue or limiter away, or a group message while the bot's identity
+ * cannot be learned: 503, so Telegram delivers it again.
  */
 export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const config = yield* AppConfig
   const inbox = yield* Inbox
+  const identity = yield* BotIdentity
   const expected = Option.map(config.telegramWebhookSecret, (secret) => secretDigest(Redacted.value(secret)))
   const maxBody = ByteSize.bytes(config.maxBodyBytes)
   // An update of a shape the bot does not expect is logged once per kind, not once per update.
@@ -43,14 +46,22 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
       return status(reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge" ? 413 : 400)
     }
     const json = yield* decodeJson(body.success).pipe(Effect.option)
-    const update = Option.isSome(json) ? yield* inboundOf(json.value) : Option.none()
-    if (Option.isNone(update)) return status(400)
-    yield* warnOnce(update.value)
-    return yield* inbox.accept(update.value).pipe(
+    if (Option.isNone(json)) return status(400)
+    // A group message is classified by who it addresses: without the bot's identity, not now.
+    const update = yield* inboundOf(json.value, identity.audience).pipe(Effect.result)
+    if (update._tag === "Failure") {
+      return yield* Effect.logWarning("webhook refused: the bot's identity (getMe) is unknown", update.failure.message).pipe(
+        Effect.as(status(503))
+      )
+    }
+    if (Option.isNone(update.success)) return status(400)
+    const inbound = update.success.value
+    yield* warnOnce(inbound)
+    return yield* inbox.accept(inbound).pipe(
       Effect.as(status(200)),
       Effect.catchTag(["StorageOutage", "QueueOutage", "RedisOutage"], (error) =>
         Effect.logWarning("webhook refused: storage or queue unavailable", error.message).pipe(Effect.as(status(503)))),
-      Effect.annotateLogs({ update_id: update.value.updateId })
+      Effect.annotateLogs({ update_id: inbound.updateId })
     )
   })
 

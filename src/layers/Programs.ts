@@ -3,6 +3,7 @@ import { HttpServerLive } from "../http/Router.ts"
 import { ChatWorkerLive } from "../jobs/chat/ChatWorker.ts"
 import { SweeperLive } from "../jobs/chat/Sweeper.ts"
 import { ReconcilerLive } from "../jobs/billing/Reconciler.ts"
+import { BotCommandsLive } from "../jobs/telegram/BotCommands.ts"
 import { UpdateSourceLive } from "../jobs/telegram/UpdateSource.ts"
 import { Audit } from "../services/audit/Audit.ts"
 import { BillingReplies } from "../services/billing/BillingReplies.ts"
@@ -15,6 +16,9 @@ import { Quota } from "../services/billing/Quota.ts"
 import { SubscriptionNotices } from "../services/billing/SubscriptionNotices.ts"
 import { Subscriptions } from "../services/billing/Subscriptions.ts"
 import { Admission } from "../services/chat/Admission.ts"
+import { Bursts } from "../services/chat/Bursts.ts"
+import { ChatMigration } from "../services/chat/ChatMigration.ts"
+import { Stops } from "../services/chat/Stops.ts"
 import { Notices } from "../services/chat/Notices.ts"
 import { RateLimits } from "../services/platform/RateLimits.ts"
 import { ChatTurn } from "../services/chat/ChatTurn.ts"
@@ -27,6 +31,7 @@ import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
 import { AppConfig, InvalidConfig } from "../services/platform/AppConfig.ts"
 import { Readiness } from "../services/platform/Readiness.ts"
 import { Redis } from "../services/platform/Redis.ts"
+import { BotIdentity } from "../services/telegram/BotIdentity.ts"
 import { SendPacer } from "../services/telegram/SendPacer.ts"
 import * as AiOpenAi from "./llm/AiOpenAi.ts"
 import * as ChatLockMemory from "./platform/ChatLockMemory.ts"
@@ -72,7 +77,7 @@ const InfrastructureLive = Layer.mergeAll(
 
 /** The domain services, each tier on the ones below it. */
 const ServicesLive = ChatTurn.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(LemonEvents.layer, BillingReplies.layer)),
+  Layer.provideMerge(Layer.mergeAll(LemonEvents.layer, BillingReplies.layer, Bursts.layer)),
   Layer.provideMerge(Layer.mergeAll(
     Inbox.layer,
     Checkout.layer,
@@ -93,12 +98,15 @@ const ServicesLive = ChatTurn.layer.pipe(
     PromoSeats.layer,
     LemonSqueezy.layer,
     Audit.layer,
-    Notices.layer
+    Notices.layer,
+    BotIdentity.layer,
+    ChatMigration.layer,
+    Stops.layer
   )),
   Layer.provideMerge(InfrastructureLive)
 )
 
-const ApiParts = Layer.mergeAll(HttpServerLive, UpdateSourceLive)
+const ApiParts = Layer.mergeAll(HttpServerLive, UpdateSourceLive, BotCommandsLive)
 const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive, ReconcilerLive)
 
 /** Separate API and worker processes only meet through Postgres and Redis: refuse to start alone. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { texts } from "../../src/services/chat/ChatTexts.ts"
 import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForMetric, waitForStatus } from "../support/Stack.ts"
 
@@ -94,13 +95,15 @@ describe("an LLM error that quotes the API key", () => {
   })
   afterAll(() => stack.stop())
 
-  it("fails the turn without retrying a 401, and keeps the key out of the database", async () => {
+  it("fails the turn without retrying a 401, tells the user the service is unavailable, and keeps the key out of the database", async () => {
     expect((await stack.post({ update_id: 7101, ...textMessageUpdate({ chatId: 7101, text: "hello" }) })).status).toBe(200)
     await waitForStatus(stack, 7101, "failed")
     expect(stack.openai.requests).toHaveLength(1)
     const error = stack.query("select error from messages where update_id = 7101")
     expect(error).toContain("Incorrect API key provided")
     expect(error).not.toContain("wrongkey")
-    expect(stack.telegram.lastMessage(7101)!.text).toBe("Sorry, I couldn't answer that just now. Please try again in a moment.")
+    expect(stack.telegram.lastMessage(7101)!.text).toBe(texts.unavailable)
+    // What an alert on the operator's key can use.
+    await waitForMetric(stack, /llm_errors_total\{status="401"[^}]*\} (\d+)/, (n) => n === 1)
   })
 })

@@ -147,7 +147,7 @@ describe("secrets in the program's output", () => {
     // ...while the failures were logged, with what went wrong.
     expect(output).toMatch(/"level":"INFO","message":"reply postponed Telegram: Bad Gateway"/)
     expect(output).toMatch(/"message":"reply postponed Telegram: Network request for 'sendMessage' failed!/)
-    expect(output).toMatch(/"level":"WARN","message":"chat turn failed 401 Incorrect API key provided: \[redacted\]/)
+    expect(output).toMatch(/"level":"ERROR","message":"the LLM server refuses the API key \(OPENAI_API_KEY\) 401 Incorrect API key provided: \[redacted\]/)
     expect(output).toMatch(/"level":"WARN","message":"chat turn failed 500 /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable database: /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable Redis: /)

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { estimateTokens, systemPrompt } from "../../src/services/llm/Prompt.ts"
 import type { ChatCompletionBody } from "../support/FakeOpenAI.ts"
-import { type FakeMessage, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { type FakeMessage, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
 
 let nextUpdateId = 1000
@@ -187,7 +187,7 @@ describe("chat turns", () => {
     stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
     const chatId = -808
     const update_id = nextUpdateId++
-    const res = await stack.post({ update_id, ...textMessageUpdate({ chatId, userId: 8080, groupTitle: "Team", text: "stream here" }) })
+    const res = await stack.post({ update_id, ...textMessageUpdate({ chatId, userId: 8080, groupTitle: "Team", ...mentioningBot("stream here") }) })
     expect(res.status).toBe(200)
     await waitForStatus(stack, update_id, "answered", 20_000)
     const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "sendChatAction")
@@ -197,6 +197,10 @@ describe("chat turns", () => {
     expect(calls.slice(1).map((c) => c.method)).toEqual(calls.slice(1).map(() => "editMessageText"))
     expect(stack.telegram.callsFor(chatId, "sendMessageDraft")).toEqual([])
     expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([answer])
+    // A reply to the question, with a Stop button while it streamed, none once done.
+    expect(stack.telegram.messages(chatId)[0]!.reply_to_message_id).toBe(1)
+    expect(calls.slice(0, -1).every((c) => JSON.stringify(c.params["reply_markup"] ?? "").includes("stop:"))).toBe(true)
+    expect(stack.telegram.messages(chatId)[0]!.reply_markup).toBeUndefined()
   })
 
   it("keeps the bot's sends and edits to about 30 a second across all chats", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
 import { ProgramProcess } from "../support/ProgramProcess.ts"
 
@@ -29,7 +29,7 @@ describe("the worker as its own process", () => {
     const first = startWorker()
     // A group, where the reply streams into a real message: the redo must edit that one.
     const chatId = -4001
-    expect((await stack.post({ update_id: 4001, ...textMessageUpdate({ chatId, userId: 4001, groupTitle: "Team", text: "crash me" }) })).status).toBe(200)
+    expect((await stack.post({ update_id: 4001, ...textMessageUpdate({ chatId, userId: 4001, groupTitle: "Team", ...mentioningBot("crash me") }) })).status).toBe(200)
     // The reply exists and is still streaming: kill the worker as a crash would.
     await stack.telegram.waitFor((t) => t.callsFor(chatId, "editMessageText").length >= 1 || undefined, 20_000)
     first.kill("SIGKILL")

@@ -1,7 +1,10 @@
 import { ConfigProvider, Context, Effect, Layer, Option } from "effect"
 import * as AiMemory from "../../src/layers/llm/AiMemory.ts"
 import * as TelegramMemory from "../../src/layers/telegram/TelegramMemory.ts"
+import { Bursts } from "../../src/services/chat/Bursts.ts"
+import { ChatMigration } from "../../src/services/chat/ChatMigration.ts"
 import { ChatTurn } from "../../src/services/chat/ChatTurn.ts"
+import { Stops } from "../../src/services/chat/Stops.ts"
 import { Conversations } from "../../src/services/chat/Conversations.ts"
 import { Delivery } from "../../src/services/chat/Delivery.ts"
 import { LlmReply } from "../../src/services/chat/LlmReply.ts"
@@ -23,6 +26,7 @@ export type StoreEvent =
   | { readonly _tag: "startNew"; readonly chatId: number }
   | { readonly _tag: "decide"; readonly messageId: number; readonly gate: Gate }
   | { readonly _tag: "skip"; readonly messageId: number; readonly reason: string }
+  | { readonly _tag: "move"; readonly chatId: number; readonly toChatId: number }
 
 /** The stores' side of a turn, recorded; `history` is what Conversations.history answers. */
 export class Stores extends Context.Service<Stores, {
@@ -32,13 +36,24 @@ export class Stores extends Context.Service<Stores, {
   admitted: Admitted
   /** What Mailbox.toldToSlowDown answers. */
   toldToSlowDown: boolean
+  /** What Mailbox.toldTextOnly answers. */
+  toldTextOnly: boolean
+  /** Messages whose answer the user asked to stop (what Stops.requested answers). */
+  readonly stopRequested: Set<number>
 }>()("test/Stores") {}
 
 const notUsed = Effect.die("not used by ChatTurn")
 
 /** Mailbox and Conversations in memory: they record what the turn asked and always succeed. */
 const stores = Layer.effectContext(Effect.sync(() => {
-  const state = Stores.of({ events: [], history: [], admitted: { _tag: "Llm" }, toldToSlowDown: false })
+  const state = Stores.of({
+    events: [],
+    history: [],
+    admitted: { _tag: "Llm" },
+    toldToSlowDown: false,
+    toldTextOnly: false,
+    stopRequested: new Set()
+  })
   const record = (event: StoreEvent) => Effect.sync(() => void state.events.push(event))
   const mailbox = Mailbox.of({
     claimNext: () => notUsed,
@@ -52,8 +67,18 @@ const stores = Layer.effectContext(Effect.sync(() => {
     markUnreachable: (chatId, reason) => record({ _tag: "markUnreachable", chatId, reason }),
     decide: (mail, gate) => record({ _tag: "decide", messageId: mail.id, gate }),
     skip: (mail, reason) => record({ _tag: "skip", messageId: mail.id, reason }),
-    toldToSlowDown: () => Effect.sync(() => state.toldToSlowDown)
+    toldToSlowDown: () => Effect.sync(() => state.toldToSlowDown),
+    toldTextOnly: () => Effect.sync(() => state.toldTextOnly),
+    // No burst in memory: bursts are tested on Postgres.
+    claimFollower: () => Effect.succeed(Option.none()),
+    merge: () => notUsed
   })
+  const stops = Stops.of({
+    fromDraft: () => notUsed,
+    fromButton: () => notUsed,
+    requested: (mailId) => Effect.sync(() => state.stopRequested.has(mailId))
+  })
+  const migration = ChatMigration.of({ move: (chatId, toChatId) => record({ _tag: "move", chatId, toChatId }) })
   // Admission's and the billing replies' own rules are tested with their storage; here they answer as told.
   const admission = Admission.of({ admit: () => Effect.sync(() => state.admitted) })
   const billing = BillingReplies.of({
@@ -62,7 +87,7 @@ const stores = Layer.effectContext(Effect.sync(() => {
     paywall: (_, limit) => Effect.succeed({ text: `paywall after ${limit}`, buttons: [{ text: "Subscribe", url: "https://pay.example/checkout" }] })
   })
   const conversations = Conversations.of({
-    current: (chatId) => Effect.succeed(`conversation-${chatId}`),
+    current: (chatId, threadId) => Effect.succeed(`conversation-${chatId}${threadId === null ? "" : `-${threadId}`}`),
     startNew: (chatId) => record({ _tag: "startNew", chatId }).pipe(Effect.as(`conversation-${chatId}-new`)),
     history: () => Effect.sync(() => state.history)
   })
@@ -70,6 +95,8 @@ const stores = Layer.effectContext(Effect.sync(() => {
     Context.add(Conversations, conversations),
     Context.add(Admission, admission),
     Context.add(BillingReplies, billing),
+    Context.add(Stops, stops),
+    Context.add(ChatMigration, migration),
     Context.add(Stores, state)
   )
 }))
@@ -85,7 +112,7 @@ export const settings = {
 
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
-  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer)),
+  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer)),
   Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
@@ -94,18 +121,27 @@ export const chatTurnLayer = ChatTurn.layer.pipe(
 let nextMailId = 1
 
 /** A message as the mailbox hands it to a turn: a private chat's first attempt unless told. */
-export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly text: string }): Mail => ({
-  id: nextMailId++,
-  kind: "user",
-  updateId: nextMailId,
-  chatType: "private",
-  userId: fields.chatId,
-  buttons: [],
-  overLimit: false,
-  gate: null,
-  attempts: 1,
-  replyMessageIds: [],
-  pendingAnswer: null,
-  conversationId: null,
-  ...fields
-})
+export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly text: string }): Mail => {
+  const id = nextMailId++
+  return {
+    id,
+    kind: "user",
+    updateId: id,
+    chatType: "private",
+    threadId: null,
+    userId: fields.chatId,
+    attachment: null,
+    mediaGroupId: null,
+    replyTo: 1000 + id,
+    lastId: id,
+    lastReceivedAt: 0,
+    buttons: [],
+    overLimit: false,
+    gate: null,
+    attempts: 1,
+    replyMessageIds: [],
+    pendingAnswer: null,
+    conversationId: null,
+    ...fields
+  }
+}

@@ -121,6 +121,8 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     SHUTDOWN_GRACE_SECONDS: "3",
     // The limits' own tests set theirs; the others should not meet them.
     RATE_LIMIT_LLM_PER_MINUTE: "1000",
+    // Tests that post messages in quick succession expect one answer each; bursts have their own.
+    BURST_MERGE_MS: "0",
     ...(lemonSqueezy
       ? {
         LEMON_API_KEY: lemon.apiKey,

@@ -2,6 +2,7 @@ import { Effect, Layer, Option, Schedule } from "effect"
 import { inboundOf } from "../../schema/telegram/TelegramUpdate.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Inbox } from "../../services/chat/Inbox.ts"
+import { BotIdentity } from "../../services/telegram/BotIdentity.ts"
 import { isTransient, Telegram, type TelegramError } from "../../services/telegram/Telegram.ts"
 
 const pollTimeoutSeconds = 25
@@ -18,6 +19,7 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* AppConfig
   const telegram = yield* Telegram
   const inbox = yield* Inbox
+  const identity = yield* BotIdentity
 
   if (Option.isSome(config.publicUrl) && Option.isSome(config.telegramWebhookSecret)) {
     const url = `${config.publicUrl.value}/telegram/webhook`
@@ -40,7 +42,7 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
     telegram.getUpdates(offset, pollTimeoutSeconds).pipe(
       Effect.flatMap((updates) =>
         Effect.forEach(updates, (raw) =>
-          inboundOf(raw).pipe(
+          inboundOf(raw, identity.audience).pipe(
             Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (update) => inbox.accept(update) }))
           ), { concurrency: "unbounded", discard: true }).pipe(
             Effect.as(updates.reduce((next, u) => Math.max(next, u.update_id + 1), offset))

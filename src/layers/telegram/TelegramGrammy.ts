@@ -5,6 +5,9 @@ import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
 import { telegramApiErrors } from "../../services/platform/Metrics.ts"
 import { SendPacer } from "../../services/telegram/SendPacer.ts"
 import {
+  type BotCommand,
+  type Button,
+  ChatMigrated,
   isTransient,
   maxWaitSeconds,
   MessageGone,
@@ -20,7 +23,7 @@ import {
 const callTimeout = Duration.seconds(15)
 
 /** The updates the bot reads; Telegram sends no others (setWebhook / getUpdates allowed_updates). */
-const allowedUpdates = ["message", "my_chat_member"] as const
+const allowedUpdates = ["message", "my_chat_member", "callback_query", "stopped_message_generation"] as const
 
 // grammY types its signal with the abort-controller shim; at run time it is the platform's own.
 type GrammySignal = Parameters<Api["getMe"]>[0]
@@ -77,6 +80,10 @@ const toTelegramError = (token: string) => (
     if (chatId !== undefined && isUnreachable(cause)) {
       return new UnreachableChat({ chatId, message: cause.description })
     }
+    const movedTo = cause.parameters.migrate_to_chat_id
+    if (chatId !== undefined && movedTo !== undefined) {
+      return new ChatMigrated({ chatId, toChatId: movedTo, message: cause.description })
+    }
     if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
       return new RejectedFormatting({ message: cause.description })
     }
@@ -104,13 +111,25 @@ interface Target {
   readonly messageId?: number
 }
 
-/** parse_mode, the buttons (one per row), and no link previews: the options every text carries. */
+const inlineButton = (button: Button) =>
+  "url" in button ? { text: button.text, url: button.url } : { text: button.text, callback_data: button.data }
+
+/** parse_mode, the buttons (one per row), and no link previews: the options every edit carries. */
 const textOptions = (options?: SendOptions) => ({
   ...(options?.html ? { parse_mode: "HTML" as const } : {}),
   ...(options?.buttons && options.buttons.length > 0
-    ? { reply_markup: { inline_keyboard: options.buttons.map((b) => [{ text: b.text, url: b.url }]) } }
+    ? { reply_markup: { inline_keyboard: options.buttons.map((b) => [inlineButton(b)]) } }
     : {}),
   link_preview_options: { is_disabled: true }
+})
+
+/** A new message also goes to its topic, and replies to its question (even if that was deleted). */
+const sendOptions = (options?: SendOptions) => ({
+  ...textOptions(options),
+  ...(options?.threadId !== undefined ? { message_thread_id: options.threadId } : {}),
+  ...(options?.replyTo !== undefined
+    ? { reply_parameters: { message_id: options.replyTo, allow_sending_without_reply: true } }
+    : {})
 })
 
 /** grammY's `Api` on TELEGRAM_BOT_TOKEN and TELEGRAM_API_ROOT. */
@@ -160,7 +179,7 @@ export const layer = Layer.effect(
         const sent = yield* call(
           "sendMessage",
           { chatId },
-          (signal) => api.sendMessage(chatId, text, textOptions(options), signal),
+          (signal) => api.sendMessage(chatId, text, sendOptions(options), signal),
           { retry: options?.preview !== true }
         )
         return sent.message_id
@@ -181,19 +200,39 @@ export const layer = Layer.effect(
           )
         }
       ),
-      sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, draftId: number, text: string) {
-        yield* call(
-          "sendMessageDraft",
-          { chatId },
-          (signal) => api.sendMessageDraft(chatId, draftId, text, undefined, signal),
-          { retry: false }
-        )
-      }),
+      sendDraft: Effect.fn("Telegram.sendDraft")(
+        function*(chatId: number, draftId: number, text: string, options?: { threadId?: number; canStop?: boolean }) {
+          yield* call(
+            "sendMessageDraft",
+            { chatId },
+            (signal) =>
+              api.sendMessageDraft(chatId, draftId, text, {
+                ...(options?.threadId !== undefined ? { message_thread_id: options.threadId } : {}),
+                ...(options?.canStop === true ? { can_stop: true } : {})
+              }, signal),
+            { retry: false }
+          )
+        }
+      ),
       deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
         yield* call("deleteMessage", { chatId, messageId }, (signal) => api.deleteMessage(chatId, messageId, signal))
       }),
-      sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
-        yield* call("sendChatAction", { chatId }, (signal) => api.sendChatAction(chatId, "typing", undefined, signal))
+      sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number, threadId?: number) {
+        yield* call(
+          "sendChatAction",
+          { chatId },
+          (signal) =>
+            api.sendChatAction(chatId, "typing", threadId !== undefined ? { message_thread_id: threadId } : undefined, signal)
+        )
+      }),
+      answerCallbackQuery: Effect.fn("Telegram.answerCallbackQuery")(function*(callbackQueryId: string, text: string) {
+        // Telegram forgets a query after a few seconds: one try, a late answer is useless.
+        yield* call("answerCallbackQuery", {}, (signal) => api.answerCallbackQuery(callbackQueryId, { text }, signal), {
+          retry: false
+        })
+      }),
+      setMyCommands: Effect.fn("Telegram.setMyCommands")(function*(commands: ReadonlyArray<BotCommand>) {
+        yield* call("setMyCommands", {}, (signal) => api.setMyCommands([...commands], undefined, signal))
       }),
       setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
         yield* call(

@@ -1,11 +1,12 @@
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import {
+  type BotCommand,
+  type Button,
   MessageGone,
   type SendOptions,
   Telegram,
   TelegramApiError,
-  type TelegramError,
-  type UrlButton
+  type TelegramError
 } from "../../services/telegram/Telegram.ts"
 import { maxMessageLength } from "../../services/telegram/TelegramMarkdown.ts"
 
@@ -19,6 +20,8 @@ export type TelegramMethod =
   | "deleteWebhook"
   | "getUpdates"
   | "getMe"
+  | "answerCallbackQuery"
+  | "setMyCommands"
 
 /** One call as the bot made it, in order; `failed` names the error it got, if any. */
 export interface RecordedCall {
@@ -28,7 +31,11 @@ export interface RecordedCall {
   readonly text?: string
   readonly html?: boolean
   readonly preview?: boolean
-  readonly buttons?: ReadonlyArray<UrlButton>
+  readonly buttons?: ReadonlyArray<Button>
+  /** message_thread_id, reply_parameters.message_id and can_stop, as sent. */
+  readonly threadId?: number
+  readonly replyTo?: number
+  readonly canStop?: boolean
   readonly failed?: string
 }
 
@@ -37,7 +44,9 @@ export interface ShownMessage {
   readonly messageId: number
   readonly text: string
   readonly html: boolean
-  readonly buttons: ReadonlyArray<UrlButton>
+  readonly buttons: ReadonlyArray<Button>
+  readonly threadId?: number
+  readonly replyTo?: number
 }
 
 /** Inspects and scripts the in-memory Telegram of `layer`. */
@@ -92,7 +101,9 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
   const flags = (options?: SendOptions) => ({
     html: options?.html === true,
     preview: options?.preview === true,
-    buttons: options?.buttons ?? []
+    buttons: options?.buttons ?? [],
+    ...(options?.threadId !== undefined ? { threadId: options.threadId } : {}),
+    ...(options?.replyTo !== undefined ? { replyTo: options.replyTo } : {})
   })
 
   const telegram = Telegram.of({
@@ -100,7 +111,8 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       yield* call({ method: "sendMessage", chatId, text, ...flags(options) })
       yield* checkText("sendMessage", text)
       const messageId = nextMessageId++
-      chat(chatId).push({ messageId, text, html: options?.html === true, buttons: options?.buttons ?? [] })
+      const { preview: _preview, ...shown } = flags(options)
+      chat(chatId).push({ messageId, text, ...shown })
       return messageId
     }),
     editMessageText: Effect.fn("Telegram.editMessageText")(
@@ -110,7 +122,7 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
         const messages = chat(chatId)
         const index = messages.findIndex((m) => m.messageId === messageId)
         if (index < 0) return yield* new MessageGone({ messageId, message: "Bad Request: message to edit not found" })
-        messages[index] = { messageId, text, html: options?.html === true, buttons: options?.buttons ?? [] }
+        messages[index] = { ...messages[index]!, text, html: options?.html === true, buttons: options?.buttons ?? [] }
       }
     ),
     deleteMessage: Effect.fn("Telegram.deleteMessage")(function*(chatId: number, messageId: number) {
@@ -120,12 +132,26 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       if (index < 0) return yield* new MessageGone({ messageId, message: "Bad Request: message to delete not found" })
       messages.splice(index, 1)
     }),
-    sendDraft: Effect.fn("Telegram.sendDraft")(function*(chatId: number, _draftId: number, text: string) {
-      yield* call({ method: "sendMessageDraft", chatId, text })
-      yield* checkText("sendMessageDraft", text)
+    sendDraft: Effect.fn("Telegram.sendDraft")(
+      function*(chatId: number, _draftId: number, text: string, options?: { threadId?: number; canStop?: boolean }) {
+        yield* call({
+          method: "sendMessageDraft",
+          chatId,
+          text,
+          ...(options?.threadId !== undefined ? { threadId: options.threadId } : {}),
+          canStop: options?.canStop === true
+        })
+        yield* checkText("sendMessageDraft", text)
+      }
+    ),
+    sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number, threadId?: number) {
+      yield* call({ method: "sendChatAction", chatId, ...(threadId !== undefined ? { threadId } : {}) })
     }),
-    sendTyping: Effect.fn("Telegram.sendTyping")(function*(chatId: number) {
-      yield* call({ method: "sendChatAction", chatId })
+    answerCallbackQuery: Effect.fn("Telegram.answerCallbackQuery")(function*(_id: string, text: string) {
+      yield* call({ method: "answerCallbackQuery", text })
+    }),
+    setMyCommands: Effect.fn("Telegram.setMyCommands")(function*(commands: ReadonlyArray<BotCommand>) {
+      yield* call({ method: "setMyCommands", text: commands.map((c) => c.command).join(" ") })
     }),
     setWebhook: Effect.fn("Telegram.setWebhook")(function*(url: string, secret: Redacted.Redacted) {
       yield* call({ method: "setWebhook", text: url })

@@ -1,6 +1,6 @@
 import { Effect, Option, Schema } from "effect"
 
-/** The subset of Telegram's Update that the bot reads; unknown keys are ignored by Struct. */
+/** The subset of Telegram's Update that the bot reads (https://core.telegram.org/bots/api#update); unknown keys are ignored. */
 export const TelegramUser = Schema.Struct({
   id: Schema.Int,
   is_bot: Schema.optional(Schema.Boolean),
@@ -14,17 +14,66 @@ export type TelegramUser = typeof TelegramUser.Type
 export const TelegramChat = Schema.Struct({
   id: Schema.Int,
   type: Schema.Literals(["private", "group", "supergroup", "channel"]),
-  title: Schema.optional(Schema.String)
+  title: Schema.optional(Schema.String),
+  is_forum: Schema.optional(Schema.Boolean)
 })
 export type TelegramChat = typeof TelegramChat.Type
+
+/** Offsets and lengths in UTF-16 code units; `user` for a text_mention. */
+const MessageEntity = Schema.Struct({
+  type: Schema.String,
+  offset: Schema.Int,
+  length: Schema.Int,
+  user: Schema.optional(Schema.Struct({ id: Schema.Int }))
+})
+type MessageEntity = typeof MessageEntity.Type
+
+/**
+ * What a message may carry besides text, in the order it is named by: a message with none of
+ * these, no text and no caption is a service message (members joined, a title changed...).
+ */
+export const attachmentKinds = [
+  "photo",
+  "video",
+  "document",
+  "animation",
+  "audio",
+  "voice",
+  "video_note",
+  "sticker",
+  "location",
+  "venue",
+  "contact",
+  "poll",
+  "dice",
+  "game",
+  "story",
+  "paid_media",
+  "checklist"
+] as const
+
+const attachmentFields = Object.fromEntries(attachmentKinds.map((kind) => [kind, Schema.optional(Schema.Unknown)])) as {
+  readonly [K in (typeof attachmentKinds)[number]]: Schema.optional<Schema.Unknown>
+}
 
 export const TelegramMessage = Schema.Struct({
   message_id: Schema.Int,
   from: Schema.optional(TelegramUser),
   chat: TelegramChat,
   date: Schema.Number,
-  text: Schema.optional(Schema.String)
+  message_thread_id: Schema.optional(Schema.Int),
+  is_topic_message: Schema.optional(Schema.Boolean),
+  text: Schema.optional(Schema.String),
+  entities: Schema.optional(Schema.Array(MessageEntity)),
+  caption: Schema.optional(Schema.String),
+  caption_entities: Schema.optional(Schema.Array(MessageEntity)),
+  media_group_id: Schema.optional(Schema.String),
+  reply_to_message: Schema.optional(Schema.Struct({ message_id: Schema.Int, from: Schema.optional(TelegramUser) })),
+  migrate_to_chat_id: Schema.optional(Schema.Int),
+  migrate_from_chat_id: Schema.optional(Schema.Int),
+  ...attachmentFields
 })
+export type TelegramMessage = typeof TelegramMessage.Type
 
 export const ChatMemberUpdated = Schema.Struct({
   chat: TelegramChat,
@@ -35,7 +84,19 @@ export const ChatMemberUpdated = Schema.Struct({
 export const TelegramUpdate = Schema.Struct({
   update_id: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   message: Schema.optional(TelegramMessage),
-  my_chat_member: Schema.optional(ChatMemberUpdated)
+  my_chat_member: Schema.optional(ChatMemberUpdated),
+  /** Bot API 10.3: the user pressed stop on a draft streamed with can_stop. */
+  stopped_message_generation: Schema.optional(Schema.Struct({
+    chat: TelegramChat,
+    draft_id: Schema.Int,
+    message_thread_id: Schema.optional(Schema.Int)
+  })),
+  callback_query: Schema.optional(Schema.Struct({
+    id: Schema.String,
+    from: TelegramUser,
+    data: Schema.optional(Schema.String),
+    message: Schema.optional(Schema.Struct({ message_id: Schema.Int, chat: TelegramChat }))
+  }))
 })
 export type TelegramUpdate = typeof TelegramUpdate.Type
 
@@ -43,15 +104,33 @@ export type TelegramUpdate = typeof TelegramUpdate.Type
 export const decodeJson = Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Unknown))
 const decodeUpdate = Schema.decodeUnknownEffect(TelegramUpdate)
 
+/** The bot as group messages address it (getMe), and GROUP_REPLY_MODE. */
+export interface Audience {
+  readonly botId: number
+  /** Without the "@". */
+  readonly username: string
+  readonly groupReplyMode: "mention" | "all"
+}
+
+/** The inline Stop button's callback_data under a streaming answer: "stop:<messages.id>". */
+export const stopButtonData = (mailId: number) => `stop:${mailId}`
+
 /** What the inbox does with an update: only these kinds change state; the rest are acknowledged. */
 export type InboundUpdate =
   | {
-    readonly _tag: "Text"
+    /** A user's message for the bot: text, a caption, or (text "") an attachment alone. */
+    readonly _tag: "Message"
     readonly updateId: number
     readonly chat: TelegramChat
     readonly from: TelegramUser
     readonly messageId: number
+    /** The forum topic (message_thread_id of a topic message); null in General or without topics. */
+    readonly threadId: number | null
+    /** The text, or the caption (the bot's own mention taken out); "" for an attachment alone. */
     readonly text: string
+    /** What it carried besides text ("photo", "voice"...: attachmentKinds), or null. */
+    readonly attachment: string | null
+    readonly mediaGroupId: string | null
   }
   | {
     readonly _tag: "Membership"
@@ -60,37 +139,112 @@ export type InboundUpdate =
     readonly from: TelegramUser
     readonly status: string
   }
+  /** A group upgraded to a supergroup: its chat moves to the new id. */
+  | { readonly _tag: "Migration"; readonly updateId: number; readonly fromChatId: number; readonly toChatId: number }
+  /** Stop pressed on a streaming draft (private chats). */
+  | { readonly _tag: "StopDraft"; readonly updateId: number; readonly chatId: number; readonly draftId: number }
+  /** The inline Stop button pressed under a streaming answer (groups). */
+  | {
+    readonly _tag: "StopButton"
+    readonly updateId: number
+    readonly callbackQueryId: string
+    readonly chatId: number
+    readonly userId: number
+    readonly mailId: number
+  }
   /** `unexpected`: well-formed, but not as the schema expects (a new chat type, a changed field). */
   | { readonly _tag: "Ignored"; readonly updateId: number; readonly kind: string; readonly unexpected?: true }
 
+/** Where no group message is classified, the bot's identity is not needed. */
+const privateOnly: Audience = { botId: 0, username: "", groupReplyMode: "mention" }
+
+const isGroup = (chat: TelegramChat) => chat.type === "group" || chat.type === "supergroup"
+
+const sliceOf = (text: string, entity: MessageEntity) => text.slice(entity.offset, entity.offset + entity.length)
+
+/** `/cmd@name` at the start: the bot it names, lowercased, or undefined (none named, or not a command). */
+const commandTarget = (text: string) => /^\/\w+@(\w+)/.exec(text)?.[1]?.toLowerCase()
+
 /**
- * Text from a user, a private chat's membership change (blocked / unblocked), or an update the
- * bot acknowledges and ignores (other kinds, empty text, group membership).
+ * Whether a group message is for the bot (PROTOCOLS.md, Where a message belongs): a command
+ * (for no bot in particular, or this one), a mention of it (`@username` or a text_mention), or
+ * a reply to one of its messages; in GROUP_REPLY_MODE=all any message but another bot's command.
  */
-export const classify = (update: TelegramUpdate): InboundUpdate => {
-  const message = update.message
-  if (message?.text !== undefined && message.from !== undefined && message.text.trim().length > 0) {
-    return {
-      _tag: "Text",
-      updateId: update.update_id,
-      chat: message.chat,
-      from: message.from,
-      messageId: message.message_id,
-      text: message.text
-    }
+const addressed = (message: TelegramMessage, text: string, audience: Audience): boolean => {
+  const target = commandTarget(text)
+  if (target !== undefined) return target === audience.username.toLowerCase()
+  if (audience.groupReplyMode === "all" || text.startsWith("/")) return true
+  if (message.reply_to_message?.from?.id === audience.botId) return true
+  const entities = message.entities ?? message.caption_entities ?? []
+  return entities.some((entity) =>
+    (entity.type === "mention" && sliceOf(text, entity).toLowerCase() === `@${audience.username.toLowerCase()}`) ||
+    (entity.type === "text_mention" && entity.user?.id === audience.botId)
+  )
+}
+
+/** The text without the bot's `@username` where it opens or closes it ("@bot what is X?"). */
+const withoutOwnMention = (text: string, username: string) => {
+  const mention = new RegExp(`^@${username}\\b[\\s,:]*|\\s*@${username}$`, "gi")
+  const cleaned = text.replace(mention, "")
+  return cleaned.length > 0 ? cleaned : text
+}
+
+const messageOf = (updateId: number, message: TelegramMessage, audience: Audience): InboundUpdate => {
+  const ignored: InboundUpdate = { _tag: "Ignored", updateId, kind: "message" }
+  if (message.migrate_to_chat_id !== undefined) {
+    return { _tag: "Migration", updateId, fromChatId: message.chat.id, toChatId: message.migrate_to_chat_id }
   }
+  if (message.migrate_from_chat_id !== undefined) {
+    return { _tag: "Migration", updateId, fromChatId: message.migrate_from_chat_id, toChatId: message.chat.id }
+  }
+  const from = message.from
+  // Other bots (and channels' automatic forwards) are not people asking.
+  if (from === undefined || from.is_bot === true || message.chat.type === "channel") return ignored
+  const attachment = attachmentKinds.find((kind) => message[kind] !== undefined) ?? null
+  const text = message.text ?? message.caption ?? ""
+  if (message.text === undefined && message.caption === undefined && attachment === null) return ignored
+  if (isGroup(message.chat) && !addressed(message, text, audience)) return ignored
+  return {
+    _tag: "Message",
+    updateId,
+    chat: message.chat,
+    from,
+    messageId: message.message_id,
+    threadId: message.is_topic_message === true ? message.message_thread_id ?? null : null,
+    text: isGroup(message.chat) ? withoutOwnMention(text, audience.username) : text,
+    attachment,
+    mediaGroupId: message.media_group_id ?? null
+  }
+}
+
+/**
+ * A decoded update -> what the inbox does with it: a message for the bot, a private chat's
+ * membership change (blocked / unblocked), a group's move to a supergroup, a stop request, or an
+ * update acknowledged and ignored (other kinds, group chatter not for the bot, service messages).
+ */
+export const classify = (update: TelegramUpdate, audience: Audience): InboundUpdate => {
+  const updateId = update.update_id
+  if (update.message !== undefined) return messageOf(updateId, update.message, audience)
   const member = update.my_chat_member
   if (member !== undefined && member.chat.type === "private") {
+    return { _tag: "Membership", updateId, chat: member.chat, from: member.from, status: member.new_chat_member.status }
+  }
+  const stopped = update.stopped_message_generation
+  if (stopped !== undefined) return { _tag: "StopDraft", updateId, chatId: stopped.chat.id, draftId: stopped.draft_id }
+  const query = update.callback_query
+  const mailId = /^stop:(\d+)$/.exec(query?.data ?? "")?.[1]
+  if (query?.message !== undefined && mailId !== undefined) {
     return {
-      _tag: "Membership",
-      updateId: update.update_id,
-      chat: member.chat,
-      from: member.from,
-      status: member.new_chat_member.status
+      _tag: "StopButton",
+      updateId,
+      callbackQueryId: query.id,
+      chatId: query.message.chat.id,
+      userId: query.from.id,
+      mailId: Number(mailId)
     }
   }
-  const kind = message !== undefined ? "message" : member !== undefined ? "my_chat_member" : "other"
-  return { _tag: "Ignored", updateId: update.update_id, kind }
+  const kind = Object.keys(update).find((key) => key !== "update_id") ?? "empty"
+  return { _tag: "Ignored", updateId, kind }
 }
 
 const UpdateId = Schema.Struct({ update_id: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)) })
@@ -102,9 +256,17 @@ const decodeUpdateId = Schema.decodeUnknownEffect(UpdateId)
  * kind to acknowledge (a 4xx would make Telegram redeliver it for a day and hold the chat's later
  * updates back); None when it is not an update at all.
  */
-export const inboundOf = (json: unknown): Effect.Effect<Option.Option<InboundUpdate>> =>
+export const inboundOf = <E>(
+  json: unknown,
+  audience: Effect.Effect<Audience, E>
+): Effect.Effect<Option.Option<InboundUpdate>, E> =>
   decodeUpdate(json).pipe(
-    Effect.map((update) => Option.some(classify(update))),
+    Effect.flatMap((update) =>
+      // Only group messages need the bot's identity (getMe): private chats work without it.
+      update.message !== undefined && isGroup(update.message.chat)
+        ? Effect.map(audience, (known) => Option.some(classify(update, known)))
+        : Effect.succeed(Option.some(classify(update, privateOnly)))
+    ),
     Effect.catchTag("SchemaError", () =>
       decodeUpdateId(json).pipe(
         Effect.map(({ update_id }) => {

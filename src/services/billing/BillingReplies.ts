@@ -1,7 +1,7 @@
 import { Context, Duration, Effect, Exit, Layer, Option } from "effect"
 import { AppConfig } from "../platform/AppConfig.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
-import { Telegram } from "../telegram/Telegram.ts"
+import { BotIdentity } from "../telegram/BotIdentity.ts"
 import { type BillingReply, billingTexts, formatDate, planNames, type Price } from "./BillingTexts.ts"
 import { Checkout, type CheckoutPurpose } from "./Checkout.ts"
 import { LemonSqueezy, LemonSqueezyError } from "./LemonSqueezy.ts"
@@ -37,7 +37,7 @@ export class BillingReplies extends Context.Service<BillingReplies, {
     BillingReplies,
     Effect.gen(function*() {
       const config = yield* AppConfig
-      const telegram = yield* Telegram
+      const identity = yield* BotIdentity
       const subscriptions = yield* Subscriptions
       const checkout = yield* Checkout
       const lemon = yield* LemonSqueezy
@@ -50,11 +50,7 @@ export class BillingReplies extends Context.Service<BillingReplies, {
           orElse: () => Effect.fail(new LemonSqueezyError({ status: 0, message: "LemonSqueezy took too long" }))
         })
 
-      // The bot's t.me link (checkouts come back there; groups are sent there), asked once.
-      const botLink = yield* telegram.getMe.pipe(
-        Effect.map((me) => `https://t.me/${me.username}`),
-        Effect.cachedWithTTL((exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero))
-      )
+      const botLink = identity.link
       const privateChat = (start: "subscribe" | "account") =>
         botLink.pipe(
           Effect.map((link) => [{ text: billingTexts.privateChatButton, url: `${link}?start=${start}` }]),
@@ -79,7 +75,7 @@ export class BillingReplies extends Context.Service<BillingReplies, {
         botLink.pipe(
           Effect.flatMap((link) => interactive(checkout.open(userId, link, purpose))),
           Effect.map(Option.some),
-          Effect.catchTag(["LemonSqueezyError", "TelegramApiError", "UnreachableChat", "RejectedFormatting", "MessageGone"], (error) =>
+          Effect.catchTag(["LemonSqueezyError", "TelegramApiError", "UnreachableChat", "RejectedFormatting", "MessageGone", "ChatMigrated"], (error) =>
             Effect.logWarning("no checkout for the user", error.message).pipe(Effect.as(Option.none())))
         )
 

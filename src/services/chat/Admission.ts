@@ -19,6 +19,11 @@ export type Admitted =
   /** Past the LLM turns per minute (`perMinute`, the user's own limit): try again in `retryAfterSeconds`. */
   | { readonly _tag: "RateLimited"; readonly perMinute: number; readonly retryAfterSeconds: number }
 
+/** The decisions Admission stores as final (quota_ok is half-way; the other gates are the turn's). */
+type AdmissionGate = Extract<Gate, "llm" | "paywall" | "fair_use" | "rate_limited">
+const finalGates: ReadonlySet<Gate> = new Set<AdmissionGate>(["llm", "paywall", "fair_use", "rate_limited"])
+const isFinal = (gate: Gate | null): gate is AdmissionGate => gate !== null && finalGates.has(gate)
+
 /**
  * The gate before the LLM: the sender's daily quota (their plan's), then the LLM rate limit; a
  * message the rate limit refuses gives its quota back. The quota is charged in the same
@@ -42,7 +47,7 @@ export class Admission extends Context.Service<Admission, {
       const llm: Admitted = { _tag: "Llm" }
 
       /** A decision an earlier attempt stored (and charged for). */
-      const stored = (gate: Exclude<Gate, "quota_ok" | "slow_down" | "silenced">): Admitted => {
+      const stored = (gate: AdmissionGate): Admitted => {
         switch (gate) {
           case "llm":
             return llm
@@ -74,9 +79,7 @@ export class Admission extends Context.Service<Admission, {
 
       return Admission.of({
         admit: Effect.fn("Admission.admit")(function*(mail: Mail) {
-          if (mail.gate !== null && mail.gate !== "quota_ok" && mail.gate !== "slow_down" && mail.gate !== "silenced") {
-            return stored(mail.gate)
-          }
+          if (isFinal(mail.gate)) return stored(mail.gate)
           if (mail.userId === null) return llm
           const userId = mail.userId
           // A redo of a message already charged: it was charged today, but for a turn at midnight.

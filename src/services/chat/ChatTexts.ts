@@ -14,10 +14,42 @@ export const texts = {
   /** Appended (Markdown) to the part of an answer shown before the LLM failed. */
   cutOff: "\n\n_(The answer was cut off. Please ask again.)_",
   /** The final reply when the LLM streamed nothing but whitespace. */
-  empty: "…"
+  empty: "…",
+  /** The LLM server refuses the operator's API key (401/403): nothing the user can do. */
+  unavailable: "Sorry, I'm unavailable right now: the service is being fixed. Please come back later.",
+  /** A message with nothing readable once cleaned (only whitespace or invisible characters). */
+  emptyText: "Your message looks empty to me: please write your question as text.",
+  /** A voice message, sticker, photo without a caption...: said once per chat per 10 minutes. */
+  textOnly: "I can only read text for now: please write your question (or add a caption to your photo or file).",
+  /** Appended (Markdown) to the answer to a caption. */
+  attachmentNotRead: (kind: string) => `\n\n_(I read your caption only: I can't see ${kind === "photo" ? "photos" : "attachments"} yet.)_`,
+  /** Appended (Markdown) when the message was longer than the prompt's room. */
+  truncated: (keptChars: number) => `\n\n_(Your message was too long: I read only its first ${keptChars} characters.)_`,
+  /** Appended (Markdown) to what was shown of an answer the user stopped. */
+  stopped: "\n\n_(stopped)_",
+  /** The button under an answer streaming in a group. */
+  stopButton: "⏹ Stop",
+  stopping: "Stopping…",
+  stopNotYours: "Only the person who asked can stop this answer.",
+  stopTooLate: "This answer is already finished."
 } as const
 
 export type Command = "start" | "help" | "new" | "subscribe" | "account"
+
+/** The command menu Telegram's clients show (setMyCommands); /start is Telegram's own button. */
+export const commandMenu = [
+  { command: "new", description: "Start a new conversation" },
+  { command: "account", description: "Your plan and today's usage" },
+  { command: "subscribe", description: "Unlimited messages" },
+  { command: "help", description: "What I can do" }
+] as const satisfies ReadonlyArray<{ readonly command: Command; readonly description: string }>
+
+/**
+ * Whether nothing in the text is readable: only whitespace, control and format characters
+ * (zero-width spaces and joiners, direction marks, NUL...) and blank-looking fillers.
+ */
+export const isBlank = (text: string): boolean =>
+  /^[\s\p{Cc}\p{Cf}\p{Z}\u034F\u115F\u1160\u17B4\u17B5\u2800\u3164\uFFA0]*$/u.test(text)
 
 /**
  * The command a message starts with (`/new`, `/new@any_bot`, any case, then a space or the end),

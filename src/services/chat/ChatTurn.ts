@@ -6,25 +6,53 @@ import { turnDuration, turns } from "../platform/Metrics.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { SendPacer } from "../telegram/SendPacer.ts"
+import { stopButtonData } from "../../schema/telegram/TelegramUpdate.ts"
+import type { QueueOutage } from "../platform/JobQueue.ts"
 import { floodWaitError, maxWaitSeconds, type UrlButton } from "../telegram/Telegram.ts"
 import { Admission } from "./Admission.ts"
-import { type Command, parseCommand, texts } from "./ChatTexts.ts"
+import { Bursts } from "./Bursts.ts"
+import { type Command, isBlank, parseCommand, texts } from "./ChatTexts.ts"
 import { Conversations } from "./Conversations.ts"
 import { Delivery, type DeliveryPostponed, type TurnOutcome, withoutLlm } from "./Delivery.ts"
-import { LlmReply } from "./LlmReply.ts"
+import { LlmReply, type LlmOutcome } from "./LlmReply.ts"
 import { type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
-import { type LiveReply, ReplyWriter } from "./ReplyWriter.ts"
+import { type LiveReply, ReplyWriter, type ReplyTarget } from "./ReplyWriter.ts"
+import { draftIdOf } from "./Stops.ts"
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
 export const maxAttempts = 5
 /** Past the updates limit, "slow down" is said once per this many seconds (the limit's window). */
 const slowDownEverySeconds = 60
+/** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
+const textOnlyEverySeconds = 600
 
 /** Billing links are personal: in groups the bot sends people to a private chat. */
 const whereOf = (mail: Mail) => (mail.chatType === "private" ? "private" as const : "group" as const)
 
-/** Drafts are private-chat only; one non-zero id per message, the same on a redo. */
-const draftIdOf = (mail: Mail): number => (mail.id % 2_147_483_646) + 1
+/**
+ * Where the reply goes: the message's topic; in private chats a draft the user can stop; in
+ * groups a reply to the question (the burst's last) with a Stop button while it streams.
+ */
+const targetOf = (mail: Mail): ReplyTarget => ({
+  chatId: mail.chatId,
+  ...(mail.threadId !== null ? { threadId: mail.threadId } : {}),
+  ...(mail.chatType === "private"
+    ? { draftId: draftIdOf(mail.id) }
+    : mail.replyTo !== null
+    ? { replyTo: mail.replyTo, stopData: stopButtonData(mail.id) }
+    : {})
+})
+
+/** The LLM's answer as shown: marked when stopped, with what the user should know about their message. */
+const shownAnswer = (mail: Mail, { keptChars, record, stopped }: LlmOutcome) => {
+  const answer = record.answer.trim().length > 0 ? record.answer : stopped ? "" : texts.empty
+  const notes = [
+    stopped ? texts.stopped : "",
+    Option.match(keptChars, { onNone: () => "", onSome: texts.truncated }),
+    mail.attachment !== null ? texts.attachmentNotRead(mail.attachment) : ""
+  ].join("")
+  return (answer + notes).trim()
+}
 
 /** What a turn does with its mail, the first that applies. */
 type Plan =
@@ -33,6 +61,10 @@ type Plan =
   | { readonly _tag: "DeliverKept"; readonly answer: string }
   | { readonly _tag: "Command"; readonly command: Command }
   | { readonly _tag: "OverLimit" }
+  /** An attachment without a caption (voice, sticker...): never sent to the LLM. */
+  | { readonly _tag: "TextOnly" }
+  /** Nothing readable once cleaned: never sent to the LLM. */
+  | { readonly _tag: "Blank" }
   | { readonly _tag: "AskLlm" }
 
 const planOf = (mail: Mail): Plan => {
@@ -41,13 +73,29 @@ const planOf = (mail: Mail): Plan => {
   if (mail.pendingAnswer !== null) return { _tag: "DeliverKept", answer: mail.pendingAnswer }
   // Past the updates limit even commands are not answered: a flood of /account is a flood.
   if (mail.overLimit) return { _tag: "OverLimit" }
+  if (mail.attachment !== null && mail.text.length === 0) return { _tag: "TextOnly" }
+  if (isBlank(mail.text)) return { _tag: "Blank" }
   const command = parseCommand(mail.text)
   return command !== undefined ? { _tag: "Command", command } : { _tag: "AskLlm" }
 }
 
 /** The `kind` label of chat_turns_total. */
-const kindOf = (plan: Plan) =>
-  plan._tag === "Command" ? "command" : plan._tag === "OverLimit" ? "over_limit" : plan._tag === "Notice" ? "notice" : "message"
+const kindOf = (plan: Plan) => {
+  switch (plan._tag) {
+    case "Command":
+      return "command"
+    case "OverLimit":
+      return "over_limit"
+    case "Notice":
+      return "notice"
+    case "TextOnly":
+      return "text_only"
+    case "Blank":
+      return "blank"
+    default:
+      return "message"
+  }
+}
 
 /** One turn of a chat: the reply to one entry of its mailbox. */
 export class ChatTurn extends Context.Service<ChatTurn, {
@@ -59,7 +107,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
    * (DeliveryPostponed), or when another turn took the mail over (MailTakenOver). Interrupted,
    * it hands the mail back uncounted.
    */
-  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | DeliveryPostponed | StorageOutage | RedisOutage>
+  readonly run: (mail: Mail) => Effect.Effect<void, MailboxError | DeliveryPostponed | StorageOutage | RedisOutage | QueueOutage>
 }>()("bot/ChatTurn") {
   static readonly layer = Layer.effect(
     ChatTurn,
@@ -73,6 +121,10 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const llm = yield* LlmReply
       const admission = yield* Admission
       const billing = yield* BillingReplies
+      const bursts = yield* Bursts
+
+      const openReply = (mail: Mail) =>
+        writer.open(targetOf(mail), mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail, ids))
 
       const fixedReply = (
         mail: Mail,
@@ -83,13 +135,17 @@ export class ChatTurn extends Context.Service<ChatTurn, {
 
       const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
-          const { failure, record } = yield* llm.answer(mail, reply, startedAt)
+          const outcome = yield* llm.answer(mail, reply, startedAt)
+          const { failure, record } = outcome
+          if (Option.isNone(failure)) return yield* delivery.deliver(mail, reply, shownAnswer(mail, outcome), record)
+          const error = failure.value
+          // The LLM server refuses the operator's key: nothing the user can do; the operator must know.
+          const keyRefused = error.status === 401 || error.status === 403
           const shown = record.answer.trim().length > 0
-          if (Option.isNone(failure)) return yield* delivery.deliver(mail, reply, shown ? record.answer : texts.empty, record)
-          // Keep what was already shown, marked as cut off; otherwise say briefly that it failed.
-          yield* reply.finish(shown ? record.answer + texts.cutOff : texts.failed)
-          yield* mailbox.fail(mail, failure.value.message, Option.some(record))
-          yield* Effect.logWarning("chat turn failed", failure.value.message)
+          yield* reply.finish(keyRefused ? texts.unavailable : shown ? record.answer + texts.cutOff : texts.failed)
+          yield* mailbox.fail(mail, error.message, Option.some(record))
+          if (keyRefused) yield* Effect.logError("the LLM server refuses the API key (OPENAI_API_KEY)", error.message)
+          else yield* Effect.logWarning("chat turn failed", error.message)
           return "failed" as const
         }).pipe(Effect.scoped) // the typing indicator lasts until the answer is delivered
 
@@ -97,7 +153,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
         Effect.gen(function*() {
           switch (name) {
             case "new":
-              yield* conversations.startNew(mail.chatId, mail.userId)
+              yield* conversations.startNew(mail.chatId, mail.threadId, mail.userId)
               return yield* fixedReply(mail, reply, texts.newConversation)
             case "subscribe":
             case "account": {
@@ -125,12 +181,27 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           return yield* fixedReply(mail, reply, texts.slowDown)
         })
 
+      /** Once per chat per 10 minutes, and once per album that has a caption elsewhere. */
+      const textOnly = (mail: Mail, reply: LiveReply) =>
+        Effect.gen(function*() {
+          if (mail.gate === null && (yield* mailbox.toldTextOnly(mail, textOnlyEverySeconds))) {
+            yield* mailbox.skip(mail, "not text, told 'text only' in the last 10 minutes already")
+            return "skipped" as const
+          }
+          if (mail.gate === null) yield* mailbox.decide(mail, "text_only")
+          return yield* fixedReply(mail, reply, texts.textOnly)
+        })
+
       const askLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
           const admitted = yield* admission.admit(mail)
           switch (admitted._tag) {
-            case "Llm":
-              return yield* answerWithLlm(mail, reply, startedAt)
+            case "Llm": {
+              const burst = yield* bursts.gather(mail)
+              // Merged, the answer replies to the burst's last message.
+              const writer = burst === mail ? reply : yield* openReply(burst)
+              return yield* answerWithLlm(burst, writer, startedAt)
+            }
             case "Paywall": {
               const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit, whereOf(mail))
               return yield* fixedReply(mail, reply, text, { buttons })
@@ -147,12 +218,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           // Nothing can be delivered before the chat's flood wait ends: do not ask the LLM yet.
           const floodWait = yield* pacer.floodWaitSeconds(mail.chatId)
           if (floodWait > maxWaitSeconds) return yield* delivery.postpone(mail, floodWaitError("sendMessage", floodWait))
-          const reply = yield* writer.open(
-            mail.chatId,
-            mail.chatType === "private" ? draftIdOf(mail) : undefined,
-            mail.replyMessageIds,
-            (ids) => mailbox.recordReplyIds(mail, ids)
-          )
+          const reply = yield* openReply(mail)
           switch (plan._tag) {
             case "GiveUp":
               yield* reply.finish(texts.failed)
@@ -166,12 +232,16 @@ export class ChatTurn extends Context.Service<ChatTurn, {
               return yield* command(mail, reply, plan.command)
             case "OverLimit":
               return yield* overLimit(mail, reply)
+            case "TextOnly":
+              return yield* textOnly(mail, reply)
+            case "Blank":
+              return yield* fixedReply(mail, reply, texts.emptyText)
             case "AskLlm":
               return yield* askLlm(mail, reply, startedAt)
           }
         }).pipe(
           Effect.catchTag(
-            ["UnreachableChat", "TelegramApiError", "RejectedFormatting", "MessageGone"],
+            ["UnreachableChat", "TelegramApiError", "RejectedFormatting", "MessageGone", "ChatMigrated"],
             (error) => delivery.onTelegramFailure(mail, error)
           )
         )

@@ -3,13 +3,19 @@ import { SqlClient } from "effect/sql"
 import type { Exchange } from "../llm/Prompt.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
-/** A chat's conversations: the open one gives the LLM its context; /new closes it. */
+/**
+ * A chat's conversations, one open per forum topic (`threadId`, null: General or no topics): the
+ * open one gives the LLM its context; /new closes it.
+ */
 export class Conversations extends Context.Service<Conversations, {
-  /** The chat's open conversation (its uuid), opened now if there is none. */
-  readonly current: (chatId: number, userId: number | null) => Effect.Effect<string, StorageOutage>
-  /** Closes the open conversation (/new) and opens another, in one transaction; returns its uuid. */
-  readonly startNew: (chatId: number, userId: number | null) => Effect.Effect<string, StorageOutage>
-  /** Answered exchanges of the conversation before the given message, newest first, at most `limit`. */
+  /** The topic's open conversation (its uuid), opened now if there is none. */
+  readonly current: (chatId: number, threadId: number | null, userId: number | null) => Effect.Effect<string, StorageOutage>
+  /** Closes the topic's open conversation (/new) and opens another, in one transaction; returns its uuid. */
+  readonly startNew: (chatId: number, threadId: number | null, userId: number | null) => Effect.Effect<string, StorageOutage>
+  /**
+   * Answered exchanges of the conversation before the given message, newest first, at most
+   * `limit`; a question is its message's text with the texts merged into it.
+   */
   readonly history: (
     conversationId: string,
     beforeMessageId: number,
@@ -22,35 +28,41 @@ export class Conversations extends Context.Service<Conversations, {
       const sql = yield* SqlClient.SqlClient
 
       // One statement: the open conversation, or a new one (the insert's row when it made one).
-      const open = (chatId: number, userId: number | null) =>
+      const open = (chatId: number, thread: number, userId: number | null) =>
         sql<{ id: string }>`
           with opened as (
-            insert into conversations (chat_id, user_id) values (${chatId}, ${userId})
-            on conflict (chat_id) where ended_at is null do nothing
+            insert into conversations (chat_id, thread_id, user_id) values (${chatId}, ${thread}, ${userId})
+            on conflict (chat_id, thread_id) where ended_at is null do nothing
             returning id
           )
           select id from opened
           union all
-          select id from conversations where chat_id = ${chatId} and ended_at is null
+          select id from conversations where chat_id = ${chatId} and thread_id = ${thread} and ended_at is null
           limit 1`.pipe(Effect.map((rows) => rows[0]!.id))
 
       return Conversations.of({
-        current: Effect.fn("Conversations.current")(function*(chatId: number, userId: number | null) {
-          return yield* open(chatId, userId).pipe(Effect.mapError(storageOutage))
+        current: Effect.fn("Conversations.current")(function*(chatId: number, threadId: number | null, userId: number | null) {
+          return yield* open(chatId, threadId ?? 0, userId).pipe(Effect.mapError(storageOutage))
         }),
-        startNew: Effect.fn("Conversations.startNew")(function*(chatId: number, userId: number | null) {
+        startNew: Effect.fn("Conversations.startNew")(function*(chatId: number, threadId: number | null, userId: number | null) {
+          const thread = threadId ?? 0
           return yield* sql.withTransaction(
-            sql`update conversations set ended_at = now() where chat_id = ${chatId} and ended_at is null`.pipe(
-              Effect.andThen(open(chatId, userId))
+            sql`
+              update conversations set ended_at = now()
+              where chat_id = ${chatId} and thread_id = ${thread} and ended_at is null`.pipe(
+              Effect.andThen(open(chatId, thread, userId))
             )
           ).pipe(Effect.mapError(storageOutage))
         }),
         history: Effect.fn("Conversations.history")(
           function*(conversationId: string, beforeMessageId: number, limit: number) {
             const rows = yield* sql<{ text: string; answer: string }>`
-              select text, answer from messages
-              where conversation_id = ${conversationId} and status = 'answered' and id < ${beforeMessageId}
-              order by id desc limit ${limit}`.pipe(Effect.mapError(storageOutage))
+              select m.text || coalesce(
+                  (select string_agg(E'\n\n' || f.text, '' order by f.id) from messages f where f.merged_into = m.id), ''
+                ) as text, m.answer
+              from messages m
+              where m.conversation_id = ${conversationId} and m.status = 'answered' and m.id < ${beforeMessageId}
+              order by m.id desc limit ${limit}`.pipe(Effect.mapError(storageOutage))
             return rows.map((row) => ({ question: row.text, answer: row.answer }))
           }
         )

@@ -1,5 +1,7 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { isTransient, type TelegramApiError, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
+import type { QueueOutage } from "../platform/JobQueue.ts"
+import { type ChatMigrated, isTransient, type TelegramApiError, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
+import { ChatMigration } from "./ChatMigration.ts"
 import { type Mail, Mailbox, type MailboxError, type TurnRecord } from "./Mailbox.ts"
 import type { LiveReply } from "./ReplyWriter.ts"
 
@@ -12,10 +14,11 @@ export class DeliveryPostponed extends Schema.TaggedError<DeliveryPostponed>()("
 }) {}
 
 /**
- * How a turn's mail ended: answered, failed for good, unreachable (the chat is gone), or skipped
- * (no reply was due: silenced past the updates limit).
+ * How a turn's mail ended: answered, failed for good, unreachable (the chat is gone), skipped
+ * (no reply was due: silenced past the updates limit, or "text only" said already), or moved
+ * (the group became a supergroup: the new chat's turn delivers it).
  */
-export type TurnOutcome = "answered" | "failed" | "unreachable" | "skipped"
+export type TurnOutcome = "answered" | "failed" | "unreachable" | "skipped" | "moved"
 
 /** The record of a reply made without the LLM (a command, a notice, an answer kept from before). */
 export const withoutLlm = (text: string, conversationId: string | null = null): TurnRecord => ({
@@ -45,7 +48,7 @@ export class Delivery extends Context.Service<Delivery, {
     text: string,
     record: TurnRecord,
     buttons?: ReadonlyArray<UrlButton>
-  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed | TelegramError>
+  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed | QueueOutage | TelegramError>
   /**
    * Hands the message back (with the LLM's answer, if any) for a later turn, and fails with
    * DeliveryPostponed. A flood wait does not count as an attempt (Telegram said when to come
@@ -58,18 +61,33 @@ export class Delivery extends Context.Service<Delivery, {
   ) => Effect.Effect<never, MailboxError | DeliveryPostponed>
   /**
    * A Telegram failure anywhere in a turn: an unreachable chat is marked and its mail skipped;
-   * Telegram away (timeouts, 5xx, a long flood wait) postpones; Telegram refusing the request
-   * (other 4xx, formatting refused even as plain text, a message gone) fails the message for good.
+   * Telegram away (timeouts, 5xx, a long flood wait) postpones; a group that became a supergroup
+   * moves there with the message (and its answer, if any), to be delivered there once; Telegram
+   * refusing the request (other 4xx, formatting refused even as plain text, a message gone)
+   * fails the message for good.
    */
   readonly onTelegramFailure: (
     mail: Mail,
     error: TelegramError
-  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed>
+  ) => Effect.Effect<TurnOutcome, MailboxError | DeliveryPostponed | QueueOutage>
 }>()("bot/Delivery") {
   static readonly layer = Layer.effect(
     Delivery,
     Effect.gen(function*() {
       const mailbox = yield* Mailbox
+      const migration = yield* ChatMigration
+
+      /**
+       * The message goes back to the mailbox with its answer, uncounted, then moves with its chat:
+       * the new chat's turn delivers the answer without asking the LLM again. The reply messages
+       * an attempt sent in the old group stay there.
+       */
+      const moved = (mail: Mail, error: ChatMigrated, answered?: TurnRecord) =>
+        Effect.gen(function*() {
+          yield* mailbox.release(mail, { countAttempt: false, ...(answered ? { answered } : {}) })
+          yield* migration.move(error.chatId, error.toChatId)
+          return "moved" as const
+        })
 
       const postpone = Effect.fn("Delivery.postpone")(function*(mail: Mail, error: TelegramApiError, answered?: TurnRecord) {
         yield* mailbox.release(mail, { countAttempt: error.code !== 429, ...(answered ? { answered } : {}) })
@@ -91,8 +109,8 @@ export class Delivery extends Context.Service<Delivery, {
               Effect.andThen(mailbox.complete(mail, record)),
               Effect.as("answered" as const),
               Effect.catchTag("TelegramApiError", (error) =>
-                isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))
-              )
+                isTransient(error) ? postpone(mail, error, record) : refused(mail, error, Option.some(record))),
+              Effect.catchTag("ChatMigrated", (error) => moved(mail, error, record))
             )
           }
         ),
@@ -104,6 +122,8 @@ export class Delivery extends Context.Service<Delivery, {
               return "unreachable" as const
             case "TelegramApiError":
               return isTransient(error) ? yield* postpone(mail, error) : yield* refused(mail, error, Option.none())
+            case "ChatMigrated":
+              return yield* moved(mail, error)
             case "RejectedFormatting":
             case "MessageGone":
               return yield* refused(mail, error, Option.none())

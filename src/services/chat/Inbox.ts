@@ -2,6 +2,8 @@ import { Array as Arr, Context, Effect, Exit, Layer, Metric, Request, RequestRes
 import { SqlClient } from "effect/sql"
 import type { InboundUpdate } from "../../schema/telegram/TelegramUpdate.ts"
 import { JobQueue, type QueueOutage } from "../platform/JobQueue.ts"
+import { ChatMigration } from "./ChatMigration.ts"
+import { Stops } from "./Stops.ts"
 import { updatesReceived } from "../platform/Metrics.ts"
 import { RateLimits } from "../platform/RateLimits.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
@@ -21,7 +23,7 @@ const maxBatch = 500
 
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
 const toRow = (u: InboundUpdate) => {
-  if (u._tag === "Ignored") return { update_id: u.updateId, kind: u.kind }
+  if (u._tag !== "Message" && u._tag !== "Membership") return { update_id: u.updateId, kind: u._tag === "Ignored" ? u.kind : u._tag }
   return {
     update_id: u.updateId,
     kind: u._tag,
@@ -34,15 +36,19 @@ const toRow = (u: InboundUpdate) => {
     last_name: storableOrNull(u.from.last_name),
     language_code: storableOrNull(u.from.language_code),
     is_bot: u.from.is_bot ?? false,
-    message_id: u._tag === "Text" ? u.messageId : null,
-    text: u._tag === "Text" ? storable(u.text) : null,
-    reachable: u._tag === "Text" || u.status !== "kicked"
+    message_id: u._tag === "Message" ? u.messageId : null,
+    thread_id: u._tag === "Message" ? u.threadId ?? 0 : null,
+    text: u._tag === "Message" ? storable(u.text) : null,
+    attachment: u._tag === "Message" ? u.attachment : null,
+    media_group_id: u._tag === "Message" ? storableOrNull(u.mediaGroupId ?? undefined) : null,
+    reachable: u._tag === "Message" || u.status !== "kicked"
   }
 }
 
 /**
- * The webhook's side of the mailbox: records each update once, stores text messages as queued
- * mail for their chat, and wakes the chat. Updates arriving in the same event-loop turn share
+ * The webhook's side of the mailbox: records each update once, stores messages for the bot as
+ * queued mail for their chat and wakes the chat, moves a group upgraded to a supergroup, and
+ * notes stop requests. Updates arriving in the same event-loop turn share
  * one transaction and one queue call, which is what lets one process ingest thousands a second.
  */
 export class Inbox extends Context.Service<Inbox, {
@@ -58,6 +64,8 @@ export class Inbox extends Context.Service<Inbox, {
       const sql = yield* SqlClient.SqlClient
       const queue = yield* JobQueue
       const limits = yield* RateLimits
+      const migration = yield* ChatMigration
+      const stops = yield* Stops
 
       /**
        * One statement, so one round trip and atomic without BEGIN/COMMIT: record the update ids,
@@ -70,7 +78,7 @@ export class Inbox extends Context.Service<Inbox, {
             select * from jsonb_to_recordset(${JSON.stringify(updates.map(toRow))}::jsonb) as x(
               update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
               username text, first_name text, last_name text, language_code text, is_bot boolean,
-              message_id bigint, text text, reachable boolean)
+              message_id bigint, thread_id bigint, text text, attachment text, media_group_id text, reachable boolean)
           ),
           fresh as (
             insert into telegram_updates (update_id, kind) select update_id, kind from input
@@ -95,8 +103,9 @@ export class Inbox extends Context.Service<Inbox, {
               unreachable_at = excluded.unreachable_at
           ),
           mail as (
-            insert into messages (update_id, chat_id, user_id, telegram_message_id, text)
-            select update_id, chat_id, user_id, message_id, text from news where kind = 'Text'
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, thread_id, text, attachment, media_group_id)
+            select update_id, chat_id, user_id, message_id, thread_id, text, attachment, media_group_id
+            from news where kind = 'Message'
           )
           select update_id from fresh`.pipe(
           Effect.map((rows) => new Set(rows.map((row) => Number(row.update_id)))),
@@ -112,7 +121,7 @@ export class Inbox extends Context.Service<Inbox, {
         // redeliveries (after a 503) do not. A message past the limit is flagged before its chat
         // is woken; a turn already running in that chat may still answer it normally (the limit
         // is a guard against floods, not an exact quota).
-        const freshTexts = updates.flatMap((u) => (u._tag === "Text" && fresh.has(u.updateId) ? [u] : []))
+        const freshTexts = updates.flatMap((u) => (u._tag === "Message" && fresh.has(u.updateId) ? [u] : []))
         const decisions = yield* limits.consume("updates", freshTexts.map((u) => u.from.id))
         const refused = freshTexts.filter((_, i) => !decisions[i]!.allowed).map((u) => u.updateId)
         if (refused.length > 0) {
@@ -121,8 +130,15 @@ export class Inbox extends Context.Service<Inbox, {
           )
         }
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
-        const chats = new Set(updates.flatMap((u) => (u._tag === "Text" ? [u.chat.id] : [])))
+        const chats = new Set(updates.flatMap((u) => (u._tag === "Message" ? [u.chat.id] : [])))
         if (chats.size > 0) yield* queue.wake([...chats])
+        // Rare kinds act once, when first seen.
+        for (const u of updates) {
+          if (!fresh.has(u.updateId)) continue
+          if (u._tag === "Migration") yield* migration.move(u.fromChatId, u.toChatId)
+          else if (u._tag === "StopDraft") yield* stops.fromDraft(u.chatId, u.draftId)
+          else if (u._tag === "StopButton") yield* stops.fromButton(u)
+        }
         for (const entry of entries) {
           const u = entry.request.update
           const outcome: Acceptance = u._tag === "Ignored" ? "ignored" : fresh.delete(u.updateId) ? "accepted" : "duplicate"

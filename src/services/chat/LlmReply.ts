@@ -1,11 +1,12 @@
 import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import { Ai, LlmError } from "../llm/Ai.ts"
-import { buildPrompt } from "../llm/Prompt.ts"
+import { buildPrompt, estimateTokens, fitMessage } from "../llm/Prompt.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { storable } from "../platform/Storable.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
 import { Conversations } from "./Conversations.ts"
+import { Stops } from "./Stops.ts"
 import type { Mail, MailboxError, TurnRecord } from "./Mailbox.ts"
 import type { LiveReply } from "./ReplyWriter.ts"
 
@@ -13,19 +14,26 @@ import type { LiveReply } from "./ReplyWriter.ts"
 const historyLimit = 200
 /** Telegram shows "typing…" for about 5 s: renewed every 4 s while the LLM answers. */
 const typingEvery = Schedule.spaced("4 seconds")
+/** How often a streaming turn looks for the user's stop (a press lands in Postgres, maybe from another process). */
+const stopCheckEvery = "1 second"
 
-/** The LLM's answer so far (`record.answer`), and why it stopped early, if it did. */
+/** The LLM's answer so far (`record.answer`), and why it ended early, if it did. */
 export interface LlmOutcome {
   readonly record: TurnRecord
   readonly failure: Option.Option<LlmError>
+  /** The user stopped it (`record.stopped` too): what streamed before is the answer. */
+  readonly stopped: boolean
+  /** The message was longer than the prompt's room: only this many UTF-16 units were sent. */
+  readonly keptChars: Option.Option<number>
 }
 
 /** Asks the LLM to answer a message in its conversation, streaming the answer into the reply. */
 export class LlmReply extends Context.Service<LlmReply, {
   /**
-   * Sends the conversation's earlier exchanges (trimmed to CONTEXT_TOKEN_BUDGET minus
-   * MAX_ANSWER_TOKENS) and the message, previews the answer in `reply` as it streams, and stops
-   * it after TURN_TIMEOUT_SECONDS. An LLM failure (or the time limit) is returned, not failed
+   * Sends the conversation's earlier exchanges and the message (cut to fit when it alone passes
+   * CONTEXT_TOKEN_BUDGET minus MAX_ANSWER_TOKENS; the rest is trimmed to it), previews the answer
+   * in `reply` as it streams, and stops it after TURN_TIMEOUT_SECONDS or when the user asks
+   * (Stops; the request is aborted). An LLM failure (or the time limit) is returned, not failed
    * with: what streamed before it is in the record. `startedAt` (epoch ms) is the turn's start.
    * Shows "typing…" from the request on, until the caller's scope closes (after delivery).
    */
@@ -42,19 +50,28 @@ export class LlmReply extends Context.Service<LlmReply, {
       const ai = yield* Ai
       const telegram = yield* Telegram
       const conversations = yield* Conversations
+      const stops = yield* Stops
       const promptBudget = config.contextTokenBudget - config.maxAnswerTokens
 
       return LlmReply.of({
         answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, reply: LiveReply, startedAt: number) {
-          const conversationId = yield* conversations.current(mail.chatId, mail.userId)
+          const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
           const history = yield* conversations.history(conversationId, mail.id, historyLimit)
-          const prompt = buildPrompt(history, mail.text, promptBudget)
-          yield* Effect.forkScoped(telegram.sendTyping(mail.chatId).pipe(Effect.ignore, Effect.repeat(typingEvery)))
+          const message = fitMessage(mail.text, promptBudget)
+          const prompt = buildPrompt(history, message.text, promptBudget)
+          const typing = telegram.sendTyping(mail.chatId, mail.threadId ?? undefined)
+          yield* Effect.forkScoped(typing.pipe(Effect.ignore, Effect.repeat(typingEvery)))
+          // Postgres away while looking: not a stop; the answer goes on.
+          const stopAsked = Effect.gen(function*() {
+            while (!(yield* stops.requested(mail.id).pipe(Effect.orElseSucceed(() => false)))) {
+              yield* Effect.sleep(stopCheckEvery)
+            }
+          })
 
           let answer = ""
           let ttftMs: number | null = null
-          let usage = { tokensIn: 0, tokensOut: 0 }
-          const failure = yield* ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
+          let usage: { tokensIn: number; tokensOut: number } | undefined
+          const streamed = ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
             Stream.runForEach(Effect.fnUntraced(function*(chunk) {
               if (chunk._tag === "Usage") {
                 usage = { tokensIn: chunk.tokensIn, tokensOut: chunk.tokensOut }
@@ -72,16 +89,28 @@ export class LlmReply extends Context.Service<LlmReply, {
             // Only the LLM's failures end here; Telegram's and the database's go up to the turn.
             Effect.catchTag("LlmError", (error) => Effect.succeed(Option.some(error)))
           )
+          // The first to end wins: a stop interrupts the stream, which aborts the request.
+          const ended = yield* Effect.raceFirst(
+            Effect.map(streamed, (failure) => ({ failure, stopped: false })),
+            Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
+          )
           const record: TurnRecord = {
             // What Postgres (and Telegram) can hold: a NUL from the LLM must not fail the turn.
             answer: storable(answer),
             conversationId,
             model: ai.model,
-            ...usage,
+            // Stopped, the stream sends no usage: the estimate the prompt is trimmed with stands in.
+            ...(usage ?? (ended.stopped
+              ? {
+                tokensIn: prompt.reduce((sum, m) => sum + estimateTokens(m.content), 0),
+                tokensOut: answer.length > 0 ? estimateTokens(answer) : 0
+              }
+              : { tokensIn: 0, tokensOut: 0 })),
             latencyMs: (yield* Clock.currentTimeMillis) - startedAt,
-            ttftMs
+            ttftMs,
+            ...(ended.stopped ? { stopped: true } : {})
           }
-          return { record, failure }
+          return { record, ...ended, keptChars: Option.fromUndefinedOr(message.keptChars) }
         })
       })
     })

@@ -8,9 +8,10 @@ import type { UrlButton } from "../telegram/Telegram.ts"
  * What a turn decided for a user message, once (a redo keeps it): counted in the quota with the
  * rate limit still to ask (quota_ok), sent to the LLM, answered with the paywall, the fair-use
  * notice or the LLM rate limit's notice, the "slow down" reply, or nothing (silenced past the
- * updates limit).
+ * updates limit), or "I can only read text" (a message without text, told once per chat per 10
+ * minutes).
  */
-export type Gate = "quota_ok" | "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced"
+export type Gate = "quota_ok" | "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced" | "text_only"
 
 /**
  * An entry taken from its chat's mailbox for a turn (a `messages` row being processed): a user's
@@ -23,9 +24,22 @@ export interface Mail {
   readonly updateId: number | null
   readonly chatId: number
   readonly chatType: string
+  /** The forum topic it came from and is answered in; null: General, or a chat without topics. */
+  readonly threadId: number | null
   readonly userId: number | null
-  /** The user's text, or the notice's (Markdown). */
+  /**
+   * The user's text (a caption for an attachment, "" for an attachment alone), followed by the
+   * texts of the messages merged into it (a burst); or the notice's (Markdown).
+   */
   readonly text: string
+  /** What the message carried besides text ("photo", "voice"...), or null. */
+  readonly attachment: string | null
+  readonly mediaGroupId: string | null
+  /** The Telegram message the answer replies to (in groups): the burst's last. Null for notices. */
+  readonly replyTo: number | null
+  /** The burst's last message (this one, or the last merged into it): its id and arrival (epoch ms). */
+  readonly lastId: number
+  readonly lastReceivedAt: number
   /** A notice's buttons. */
   readonly buttons: ReadonlyArray<UrlButton>
   /** Sent past the sender's updates-per-minute limit. */
@@ -51,6 +65,8 @@ export interface TurnRecord {
   readonly latencyMs: number
   /** From the turn's start to the first streamed token (ms); null without an LLM call. */
   readonly ttftMs: number | null
+  /** The user stopped the answer while it streamed: its usage is recorded as "stopped". */
+  readonly stopped?: boolean
 }
 
 /**
@@ -64,6 +80,57 @@ export class MailTakenOver extends Schema.TaggedError<MailTakenOver>()("MailTake
 
 export type MailboxError = StorageOutage | MailTakenOver
 
+interface MailRow {
+  id: bigint
+  kind: "user" | "notice"
+  update_id: bigint | null
+  chat_id: bigint
+  chat_type: string
+  thread_id: bigint
+  user_id: bigint | null
+  text: string
+  attachment: string | null
+  media_group_id: string | null
+  telegram_message_id: bigint | null
+  buttons: Array<UrlButton>
+  over_limit: boolean
+  gate: Gate | null
+  attempts: number
+  reply_message_ids: Array<number>
+  answer: string | null
+  conversation_id: string | null
+  received_at_ms: number
+  /** The messages merged into this one, in order. */
+  merged: Array<{ id: number; text: string; message_id: number | null; received_at_ms: number }>
+}
+
+const toMail = (row: MailRow): Mail => {
+  const last = row.merged.at(-1)
+  const messageId = row.telegram_message_id === null ? null : Number(row.telegram_message_id)
+  return {
+    id: Number(row.id),
+    kind: row.kind,
+    updateId: row.update_id === null ? null : Number(row.update_id),
+    chatId: Number(row.chat_id),
+    chatType: row.chat_type,
+    threadId: Number(row.thread_id) === 0 ? null : Number(row.thread_id),
+    userId: row.user_id === null ? null : Number(row.user_id),
+    text: [row.text, ...row.merged.map((m) => m.text)].join("\n\n"),
+    attachment: row.attachment,
+    mediaGroupId: row.media_group_id,
+    replyTo: last === undefined ? messageId : last.message_id,
+    lastId: last === undefined ? Number(row.id) : Number(last.id),
+    lastReceivedAt: last === undefined ? row.received_at_ms : Number(last.received_at_ms),
+    buttons: row.buttons,
+    overLimit: row.over_limit,
+    gate: row.gate,
+    attempts: row.attempts,
+    replyMessageIds: row.reply_message_ids.map(Number),
+    pendingAnswer: row.answer,
+    conversationId: row.conversation_id
+  }
+}
+
 /**
  * The worker's side of each chat's mailbox in Postgres. Callers hold the chat's lock, so the
  * oldest unfinished message is theirs to take, whether queued or left mid-turn by a crash.
@@ -71,6 +138,22 @@ export type MailboxError = StorageOutage | MailTakenOver
 export class Mailbox extends Context.Service<Mailbox, {
   /** Marks the chat's oldest unfinished message `processing` (one more attempt) and returns it. */
   readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
+  /**
+   * The message after the burst `head` ends (BURST_MERGE_MS), claimed like claimNext, when it is
+   * one to merge: the same sender and topic, text alone, not past the updates limit, received at
+   * most `withinMillis` ms after the burst's last. None otherwise.
+   */
+  readonly claimFollower: (head: Mail, withinMillis: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
+  /**
+   * Merges the claimed `follower` into `head`: recorded once as `merged` into it, answered by its
+   * answer. Returns the head with the follower's text appended, replying to the follower.
+   */
+  readonly merge: (head: Mail, follower: Mail) => Effect.Effect<Mail, MailboxError>
+  /**
+   * Whether the chat was told "text only" in the last `seconds` (by another message), or the
+   * message's album has a message with text, which is answered instead.
+   */
+  readonly toldTextOnly: (mail: Mail, seconds: number) => Effect.Effect<boolean, StorageOutage>
   // The writes below are fenced by the claim's attempt number: see MailTakenOver.
   /** Stores the Telegram ids of the reply's messages (the moment each exists). */
   readonly recordReplyIds: (mail: Mail, ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
@@ -127,7 +210,7 @@ export class Mailbox extends Context.Service<Mailbox, {
           with done as (${update})
           insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
           select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
-            ${record.latencyMs}, ${record.ttftMs}, ${outcome}
+            ${record.latencyMs}, ${record.ttftMs}, ${record.stopped === true ? "stopped" : outcome}
           from done
           returning message_id`
         return statement.pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
@@ -145,50 +228,66 @@ export class Mailbox extends Context.Service<Mailbox, {
           outcome
         )
 
+      /** Marks the message `which` selects `processing` (one more attempt) and returns it as Mail. */
+      const claim = (which: Statement.Statement<unknown>) =>
+        sql<MailRow>`
+          update messages set status = 'processing', attempts = attempts + 1
+          where id = (${which})
+          returning id, kind, update_id, chat_id, thread_id, user_id, text, attachment, media_group_id, telegram_message_id,
+            buttons, over_limit, gate, attempts, reply_message_ids, answer, conversation_id,
+            (extract(epoch from received_at) * 1000)::float8 as received_at_ms,
+            (select type from chats where chats.id = messages.chat_id) as chat_type,
+            (select coalesce(jsonb_agg(jsonb_build_object(
+                'id', f.id, 'text', f.text, 'message_id', f.telegram_message_id,
+                'received_at_ms', extract(epoch from f.received_at) * 1000) order by f.id), '[]')
+              from messages f where f.merged_into = messages.id) as merged`.pipe(
+          Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toMail)),
+          Effect.mapError(storageOutage)
+        )
+
       return Mailbox.of({
         claimNext: Effect.fn("Mailbox.claimNext")(function*(chatId: number) {
-          const rows = yield* sql<{
-            id: bigint
-            kind: "user" | "notice"
-            update_id: bigint | null
-            chat_id: bigint
-            chat_type: string
-            user_id: bigint | null
-            text: string
-            buttons: Array<UrlButton>
-            over_limit: boolean
-            gate: Gate | null
-            attempts: number
-            reply_message_ids: Array<number>
-            answer: string | null
-            conversation_id: string | null
-          }>`
-            update messages set status = 'processing', attempts = attempts + 1
-            where id = (
-              select id from messages
-              where chat_id = ${chatId} and status in ('queued', 'processing')
+          return yield* claim(sql`
+            select id from messages
+            where chat_id = ${chatId} and status in ('queued', 'processing')
+            order by id limit 1`)
+        }),
+        claimFollower: Effect.fn("Mailbox.claimFollower")(function*(head: Mail, withinMillis: number) {
+          // Only the very next message, and only one like the head: the same sender and topic,
+          // text alone, within the limits, close enough to the burst's last.
+          return yield* claim(sql`
+            select id from (
+              select * from messages
+              where chat_id = ${head.chatId} and id > ${head.lastId} and status in ('queued', 'processing')
               order by id limit 1
-            )
-            returning id, kind, update_id, chat_id, user_id, text, buttons, over_limit, gate, attempts, reply_message_ids,
-              answer, conversation_id, (select type from chats where chats.id = messages.chat_id) as chat_type`.pipe(
-            Effect.mapError(storageOutage)
-          )
-          return Option.map(Option.fromNullishOr(rows[0]), (row): Mail => ({
-            id: Number(row.id),
-            kind: row.kind,
-            updateId: row.update_id === null ? null : Number(row.update_id),
-            chatId: Number(row.chat_id),
-            chatType: row.chat_type,
-            userId: row.user_id === null ? null : Number(row.user_id),
-            text: row.text,
-            buttons: row.buttons,
-            overLimit: row.over_limit,
-            gate: row.gate,
-            attempts: row.attempts,
-            replyMessageIds: row.reply_message_ids.map(Number),
-            pendingAnswer: row.answer,
-            conversationId: row.conversation_id
-          }))
+            ) next
+            where kind = 'user' and user_id = ${head.userId} and thread_id = ${head.threadId ?? 0}
+              and attachment is null and not over_limit
+              and received_at <= to_timestamp(${head.lastReceivedAt + withinMillis} / 1000.0)`)
+        }),
+        merge: Effect.fn("Mailbox.merge")(function*(head: Mail, follower: Mail) {
+          yield* sql`
+            update messages set status = 'merged', merged_into = ${head.id}, conversation_id = ${head.conversationId}
+            where ${owned(follower)} returning id`
+            .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(follower)))
+          return {
+            ...head,
+            text: `${head.text}\n\n${follower.text}`,
+            replyTo: follower.replyTo,
+            lastId: follower.id,
+            lastReceivedAt: follower.lastReceivedAt
+          }
+        }),
+        toldTextOnly: Effect.fn("Mailbox.toldTextOnly")(function*(mail: Mail, seconds: number) {
+          const rows = yield* sql<{ told: boolean }>`
+            select exists (
+              select 1 from messages where chat_id = ${mail.chatId} and gate = 'text_only' and id <> ${mail.id}
+                and received_at > now() - make_interval(secs => ${seconds})
+            ) or exists (
+              select 1 from messages where chat_id = ${mail.chatId} and id <> ${mail.id}
+                and media_group_id = ${mail.mediaGroupId} and text <> ''
+            ) as told`.pipe(Effect.mapError(storageOutage))
+          return rows[0]?.told === true
         }),
         decide: Effect.fn("Mailbox.decide")(function*(mail: Mail, gate: Gate) {
           yield* sql`update messages set gate = ${gate} where ${owned(mail)} returning id`

@@ -1,6 +1,6 @@
 import { Clock, Context, Effect, Layer } from "effect"
 import { SendPacer } from "../telegram/SendPacer.ts"
-import { type SendOptions, Telegram, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
+import { type Button, type SendOptions, Telegram, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
 import { maxMessageLength, type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
 import { texts } from "./ChatTexts.ts"
 import type { MailboxError } from "./Mailbox.ts"
@@ -24,6 +24,19 @@ export interface LiveReply {
   ) => Effect.Effect<ReadonlyArray<number>, TelegramError | MailboxError>
 }
 
+/** Where a reply goes and how it streams. */
+export interface ReplyTarget {
+  readonly chatId: number
+  /** The forum topic every message, draft and edit of the reply belongs to. */
+  readonly threadId?: number
+  /** Private chats: the growing part streams as this animated draft, which the user may stop. */
+  readonly draftId?: number
+  /** Groups: the question the reply's first message answers (reply_parameters). */
+  readonly replyTo?: number
+  /** Groups: the callback data of a Stop button under the message still streaming. */
+  readonly stopData?: string
+}
+
 /**
  * Writes a turn's reply into the chat: previews while the answer streams (a draft in private
  * chats, an edited message in groups), then the final text formatted and split over messages,
@@ -31,14 +44,13 @@ export interface LiveReply {
  */
 export class ReplyWriter extends Context.Service<ReplyWriter, {
   /**
-   * `draftId` (private chats) streams the growing part as an animated draft instead of a message
-   * edited every second. `existingIds` are the reply messages an interrupted attempt already
-   * sent: they are edited, not sent again. `persistIds` stores the ids the moment a message
-   * exists, so a redo after a crash finds them.
+   * A draft (private chats) streams the growing part instead of a message edited every second.
+   * `existingIds` are the reply messages an interrupted attempt already sent: they are edited,
+   * not sent again. `persistIds` stores the ids the moment a message exists, so a redo after a
+   * crash finds them.
    */
   readonly open: (
-    chatId: number,
-    draftId: number | undefined,
+    target: ReplyTarget,
     existingIds: ReadonlyArray<number>,
     persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
   ) => Effect.Effect<LiveReply>
@@ -50,8 +62,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
       const pacer = yield* SendPacer
 
       const open = (
-        chatId: number,
-        draftId: number | undefined,
+        { chatId, draftId, replyTo, stopData, threadId }: ReplyTarget,
         existingIds: ReadonlyArray<number>,
         persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
       ) =>
@@ -61,11 +72,18 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const shown: Array<string | null> = ids.map(() => null)
           let lastPreviewAt = Number.NEGATIVE_INFINITY
 
+          const placement = {
+            ...(threadId !== undefined ? { threadId } : {}),
+            ...(replyTo !== undefined ? { replyTo } : {})
+          }
+          const stopButtons: ReadonlyArray<Button> = stopData !== undefined ? [{ text: texts.stopButton, data: stopData }] : []
+
           // Sent and stored as one step: interrupted between the two, a redo would not know the
-          // message exists and would send a second one.
+          // message exists and would send a second one. Only the first message replies to the question.
           const send = (index: number, text: string, options: SendOptions) =>
             Effect.uninterruptible(Effect.gen(function*() {
-              ids[index] = yield* telegram.sendMessage(chatId, text, options)
+              const { replyTo: _replyTo, ...inTopic } = placement
+              ids[index] = yield* telegram.sendMessage(chatId, text, { ...options, ...(index === 0 ? placement : inTopic) })
               yield* persistIds(ids)
             }))
 
@@ -86,7 +104,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             })
 
           /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
-          const showFinal = (index: number, chunk: TelegramChunk, buttons: ReadonlyArray<UrlButton> = []) =>
+          const showFinal = (index: number, chunk: TelegramChunk, buttons: ReadonlyArray<Button> = []) =>
             show(index, chunk.html, { html: true, buttons }).pipe(
               Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, { buttons }))
             )
@@ -99,11 +117,12 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             // a draft where the chat has them and no message of an earlier attempt is there.
             for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
             const growing = chunks[last]!.plain + cursor
-            if (draftId !== undefined && ids[last] === undefined) yield* telegram.sendDraft(chatId, draftId, growing)
-            else yield* show(last, growing, { preview: true })
+            if (draftId !== undefined && ids[last] === undefined) {
+              yield* telegram.sendDraft(chatId, draftId, growing, { ...(threadId !== undefined ? { threadId } : {}), canStop: true })
+            } else yield* show(last, growing, { preview: true, buttons: stopButtons })
           }, (effect) =>
             // A preview that could not be shown is skipped: the final text is what must arrive.
-            effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting", "MessageGone"], (error) =>
+            effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting", "MessageGone", "ChatMigrated"], (error) =>
               Effect.logDebug("preview skipped", error.message))))
 
           const preview = (markdown: string) =>

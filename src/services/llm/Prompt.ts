@@ -19,6 +19,17 @@ export const systemPrompt =
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 3) + 4
 
 /**
+ * The message cut to what fits in `budget` tokens beside the system prompt (estimated as above),
+ * never in the middle of a surrogate pair; `keptChars` (UTF-16 units) when it had to be cut.
+ */
+export const fitMessage = (message: string, budget: number): { readonly text: string; readonly keptChars?: number } => {
+  const room = Math.max(0, (budget - estimateTokens(systemPrompt) - 4) * 3)
+  if (message.length <= room) return { text: message }
+  const end = /[\uD800-\uDBFF]/.test(message[room - 1] ?? "") ? room - 1 : room
+  return { text: message.slice(0, end), keptChars: end }
+}
+
+/**
  * The system prompt, then as many of the most recent exchanges (`history`, newest first) as fit
  * in `budget` tokens (estimated, the new message and system prompt included: an exact fit is
  * kept), then the new message. Older exchanges are dropped whole, never cut in half.

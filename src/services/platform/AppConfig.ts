@@ -61,6 +61,10 @@ export interface Settings {
   readonly sweepInterval: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   readonly maxBodyBytes: number
+  /** In groups: answer only what is addressed to the bot ("mention"), or every message ("all"). */
+  readonly groupReplyMode: "mention" | "all"
+  /** Queued messages of one sender this close together (ms) are answered as one; 0: never merged. */
+  readonly burstMergeMs: number
 }
 
 /** The settings cannot run the program: `message` lists every problem, one per line. */
@@ -132,7 +136,9 @@ const settings = {
   maxAnswerTokens: positiveInt("MAX_ANSWER_TOKENS", 1500),
   sweepInterval: seconds("SWEEP_INTERVAL_SECONDS", 15),
   shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 20),
-  maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576)
+  maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
+  groupReplyMode: Config.schema(Schema.Literals(["mention", "all"]), "GROUP_REPLY_MODE").pipe(Config.withDefault("mention")),
+  burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500)
 } satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits">]: Config.Config<Settings[K]> }
 
 const rateLimits = {
@@ -224,6 +230,11 @@ const load = Effect.gen(function*() {
   const secret = values.telegramWebhookSecret as Option.Option<unknown> | undefined
   if (publicUrl && Option.isSome(publicUrl) && secret && Option.isNone(secret)) {
     problems.push("TELEGRAM_WEBHOOK_SECRET is required when PUBLIC_URL is set (webhook mode)")
+  }
+  const budget = values.contextTokenBudget as number | undefined
+  const answer = values.maxAnswerTokens as number | undefined
+  if (budget !== undefined && answer !== undefined && answer >= budget) {
+    problems.push(`MAX_ANSWER_TOKENS (${answer}) must be below CONTEXT_TOKEN_BUDGET (${budget}): the rest is the prompt's room`)
   }
   if (problems.length > 0) {
     return yield* new InvalidConfig({

@@ -19,6 +19,16 @@ export class MessageGone extends Schema.TaggedError<MessageGone>()("MessageGone"
 }) {}
 
 /**
+ * 400 with parameters.migrate_to_chat_id: the group was upgraded to a supergroup, which has a new
+ * id (PROTOCOLS.md, Where a message belongs). The chat moves there and the reply is sent again.
+ */
+export class ChatMigrated extends Schema.TaggedError<ChatMigrated>()("ChatMigrated", {
+  chatId: Schema.Number,
+  toChatId: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
  * Any other failure, after the retry schedule gave up. `code` is Telegram's error_code, or 0 for
  * a network failure or timeout; `message` is Telegram's description, or for a network failure
  * what the HTTP client said, with the token cut out.
@@ -30,7 +40,7 @@ export class TelegramApiError extends Schema.TaggedError<TelegramApiError>()("Te
   message: Schema.String
 }) {}
 
-export type TelegramError = UnreachableChat | RejectedFormatting | MessageGone | TelegramApiError
+export type TelegramError = UnreachableChat | RejectedFormatting | MessageGone | ChatMigrated | TelegramApiError
 
 /** Telegram away or asking to wait, rather than refusing the request: worth trying again later. */
 export const isTransient = (error: TelegramApiError): boolean =>
@@ -52,13 +62,35 @@ export interface UrlButton {
   readonly url: string
 }
 
-export interface SendOptions {
+/** A button under a message that sends `data` (1-64 bytes) back as a callback_query. */
+export interface CallbackButton {
+  readonly text: string
+  readonly data: string
+}
+
+export type Button = UrlButton | CallbackButton
+
+/** A command in the bot's menu (setMyCommands): 1-32 chars of a-z, 0-9 and _, and a 1-256 char description. */
+export interface BotCommand {
+  readonly command: string
+  readonly description: string
+}
+
+/** Where in a chat a message goes, and what it answers. */
+export interface Placement {
+  /** The forum topic (message_thread_id); absent: General, or a chat without topics. */
+  readonly threadId?: number
+  /** The message it replies to (reply_parameters; sent anyway if that message is gone). */
+  readonly replyTo?: number
+}
+
+export interface SendOptions extends Placement {
   /** parse_mode HTML (Telegram's subset: see TelegramMarkdown.ts). */
   readonly html?: boolean
   /** A preview: tried once, never retried (the next one comes a second later). */
   readonly preview?: boolean
   /** Buttons under the message, one per row. */
-  readonly buttons?: ReadonlyArray<UrlButton>
+  readonly buttons?: ReadonlyArray<Button>
 }
 
 /**
@@ -84,11 +116,21 @@ export class Telegram extends Context.Service<Telegram, {
   readonly deleteMessage: (chatId: number, messageId: number) => Effect.Effect<void, TelegramError>
   /**
    * Streams a preview into a private chat as an animated draft (Bot API 9.3+): ephemeral, shown
-   * for 30 s, replaced by the real message. Tried once, like every preview.
+   * for 30 s, replaced by the real message. Tried once, like every preview. `canStop` shows the
+   * user a stop button (Bot API 10.3): pressed, it comes back as a stopped_message_generation update.
    */
-  readonly sendDraft: (chatId: number, draftId: number, text: string) => Effect.Effect<void, TelegramError>
-  /** "typing…" for about 5 s, or until the next message. */
-  readonly sendTyping: (chatId: number) => Effect.Effect<void, TelegramError>
+  readonly sendDraft: (
+    chatId: number,
+    draftId: number,
+    text: string,
+    options?: { readonly threadId?: number; readonly canStop?: boolean }
+  ) => Effect.Effect<void, TelegramError>
+  /** "typing…" for about 5 s, or until the next message, in the topic when given. */
+  readonly sendTyping: (chatId: number, threadId?: number) => Effect.Effect<void, TelegramError>
+  /** Answers a button press (callback_query) with a short notice shown to the presser. */
+  readonly answerCallbackQuery: (callbackQueryId: string, text: string) => Effect.Effect<void, TelegramError>
+  /** The bot's command menu, for everyone (the default scope and language). */
+  readonly setMyCommands: (commands: ReadonlyArray<BotCommand>) => Effect.Effect<void, TelegramError>
   /**
    * Asks Telegram to POST updates to `url` with `secret` in X-Telegram-Bot-Api-Secret-Token,
    * only the kinds the bot reads (allowed_updates).

@@ -228,10 +228,21 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
     it.effect("says briefly that it failed when the LLM fails before any text", () =>
       isolated(Effect.gen(function*() {
         const ai = yield* AiScript
-        yield* ai.answerWith(() => ({ _tag: "Fail", error: llmError(401, "Incorrect API key provided: [redacted]") }))
+        yield* ai.answerWith(() => ({ _tag: "Fail", error: llmError(503, "Service Unavailable") }))
         const { events, shown } = yield* turn(mail({ chatId: 15, text: "key?" }))
         assert.deepStrictEqual(shown, [texts.failed])
         assert.deepStrictEqual(events.at(-1)?._tag, "fail")
+      })))
+
+    it.effect("says the service is unavailable (not 'try again') when the LLM refuses the API key, 401 or 403", () =>
+      isolated(Effect.gen(function*() {
+        const ai = yield* AiScript
+        for (const [chatId, status] of [[16, 401], [17, 403]] as const) {
+          yield* ai.answerWith(() => ({ _tag: "Fail", error: llmError(status, "Incorrect API key provided: [redacted]") }))
+          const { events, shown } = yield* turn(mail({ chatId, text: "key?" }))
+          assert.deepStrictEqual(shown, [texts.unavailable])
+          assert.deepStrictEqual(events.at(-1)?._tag, "fail")
+        }
       })))
 
     it.effect("cuts the answer off after TURN_TIMEOUT_SECONDS and stops the LLM request", () =>

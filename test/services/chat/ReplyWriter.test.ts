@@ -18,7 +18,7 @@ const open = (chatId: number, existingIds: ReadonlyArray<number> = []) =>
   Effect.gen(function*() {
     const persisted: Array<ReadonlyArray<number>> = []
     const reply = yield* ReplyWriter.use((writer) =>
-      writer.open(chatId, undefined, existingIds, (ids) => Effect.sync(() => void persisted.push([...ids]))))
+      writer.open({ chatId }, existingIds, (ids) => Effect.sync(() => void persisted.push([...ids]))))
     return { reply, persisted }
   })
 

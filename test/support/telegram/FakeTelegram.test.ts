@@ -3,10 +3,21 @@
  */
 import { Api, GrammyError } from "grammy"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { type FakeTelegram, startFakeTelegram, textMessageUpdate } from "./FakeTelegram.ts"
+import {
+  callbackQueryUpdate,
+  type FakeTelegram,
+  type MediaKind,
+  mediaMessageUpdate,
+  migrationUpdate,
+  startFakeTelegram,
+  stoppedGenerationUpdate,
+  textMessageUpdate
+} from "./FakeTelegram.ts"
 
 const CHAT = 1001
 const OTHER_CHAT = 1002
+const SUPERGROUP = -1_001_234_567_890
+const GROUP = -4001
 
 /** Runs `promise`, expecting a GrammyError, and returns it. */
 async function grammyError(promise: Promise<unknown>): Promise<GrammyError> {
@@ -204,5 +215,291 @@ describe("FakeTelegram through grammY's Api", () => {
     const startedAt = Date.now()
     await api.sendChatAction(CHAT, "typing")
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(70)
+  })
+
+  it("stores command menus per language and scope and validates them like Telegram", async () => {
+    expect(tg.commands()).toBeUndefined()
+    expect(await api.getMyCommands()).toEqual([])
+    const menu = [
+      { command: "start", description: "Start" },
+      { command: "new_chat", description: "Forget the conversation" }
+    ]
+    await api.setMyCommands(menu)
+    await api.setMyCommands([{ command: "start", description: "Los" }], { language_code: "de" })
+    await api.setMyCommands([{ command: "help", description: "Help" }], { scope: { type: "all_group_chats" } })
+    expect(tg.commands()).toEqual(menu)
+    expect(tg.commands("de")).toEqual([{ command: "start", description: "Los" }])
+    expect(tg.commands("", { type: "all_group_chats" })).toEqual([{ command: "help", description: "Help" }])
+    expect(tg.commands("fr")).toBeUndefined()
+    expect(await api.getMyCommands({ language_code: "de" })).toEqual([{ command: "start", description: "Los" }])
+    expect(await api.getMyCommands()).toEqual(menu)
+
+    const rejected = async (commands: Array<{ command: string; description: string }>) =>
+      (await grammyError(api.setMyCommands(commands))).description
+    expect(await rejected([{ command: "NewChat", description: "x" }])).toBe("Bad Request: BOT_COMMAND_INVALID")
+    expect(await rejected([{ command: "new-chat", description: "x" }])).toBe("Bad Request: BOT_COMMAND_INVALID")
+    expect(await rejected([{ command: "", description: "x" }])).toBe("Bad Request: command must be non-empty")
+    expect(await rejected([{ command: "a".repeat(33), description: "x" }])).toBe(
+      "Bad Request: command length must not exceed 32"
+    )
+    expect(await rejected([{ command: "a", description: " " }])).toBe("Bad Request: command description must be non-empty")
+    expect(await rejected([{ command: "a", description: "d".repeat(257) }])).toBe(
+      "Bad Request: command description length must not exceed 256"
+    )
+    const tooMany = Array.from({ length: 101 }, (_, i) => ({ command: `c${i}`, description: "d" }))
+    expect(await rejected(tooMany)).toBe("Bad Request: BOT_COMMANDS_TOO_MUCH")
+    await api.setMyCommands(tooMany.slice(0, 100).map((c) => ({ ...c, description: "d".repeat(256) })))
+    expect(tg.commands()).toHaveLength(100)
+
+    tg.reset()
+    expect(tg.commands()).toBeUndefined()
+  })
+
+  it("answers callback queries with a non-empty id", async () => {
+    expect(await api.answerCallbackQuery("4382bfdwdsb323b2d9", { text: "Saved", show_alert: true })).toBe(true)
+    expect(tg.calls.find((c) => c.method === "answerCallbackQuery")?.params).toEqual({
+      callback_query_id: "4382bfdwdsb323b2d9",
+      text: "Saved",
+      show_alert: true
+    })
+    const error = await grammyError(api.answerCallbackQuery(""))
+    expect(error.error_code).toBe(400)
+    expect(error.description).toBe("Bad Request: query is too old and response timeout expired or query ID is invalid")
+  })
+
+  it("keeps message_thread_id and checks it against a forum's topics", async () => {
+    tg.makeForum(SUPERGROUP, [5, 9])
+    const sent = await api.sendMessage(SUPERGROUP, "in topic", { message_thread_id: 5 })
+    expect(sent).toMatchObject({
+      message_thread_id: 5,
+      is_topic_message: true,
+      chat: { type: "supergroup", is_forum: true }
+    })
+    expect(tg.lastMessage(SUPERGROUP)?.message_thread_id).toBe(5)
+    await api.sendChatAction(SUPERGROUP, "typing", { message_thread_id: 9 })
+    // General: no thread id.
+    const general = await api.sendMessage(SUPERGROUP, "general")
+    expect(general.message_thread_id).toBeUndefined()
+    expect(tg.lastMessage(SUPERGROUP)?.message_thread_id).toBeUndefined()
+
+    for (const call of [
+      api.sendMessage(SUPERGROUP, "lost", { message_thread_id: 6 }),
+      api.sendChatAction(SUPERGROUP, "typing", { message_thread_id: 6 })
+    ]) {
+      expect((await grammyError(call)).description).toBe("Bad Request: message thread not found")
+    }
+    expect(tg.messages(SUPERGROUP)).toHaveLength(2)
+
+    // A private chat with topics: drafts and actions are checked too.
+    tg.makeForum(CHAT, [3])
+    await api.sendMessageDraft(CHAT, 1, "thinking", { message_thread_id: 3 })
+    expect(tg.drafts(CHAT)).toMatchObject([{ draft_id: 1, message_thread_id: 3 }])
+    expect((await grammyError(api.sendMessageDraft(CHAT, 2, "x", { message_thread_id: 4 }))).description).toBe(
+      "Bad Request: message thread not found"
+    )
+    const inPrivateTopic = await api.sendMessage(CHAT, "answer", { message_thread_id: 3 })
+    expect(inPrivateTopic.chat).toEqual({ id: CHAT, type: "private", first_name: "Tester" })
+
+    // Without makeForum any thread id is accepted.
+    const elsewhere = await api.sendMessage(OTHER_CHAT, "x", { message_thread_id: 77 })
+    expect(elsewhere.chat.is_forum).toBeUndefined()
+    expect(tg.lastMessage(OTHER_CHAT)?.message_thread_id).toBe(77)
+
+    tg.reset()
+    await api.sendMessage(SUPERGROUP, "forgotten", { message_thread_id: 6 })
+  })
+
+  it("keeps the replied-to message id from reply_parameters or reply_to_message_id", async () => {
+    await api.sendMessage(CHAT, "reply", { reply_parameters: { message_id: 41, allow_sending_without_reply: true } })
+    expect(tg.lastMessage(CHAT)?.reply_to_message_id).toBe(41)
+    await api.raw.sendMessage({ chat_id: CHAT, text: "legacy", reply_to_message_id: 42 })
+    expect(tg.lastMessage(CHAT)?.reply_to_message_id).toBe(42)
+    await api.sendMessage(CHAT, "plain")
+    expect(tg.lastMessage(CHAT)?.reply_to_message_id).toBeUndefined()
+  })
+
+  it("keeps a draft's can_stop and keep_on_stop", async () => {
+    await api.sendMessageDraft(CHAT, 1, "plain")
+    await api.sendMessageDraft(CHAT, 2, "stoppable", { can_stop: true, keep_on_stop: true })
+    expect(tg.drafts(CHAT)).toMatchObject([
+      { draft_id: 1, can_stop: false, keep_on_stop: false, message_thread_id: undefined },
+      { draft_id: 2, can_stop: true, keep_on_stop: true }
+    ])
+  })
+
+  it("rejects callback_data that is not 1-64 bytes of UTF-8, on send and on edit", async () => {
+    const keyboard = (data: string) => ({
+      inline_keyboard: [[{ text: "ok", callback_data: "ok" }, { text: "b", callback_data: data }]]
+    })
+    const sent = await api.sendMessage(CHAT, "pick", { reply_markup: keyboard("é".repeat(32)) }) // 64 bytes
+    expect(tg.lastMessage(CHAT)?.reply_markup).toEqual(keyboard("é".repeat(32)))
+    for (const data of ["é".repeat(32) + "x", ""]) {
+      expect((await grammyError(api.sendMessage(CHAT, "pick", { reply_markup: keyboard(data) }))).description).toBe(
+        "Bad Request: BUTTON_DATA_INVALID"
+      )
+      const edit = api.editMessageText(CHAT, sent.message_id, "again", { reply_markup: keyboard(data) })
+      expect((await grammyError(edit)).description).toBe("Bad Request: BUTTON_DATA_INVALID")
+    }
+    expect(tg.messages(CHAT)).toMatchObject([{ text: "pick", edit_count: 0 }])
+    // URL buttons carry no callback_data.
+    await api.sendMessage(CHAT, "link", { reply_markup: { inline_keyboard: [[{ text: "site", url: "https://e.com" }]] } })
+  })
+
+  it("answers every chat method to a migrated group with 400 and migrate_to_chat_id", async () => {
+    const sent = await api.sendMessage(GROUP, "before")
+    tg.migrateChat(GROUP, SUPERGROUP)
+    for (const call of [
+      api.sendMessage(GROUP, "after"),
+      api.editMessageText(GROUP, sent.message_id, "edited"),
+      api.sendMessageDraft(GROUP, 1, "draft"),
+      api.sendChatAction(GROUP, "typing"),
+      api.deleteMessage(GROUP, sent.message_id)
+    ]) {
+      const error = await grammyError(call)
+      expect(error.error_code).toBe(400)
+      expect(error.description).toBe("Bad Request: group chat was upgraded to a supergroup chat")
+      expect(error.parameters).toEqual({ migrate_to_chat_id: SUPERGROUP })
+    }
+    expect((await api.sendMessage(SUPERGROUP, "moved")).chat.type).toBe("supergroup")
+    expect(tg.messages(GROUP)).toMatchObject([{ text: "before" }])
+
+    tg.reset()
+    await api.sendMessage(GROUP, "forgotten")
+  })
+
+  it("builds text updates in topics, groups and replies to the bot", async () => {
+    const mention = { type: "mention" as const, offset: 0, length: 14 }
+    const command = { type: "bot_command" as const, offset: 0, length: 4 }
+    for (const update of [
+      textMessageUpdate({ chatId: CHAT, text: "hi" }),
+      textMessageUpdate({ chatId: GROUP, userId: 7, groupTitle: "Team", text: "hello" }),
+      textMessageUpdate({ chatId: SUPERGROUP, userId: 7, isForum: true, threadId: 5, text: "@fake_test_bot hi", entities: [mention] }),
+      textMessageUpdate({
+        chatId: SUPERGROUP,
+        userId: 7,
+        chatType: "supergroup",
+        replyToBot: { messageId: 3, text: "earlier" },
+        botToken: tg.token,
+        text: "more"
+      }),
+      textMessageUpdate({ chatId: CHAT, threadId: 2, text: "/new", entities: [command] })
+    ]) {
+      tg.pushUpdate(update)
+    }
+    const updates = await api.getUpdates({ timeout: 0 })
+    const [privateText, groupText, topicText, replyText, privateTopicText] = updates.map((u) => u.message)
+    expect(privateText).toMatchObject({ chat: { id: CHAT, type: "private" }, from: { id: CHAT, is_bot: false }, text: "hi" })
+    expect(privateText?.message_thread_id).toBeUndefined()
+    expect(privateText?.reply_to_message).toBeUndefined()
+    expect(groupText).toMatchObject({ chat: { id: GROUP, type: "group", title: "Team" }, from: { id: 7 } })
+    expect(topicText).toMatchObject({
+      chat: { id: SUPERGROUP, type: "supergroup", is_forum: true },
+      message_thread_id: 5,
+      is_topic_message: true,
+      entities: [mention],
+      // Telegram makes a topic's messages replies to the topic's creation message.
+      reply_to_message: { message_id: 5, forum_topic_created: { name: "Test topic" } }
+    })
+    expect(replyText?.chat).toEqual({ id: SUPERGROUP, type: "supergroup", title: "Test supergroup" })
+    expect(replyText?.reply_to_message).toMatchObject({
+      message_id: 3,
+      text: "earlier",
+      from: { id: 42, is_bot: true, username: "fake_test_bot" }
+    })
+    // A reply in a supergroup belongs to the reply thread, which is not a topic.
+    expect(replyText?.message_thread_id).toBe(3)
+    expect(replyText?.is_topic_message).toBeUndefined()
+    expect(privateTopicText).toMatchObject({ message_thread_id: 2, is_topic_message: true, chat: { type: "private" } })
+    expect(privateTopicText?.reply_to_message).toBeUndefined()
+    expect(() => textMessageUpdate({ chatId: GROUP, chatType: "group", isForum: true, text: "x" })).toThrow(/supergroup/)
+  })
+
+  it("builds media messages of every kind", async () => {
+    const kinds: Array<MediaKind> = [
+      "photo",
+      "video",
+      "document",
+      "voice",
+      "audio",
+      "sticker",
+      "video_note",
+      "animation",
+      "location",
+      "contact",
+      "poll",
+      "dice"
+    ]
+    for (const [i, kind] of kinds.entries()) tg.pushUpdate(mediaMessageUpdate({ chatId: CHAT, messageId: i + 1, kind }))
+    const messages = (await api.getUpdates({ timeout: 0 })).map((u) => u.message)
+    for (const [i, kind] of kinds.entries()) {
+      expect(messages[i]).toHaveProperty(kind)
+      expect(messages[i]?.text).toBeUndefined()
+    }
+    const [photo, video, , , , sticker, , animation] = messages
+    expect(photo?.photo?.map((p) => p.width)).toEqual([51, 180, 451, 721])
+    expect(photo?.photo?.[0]).toMatchObject({ file_id: expect.any(String), file_unique_id: expect.any(String) })
+    expect(video?.video).toMatchObject({ mime_type: "video/mp4", thumbnail: { width: 180 } })
+    expect(sticker?.sticker).toMatchObject({ type: "regular", is_animated: false, emoji: "😀" })
+    expect(animation?.document?.file_id).toBe(animation?.animation?.file_id)
+
+    const album = mediaMessageUpdate({
+      chatId: SUPERGROUP,
+      userId: 7,
+      isForum: true,
+      threadId: 5,
+      kind: "photo",
+      caption: "@fake_test_bot look",
+      captionEntities: [{ type: "mention", offset: 0, length: 14 }],
+      mediaGroupId: "13443011608618786",
+      updateId: 900
+    })
+    expect(album).toMatchObject({
+      update_id: 900,
+      message: {
+        chat: { type: "supergroup", is_forum: true },
+        message_thread_id: 5,
+        is_topic_message: true,
+        caption: "@fake_test_bot look",
+        caption_entities: [{ type: "mention", offset: 0, length: 14 }],
+        media_group_id: "13443011608618786"
+      }
+    })
+    expect(() => mediaMessageUpdate({ chatId: CHAT, kind: "sticker", caption: "x" })).toThrow(/no caption/)
+    expect(() => mediaMessageUpdate({ chatId: CHAT, kind: "voice", mediaGroupId: "1" })).toThrow(/album/)
+  })
+
+  it("builds stop-button, callback query and migration updates", async () => {
+    tg.pushUpdate(stoppedGenerationUpdate({ chatId: CHAT, draftId: 7 }))
+    tg.pushUpdate(stoppedGenerationUpdate({ chatId: CHAT, draftId: 8, threadId: 3, updateId: 50 }))
+    tg.pushUpdate(callbackQueryUpdate({ chatId: CHAT, userId: CHAT, messageId: 4, data: "regen:4", botToken: tg.token }))
+    tg.pushUpdate(callbackQueryUpdate({ chatId: GROUP, userId: 7, groupTitle: "Team", messageId: 9, data: "x", id: "q1" }))
+    tg.pushUpdate(migrationUpdate({ fromChatId: GROUP, toChatId: SUPERGROUP }))
+    const [stopped, stoppedInTopic, pressed, pressedInGroup, migrated] = await api.getUpdates({ timeout: 0 })
+
+    expect(stopped?.stopped_message_generation).toEqual({
+      chat: { id: CHAT, type: "private", first_name: "Tester" },
+      draft_id: 7
+    })
+    expect(stoppedInTopic).toMatchObject({
+      update_id: 50,
+      stopped_message_generation: { message_thread_id: 3, draft_id: 8 }
+    })
+
+    const query = pressed?.callback_query
+    expect(query).toMatchObject({
+      from: { id: CHAT, is_bot: false },
+      data: "regen:4",
+      chat_instance: expect.any(String),
+      message: { message_id: 4, chat: { id: CHAT, type: "private" }, from: { id: 42, is_bot: true } }
+    })
+    expect(query?.id).toEqual(expect.any(String))
+    // Without botToken the bot is DEFAULT_TOKEN's.
+    expect(pressedInGroup?.callback_query).toMatchObject({
+      id: "q1",
+      message: { chat: { id: GROUP, type: "group", title: "Team" }, from: { id: 123456 } }
+    })
+    await api.answerCallbackQuery(query?.id ?? "")
+
+    expect(migrated?.message).toMatchObject({ chat: { id: GROUP, type: "group" }, migrate_to_chat_id: SUPERGROUP })
   })
 })

@@ -3,23 +3,34 @@
  *
  * It speaks real HTTP on 127.0.0.1 (ephemeral port), so the bot talks to it through grammY's
  * real `Api` client: `new Api(token, { apiRoot: fake.url })`. It keeps per-chat state (messages,
- * drafts), a log of every call, validates text the way Telegram does (empty / too long / broken
- * HTML / "message is not modified"), and can inject faults (429 with retry_after, 5xx, 400/403,
- * blocked chats). After a 429 it also checks that the client honoured retry_after: every call
- * that arrives too early is recorded in `violations`.
+ * drafts, forum topics), the bot's command menus, a log of every call, validates text the way
+ * Telegram does (empty / too long / broken HTML / "message is not modified", callback_data
+ * size), and can inject faults (429 with retry_after, 5xx, 400/403, blocked chats, groups
+ * migrated to supergroups). After a 429 it also checks that the client honoured retry_after:
+ * every call that arrives too early is recorded in `violations`.
  *
  * Not covered: file uploads (multipart), inline messages, the MarkdownV2 parse mode (answered
  * like any unsupported one), legacy `Markdown` parse mode (text is kept verbatim), delivery of
- * updates to a webhook (tests post updates to the bot themselves).
+ * updates to a webhook (tests post updates to the bot themselves), `reply_to_message` in the
+ * answers (the replied-to id is kept in `FakeMessage.reply_to_message_id`), checking that a
+ * replied-to message or an answered callback query exists.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import type { Update } from "grammy/types"
+import type { BotCommand, BotCommandScope, Update } from "grammy/types"
 import { ChangeNotifier, closeServer, delay, listenOnLoopback, waitForCondition } from "../LoopbackServer.ts"
 import { ChatStore } from "./chats.ts"
+import { CommandMenus } from "./commands.ts"
 import { DroppedConnection, FaultInjector } from "./faults.ts"
 import { failure, readParams, send } from "./http.ts"
 import { BotApi } from "./methods.ts"
-import { chatKey, METHOD_BY_LOWERCASE, normalizeChatId, type Params, TelegramError } from "./protocol.ts"
+import {
+  chatKey,
+  DEFAULT_TOKEN,
+  METHOD_BY_LOWERCASE,
+  normalizeChatId,
+  type Params,
+  TelegramError
+} from "./protocol.ts"
 import type {
   ChatId,
   FakeDraft,
@@ -33,12 +44,23 @@ import type {
 } from "./types.ts"
 import { UpdateQueue } from "./updates.ts"
 
-export { textMessageUpdate, type TextUpdateOptions } from "./builders.ts"
+export {
+  callbackQueryUpdate,
+  type CallbackQueryUpdateOptions,
+  type ChatOptions,
+  type MediaKind,
+  mediaMessageUpdate,
+  type MediaUpdateOptions,
+  mentioningBot,
+  migrationUpdate,
+  stoppedGenerationUpdate,
+  textMessageUpdate,
+  type TextUpdateOptions
+} from "./builders.ts"
 export { RATE_SLACK_MS } from "./faults.ts"
+export { DEFAULT_TOKEN } from "./protocol.ts"
 export { MAX_MESSAGE_LENGTH } from "./text.ts"
 export type * from "./types.ts"
-
-export const DEFAULT_TOKEN = "123456:TEST-TOKEN"
 
 export async function startFakeTelegram(opts: FakeTelegramOptions = {}): Promise<FakeTelegram> {
   const fake = new FakeTelegram(opts)
@@ -57,6 +79,7 @@ export class FakeTelegram {
   readonly #changes = new ChangeNotifier()
   readonly #faults = new FaultInjector()
   readonly #chats = new ChatStore()
+  readonly #commands = new CommandMenus()
   readonly #updates: UpdateQueue
   readonly #api: BotApi
   #url = ""
@@ -66,7 +89,7 @@ export class FakeTelegram {
   constructor(opts: FakeTelegramOptions = {}) {
     this.token = opts.token ?? DEFAULT_TOKEN
     this.#updates = new UpdateQueue(this.#changes, (opts.maxPollSeconds ?? 10) * 1000, () => this.#closed)
-    this.#api = new BotApi(this.token, this.#chats, this.#updates)
+    this.#api = new BotApi(this.token, this.#chats, this.#updates, this.#commands)
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         // Only a bug in the fake itself lands here; answer something grammY can parse.
@@ -125,6 +148,24 @@ export class FakeTelegram {
     this.#faults.unblockChat(chatId)
   }
 
+  /**
+   * The group was upgraded to the supergroup `newChatId`: every send/edit/draft/action/delete to
+   * `oldChatId` answers 400 "group chat was upgraded to a supergroup chat" with
+   * `parameters.migrate_to_chat_id`. (Push `migrationUpdate` for the service message.)
+   */
+  migrateChat(oldChatId: ChatId, newChatId: number): void {
+    this.#faults.migrateChat(oldChatId, newChatId)
+  }
+
+  /**
+   * Makes the chat a forum with these topics: a send, draft or chat action there with a
+   * `message_thread_id` not among them answers 400 "message thread not found" (without a forum
+   * any thread id is accepted). A forum group's chat object gets `is_forum: true`.
+   */
+  makeForum(chatId: ChatId, topicIds: ReadonlyArray<number>): void {
+    this.#chats.makeForum(chatKey(chatId), topicIds)
+  }
+
   /** Delay applied to every call before it is processed (0 = none). */
   setLatency(ms: number): void {
     this.#latencyMs = Math.max(0, ms)
@@ -134,11 +175,15 @@ export class FakeTelegram {
     return this.#updates.webhook
   }
 
-  /** Forgets everything: calls, violations, chats, updates, faults, blocks, latency, webhook. */
+  /**
+   * Forgets everything: calls, violations, chats, forums, commands, updates, faults, blocks,
+   * migrations, latency, webhook.
+   */
   reset(): void {
     this.calls.length = 0
     this.violations.length = 0
     this.#chats.clear()
+    this.#commands.clear()
     this.#faults.reset()
     this.#updates.reset()
     this.#latencyMs = 0
@@ -163,6 +208,11 @@ export class FakeTelegram {
   /** Current drafts of the chat (sendMessageDraft), cleared when the bot sends a message there. */
   drafts(chatId: ChatId): Array<FakeDraft> {
     return this.#chats.drafts(chatKey(chatId))
+  }
+
+  /** The commands setMyCommands set for this language ("" = all) and scope (default: the default scope), if ever. */
+  commands(languageCode = "", scope?: BotCommandScope): ReadonlyArray<BotCommand> | undefined {
+    return this.#commands.commands(languageCode, scope)
   }
 
   /** Calls addressed to the chat, optionally only those of one method. */
@@ -244,7 +294,7 @@ export class FakeTelegram {
         }
         if (!(error instanceof TelegramError)) throw error
         status = error.code
-        body = failure(error.code, error.message, error.retryAfter)
+        body = failure(error.code, error.message, error.parameters)
         call.description = error.message
       }
     }

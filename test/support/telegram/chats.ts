@@ -1,6 +1,6 @@
 /**
- * Per-chat state: messages (with edits and deletions) and drafts, and the Bot API methods that
- * change them. Chat ids are already normalised (see `chatKey`).
+ * Per-chat state: messages (with edits and deletions), drafts and forum topics, and the Bot API
+ * methods that change them. Chat ids are already normalised (see `chatKey`).
  */
 import { badRequest, nowSeconds, optionalInt, type Params } from "./protocol.ts"
 import { formatContent } from "./text.ts"
@@ -21,11 +21,55 @@ function snapshot(m: MutableMessage): FakeMessage {
   return { ...message, entities: [...m.entities] }
 }
 
+/** `reply_parameters.message_id`, or the legacy `reply_to_message_id`. */
+function replyToMessageId(p: Params): number | undefined {
+  const replyParameters = p["reply_parameters"]
+  const fromParameters =
+    typeof replyParameters === "object" && replyParameters !== null
+      ? optionalInt(replyParameters as Params, "message_id")
+      : undefined
+  return fromParameters ?? optionalInt(p, "reply_to_message_id")
+}
+
+/** Inline keyboard buttons' callback_data must be 1-64 bytes of UTF-8. */
+function checkReplyMarkup(replyMarkup: unknown): void {
+  if (typeof replyMarkup !== "object" || replyMarkup === null || !("inline_keyboard" in replyMarkup)) return
+  const rows = replyMarkup.inline_keyboard
+  if (!Array.isArray(rows)) return
+  for (const button of rows.flat() as Array<unknown>) {
+    if (typeof button !== "object" || button === null || !("callback_data" in button)) continue
+    const data = button.callback_data
+    const bytes = typeof data === "string" ? Buffer.byteLength(data, "utf8") : 0
+    if (bytes < 1 || bytes > 64) throw badRequest("BUTTON_DATA_INVALID")
+  }
+}
+
 export class ChatStore {
   readonly #chats = new Map<ChatId, ChatState>()
+  /** Forum chats (see `makeForum`) and their topic ids. */
+  readonly #forums = new Map<ChatId, ReadonlySet<number>>()
 
   clear(): void {
     this.#chats.clear()
+    this.#forums.clear()
+  }
+
+  makeForum(chatId: ChatId, topicIds: ReadonlyArray<number>): void {
+    this.#forums.set(chatId, new Set(topicIds))
+  }
+
+  isForum(chatId: ChatId): boolean {
+    return this.#forums.has(chatId)
+  }
+
+  /** The call's `message_thread_id`; in a forum it must be one of its topics. */
+  threadId(chatId: ChatId, p: Params): number | undefined {
+    const threadId = optionalInt(p, "message_thread_id")
+    const topics = this.#forums.get(chatId)
+    if (threadId !== undefined && topics !== undefined && !topics.has(threadId)) {
+      throw badRequest("message thread not found")
+    }
+    return threadId
   }
 
   /** The chat's visible (not deleted) messages in send order; snapshots, not live objects. */
@@ -39,13 +83,17 @@ export class ChatStore {
 
   /** The new message; sending clears the chat's drafts. */
   sendMessage(chatId: ChatId, p: Params): FakeMessage {
+    const threadId = this.threadId(chatId, p)
     const content = formatContent(p, { allowEmpty: false })
+    checkReplyMarkup(p["reply_markup"])
     const chat = this.#chat(chatId)
     const message: MutableMessage = {
       chat_id: chatId,
       message_id: chat.nextMessageId++,
       ...content,
       reply_markup: p["reply_markup"],
+      message_thread_id: threadId,
+      reply_to_message_id: replyToMessageId(p),
       date: nowSeconds(),
       edit_date: undefined,
       edit_count: 0,
@@ -60,9 +108,10 @@ export class ChatStore {
     const messageId = optionalInt(p, "message_id")
     if (messageId === undefined) throw badRequest("message identifier is not specified")
     const content = formatContent(p, { allowEmpty: false })
+    const replyMarkup = p["reply_markup"]
+    checkReplyMarkup(replyMarkup)
     const message = this.#visibleMessage(chatId, messageId)
     if (message === undefined) throw badRequest("message to edit not found")
-    const replyMarkup = p["reply_markup"]
     if (
       message.text === content.text &&
       sameJson(message.entities, content.entities) &&
@@ -83,14 +132,18 @@ export class ChatStore {
   sendMessageDraft(chatId: ChatId, p: Params): true {
     const draftId = optionalInt(p, "draft_id")
     if (draftId === undefined || draftId === 0) throw badRequest("draft_id must be non-zero")
+    const threadId = this.threadId(chatId, p)
     const content = formatContent(p, { allowEmpty: true })
     this.#chat(chatId).drafts.set(draftId, {
       chat_id: chatId,
       draft_id: draftId,
+      message_thread_id: threadId,
       text: content.text,
       raw: content.raw,
       parse_mode: content.parse_mode,
-      entities: content.entities
+      entities: content.entities,
+      can_stop: p["can_stop"] === true,
+      keep_on_stop: p["keep_on_stop"] === true
     })
     return true
   }

@@ -1,6 +1,7 @@
 /**
- * Fault injection (queued faults, outages, blocked chats) and the rate-honesty check: after a
- * 429, calls to the same chat (or, without a chat, to the bot) must wait out its retry_after.
+ * Fault injection (queued faults, outages, blocked and migrated chats) and the rate-honesty
+ * check: after a 429, calls to the same chat (or, without a chat, to the bot) must wait out its
+ * retry_after.
  */
 import { chatKey, type Method, METHOD_BY_LOWERCASE, TelegramError } from "./protocol.ts"
 import type { ChatId, RateViolation, TelegramCall, TelegramFault } from "./types.ts"
@@ -8,7 +9,7 @@ import type { ChatId, RateViolation, TelegramCall, TelegramFault } from "./types
 /** Calls arriving less than this before the end of a retry_after window are not violations (timer jitter). */
 export const RATE_SLACK_MS = 25
 
-/** Methods that address a chat: they are subject to `blockChat` and per-chat rate blocks. */
+/** Methods that address a chat: they are subject to `blockChat`, `migrateChat` and per-chat rate blocks. */
 const CHAT_METHODS: ReadonlySet<Method> = new Set<Method>([
   "sendMessage",
   "editMessageText",
@@ -34,6 +35,8 @@ export class FaultInjector {
   #faults = new Map<Method, Array<TelegramFault>>()
   #outages = new Map<Method, { readonly fault: TelegramFault; readonly until: number }>()
   #blockedChats = new Set<ChatId>()
+  /** Groups upgraded to supergroups: old id -> new id. */
+  #migrations = new Map<ChatId, number>()
   /** Rate-limit windows opened by 429 answers: "chat:<id>" or "global" -> Date.now() when they end. */
   #rateBlocks = new Map<string, number>()
 
@@ -56,10 +59,15 @@ export class FaultInjector {
     this.#blockedChats.delete(chatKey(chatId))
   }
 
+  migrateChat(oldChatId: ChatId, newChatId: number): void {
+    this.#migrations.set(chatKey(oldChatId), newChatId)
+  }
+
   reset(): void {
     this.#faults.clear()
     this.#outages.clear()
     this.#blockedChats.clear()
+    this.#migrations.clear()
     this.#rateBlocks.clear()
   }
 
@@ -70,14 +78,19 @@ export class FaultInjector {
     return { method: call.method, chatId: call.chatId, at: call.at, blockedUntil, earlyByMs: blockedUntil - call.at }
   }
 
-  /** Throws the error the call must fail with: a queued fault first, then an outage, then a blocked chat. */
+  /** Throws the error the call must fail with: a queued fault first, then an outage, then a migrated or blocked chat. */
   admit(method: Method, call: TelegramCall): void {
     const outage = this.#outages.get(method)
     const fault = this.#faults.get(method)?.shift() ?? (outage !== undefined && Date.now() < outage.until ? outage.fault : undefined)
     if (fault !== undefined) throw "drop" in fault ? new DroppedConnection() : this.#faultError(fault, call)
-    if (call.chatId !== undefined && CHAT_METHODS.has(method) && this.#blockedChats.has(call.chatId)) {
-      throw new TelegramError(403, "Forbidden: bot was blocked by the user")
+    if (call.chatId === undefined || !CHAT_METHODS.has(method)) return
+    const migratedTo = this.#migrations.get(call.chatId)
+    if (migratedTo !== undefined) {
+      throw new TelegramError(400, "Bad Request: group chat was upgraded to a supergroup chat", {
+        migrate_to_chat_id: migratedTo
+      })
     }
+    if (this.#blockedChats.has(call.chatId)) throw new TelegramError(403, "Forbidden: bot was blocked by the user")
   }
 
   #faultError(fault: AnsweredFault, call: TelegramCall): TelegramError {
@@ -86,7 +99,7 @@ export class FaultInjector {
         const key = rateKey(call.chatId)
         const until = Date.now() + fault.retryAfter * 1000
         this.#rateBlocks.set(key, Math.max(until, this.#rateBlocks.get(key) ?? 0))
-        return new TelegramError(429, `Too Many Requests: retry after ${fault.retryAfter}`, fault.retryAfter)
+        return new TelegramError(429, `Too Many Requests: retry after ${fault.retryAfter}`, { retry_after: fault.retryAfter })
       }
       case 500:
         return new TelegramError(500, fault.description ?? "Internal Server Error")

@@ -2,16 +2,12 @@
  * HTTP plumbing: Telegram's JSON answer envelope and reading a request's parameters.
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
+import type { ResponseParameters } from "grammy/types"
 import type { Params } from "./protocol.ts"
 
-/** Telegram's error envelope; `parameters.retry_after` comes with 429s. */
-export function failure(code: number, description: string, retryAfter?: number) {
-  return {
-    ok: false,
-    error_code: code,
-    description,
-    ...(retryAfter === undefined ? {} : { parameters: { retry_after: retryAfter } })
-  }
+/** Telegram's error envelope; `parameters` comes with 429s (retry_after) and migrated groups (migrate_to_chat_id). */
+export function failure(code: number, description: string, parameters?: ResponseParameters) {
+  return { ok: false, error_code: code, description, ...(parameters === undefined ? {} : { parameters }) }
 }
 
 export function send(res: ServerResponse, status: number, body: unknown): void {

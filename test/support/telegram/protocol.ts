@@ -2,7 +2,10 @@
  * Bot API conventions shared by the fake's parts: method names, errors in Telegram's shape and
  * the way parameters are read.
  */
+import type { ResponseParameters } from "grammy/types"
 import type { ChatId, TelegramCall } from "./types.ts"
+
+export const DEFAULT_TOKEN = "123456:TEST-TOKEN"
 
 const METHODS = [
   "getMe",
@@ -14,7 +17,10 @@ const METHODS = [
   "editMessageText",
   "sendChatAction",
   "sendMessageDraft",
-  "deleteMessage"
+  "deleteMessage",
+  "setMyCommands",
+  "getMyCommands",
+  "answerCallbackQuery"
 ] as const
 export type Method = (typeof METHODS)[number]
 
@@ -23,14 +29,14 @@ export const METHOD_BY_LOWERCASE = new Map<string, Method>(METHODS.map((m) => [m
 
 export type Params = Record<string, unknown>
 
-/** An API error answered in Telegram's shape. */
+/** An API error answered in Telegram's shape; `parameters` carries retry_after or migrate_to_chat_id. */
 export class TelegramError extends Error {
   readonly code: number
-  readonly retryAfter: number | undefined
-  constructor(code: number, description: string, retryAfter?: number) {
+  readonly parameters: ResponseParameters | undefined
+  constructor(code: number, description: string, parameters?: ResponseParameters) {
     super(description)
     this.code = code
-    this.retryAfter = retryAfter
+    this.parameters = parameters
   }
 }
 

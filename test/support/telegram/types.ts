@@ -49,6 +49,10 @@ export interface FakeMessage {
   /** Entities parsed from HTML, or the `entities` the bot passed explicitly. */
   readonly entities: ReadonlyArray<FakeEntity>
   readonly reply_markup: unknown
+  /** The forum topic (or thread) the message was sent to. */
+  readonly message_thread_id: number | undefined
+  /** From `reply_parameters.message_id` (or the legacy `reply_to_message_id`). */
+  readonly reply_to_message_id: number | undefined
   /** Unix time in seconds. */
   readonly date: number
   readonly edit_date: number | undefined
@@ -59,10 +63,15 @@ export interface FakeMessage {
 export interface FakeDraft {
   readonly chat_id: ChatId
   readonly draft_id: number
+  readonly message_thread_id: number | undefined
   readonly text: string
   readonly raw: string
   readonly parse_mode: string | undefined
   readonly entities: ReadonlyArray<FakeEntity>
+  /** The user is shown a stop button (a press arrives as `stopped_message_generation`). */
+  readonly can_stop: boolean
+  /** The draft stays visible for a while after the stop button is pressed. */
+  readonly keep_on_stop: boolean
 }
 
 export type TelegramFault =
