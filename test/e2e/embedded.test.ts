@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { mediaMessageUpdate, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack } from "../support/Stack.ts"
 
 describe("embedded layer set (PGlite, in-process queue, lock and limiter)", () => {
@@ -37,6 +37,24 @@ describe("embedded layer set (PGlite, in-process queue, lock and limiter)", () =
     )
     expect(statuses.map((r) => r.status)).toEqual(chats.map(() => 200))
     for (const chatId of chats) await last(chatId, `Echo: chat ${chatId}`)
+  })
+
+  it("answers in a forum topic, reads captions, and follows a group to its supergroup, on PGlite", async () => {
+    const forum = -1_000_000_005_200
+    stack.telegram.makeForum(forum, [3])
+    const topic = textMessageUpdate({ chatId: forum, userId: 5201, chatType: "supergroup", isForum: true, threadId: 3, ...mentioningBot("in topic") })
+    expect((await stack.post({ update_id: 5201, ...topic })).status).toBe(200)
+    await last(forum, "Echo: in topic")
+    expect(stack.telegram.lastMessage(forum)!.message_thread_id).toBe(3)
+
+    expect((await stack.post({ update_id: 5202, ...mediaMessageUpdate({ chatId: 5202, kind: "photo", caption: "see this" }) })).status).toBe(200)
+    await stack.telegram.waitFor((t) => t.lastMessage(5202)?.text.startsWith("Echo: see this") || undefined, 15_000)
+
+    stack.telegram.migrateChat(-5203, forum - 1)
+    const old = textMessageUpdate({ chatId: -5203, userId: 5203, groupTitle: "Old", ...mentioningBot("moved") })
+    expect((await stack.post({ update_id: 5203, ...old })).status).toBe(200)
+    await last(forum - 1, "Echo: moved")
+    expect(stack.openai.requests.filter((r) => JSON.stringify(r.body).includes("moved"))).toHaveLength(1)
   })
 
   it("is ready: embedded database migrated, in-process queue up", async () => {

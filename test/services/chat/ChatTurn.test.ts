@@ -7,7 +7,7 @@ import { texts } from "../../../src/services/chat/ChatTexts.ts"
 import { ChatTurn, maxAttempts } from "../../../src/services/chat/ChatTurn.ts"
 import { systemPrompt } from "../../../src/services/llm/Prompt.ts"
 import { SendPacer } from "../../../src/services/telegram/SendPacer.ts"
-import { RejectedFormatting, TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
+import { ChatMigrated, RejectedFormatting, TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
 import { chatTurnLayer, mail, Stores } from "../../support/ChatTurnLayer.ts"
 
 /** Runs a turn to its end: its outcome, what Telegram shows and what the stores were asked. */
@@ -39,6 +39,8 @@ const isolated = <A, E, R>(body: Effect.Effect<A, E, R>) =>
     stores.history = []
     stores.admitted = { _tag: "Llm" }
     stores.toldToSlowDown = false
+    stores.toldTextOnly = false
+    stores.stopRequested.clear()
   }).pipe(Effect.andThen(body))
 
 const gatewayDown = (method = "sendMessage") => new TelegramApiError({ method, code: 502, message: "Bad Gateway" })
@@ -391,6 +393,86 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual(stores.events.filter((e) => "messageId" in e && e.messageId === m.id), [
           { _tag: "release", messageId: m.id, countAttempt: false, answered: undefined }
         ])
+      })))
+  })
+  describe("chat kinds", () => {
+    it.effect("says 'text only' to an attachment without a caption, once: skipped when the chat was told already", () =>
+      isolated(Effect.gen(function*() {
+        const voice = yield* turn(mail({ chatId: 40, text: "", attachment: "voice" }))
+        assert.deepStrictEqual(voice.shown, [texts.textOnly])
+        assert.deepStrictEqual(voice.events.map((e) => e._tag), ["decide", "recordReplyIds", "complete"])
+        const stores = yield* Stores
+        stores.toldTextOnly = true
+        const sticker = yield* turn(mail({ chatId: 41, text: "", attachment: "sticker" }))
+        assert.deepStrictEqual(sticker.shown, [])
+        assert.deepStrictEqual(sticker.events.map((e) => e._tag), ["skip"])
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
+      })))
+
+    it.effect("answers a blank text with a hint, without the LLM", () =>
+      isolated(Effect.gen(function*() {
+        const { shown } = yield* turn(mail({ chatId: 42, text: "\u200B\u2060 " }))
+        assert.deepStrictEqual(shown, [texts.emptyText])
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
+      })))
+
+    it.effect("answers a caption with a note that the attachment was not read, and says when a message was cut to fit", () =>
+      isolated(Effect.gen(function*() {
+        const caption = yield* turn(mail({ chatId: 43, text: "what is this?", attachment: "photo" }))
+        assert.match(caption.shown[0]!, /^Echo: what is this\?\n\n<i>\(I read your caption only: I can't see photos yet\.\)<\/i>$/)
+        const long = "y".repeat(10_000)
+        const cut = yield* turn(mail({ chatId: 44, text: long }))
+        const [request] = yield* AiScript.use((ai) => ai.requests).pipe(Effect.map((rs) => rs.filter((r) => r.messages.at(-1)?.content.startsWith("yyy"))))
+        const kept = request!.messages.at(-1)!.content.length
+        assert.isBelow(kept, long.length)
+        assert.include(cut.shown.join(""), `I read only its first ${kept} characters`)
+      })))
+
+    it.effect("stops when the user asks: the request is interrupted, what streamed is kept and marked, the usage recorded as stopped", () =>
+      isolated(Effect.gen(function*() {
+        const ai = yield* AiScript
+        yield* ai.answerWith(() => ({ _tag: "Hang", chunks: ["half an answer"] }))
+        const m = mail({ chatId: 45, text: "go on and on" })
+        const fiber = yield* Effect.forkChild(turn(m))
+        yield* TestClock.adjust("1 second")
+        assert.isUndefined(fiber.pollUnsafe())
+        ;(yield* Stores).stopRequested.add(m.id)
+        yield* TestClock.adjust("1 second")
+        const { events, shown } = yield* Fiber.join(fiber)
+        assert.deepStrictEqual(shown, ["half an answer\n\n<i>(stopped)</i>"])
+        const [request] = yield* requestsTo("go on and on")
+        assert.isTrue(request!.interrupted)
+        const done = events.at(-1)
+        assert.isTrue(done?._tag === "complete" && done.record.stopped === true && done.record.tokensOut > 0)
+      })))
+
+    it.effect("in a group topic, replies to the question in its topic with a Stop button while streaming", () =>
+      isolated(Effect.gen(function*() {
+        const ai = yield* AiScript
+        yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["one ", "two ", "three"], delay: "1 second" }))
+        const m = mail({ chatId: -46, chatType: "supergroup", threadId: 7, replyTo: 99, text: "in a topic" })
+        const fiber = yield* Effect.forkChild(turn(m))
+        yield* TestClock.adjust("5 seconds")
+        const { calls } = yield* Fiber.join(fiber)
+        const sends = calls.filter((c) => c.method === "sendMessage")
+        assert.deepStrictEqual(sends.map((c) => [c.threadId, c.replyTo]), [[7, 99]])
+        assert.deepStrictEqual(sends[0]!.buttons, [{ text: texts.stopButton, data: `stop:${m.id}` }])
+        const typing = calls.filter((c) => c.method === "sendChatAction")
+        assert.isTrue(typing.length > 0 && typing.every((c) => c.threadId === 7))
+        const edits = calls.filter((c) => c.method === "editMessageText")
+        assert.deepStrictEqual(edits.at(-1)!.buttons, [])
+      })))
+
+    it.effect("a group that became a supergroup: the message goes back with its answer and moves with the chat", () =>
+      isolated(Effect.gen(function*() {
+        const telegram = yield* TelegramScript
+        yield* telegram.failNext("sendMessage", new ChatMigrated({ chatId: -47, toChatId: -1047, message: "Bad Request: group chat was upgraded to a supergroup chat" }), 10)
+        const m = mail({ chatId: -47, chatType: "group", text: "moving" })
+        const { events, exit } = yield* turn(m)
+        assert.isTrue(exit._tag === "Success")
+        const release = events.find((e) => e._tag === "release")
+        assert.isTrue(release?._tag === "release" && !release.countAttempt && release.answered?.answer === "Echo: moving")
+        assert.deepStrictEqual((yield* Stores).events.filter((e) => e._tag === "move"), [{ _tag: "move", chatId: -47, toChatId: -1047 }])
       })))
   })
 })
