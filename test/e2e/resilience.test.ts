@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { texts } from "../../src/services/chat/ChatTexts.ts"
-import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { mediaMessageUpdate, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForMetric, waitForStatus } from "../support/Stack.ts"
 
 describe("resilience of a turn", () => {
@@ -61,6 +61,28 @@ describe("resilience of a turn", () => {
     await waitForStatus(stack, 7003, "answered")
     expect(stack.query("select text from messages where update_id = 7002")).toBe("nulhere and a lone \ufffd surrogate")
     expect(stack.query("select first_name from users where id = 7002")).toBe("Bad\ufffdName")
+  })
+
+  it("stores every outside string clean: names, username, language, group title, caption, album id", async () => {
+    const dirty = (what: string) => `${what}\u0000\ud800`
+    const clean = (what: string) => `${what}\ufffd`
+    const photo = mediaMessageUpdate({ chatId: -7004, userId: 7004, groupTitle: "x", kind: "photo", caption: "", mediaGroupId: "g" }) as unknown as {
+      message: Record<string, unknown> & { from: Record<string, unknown>; chat: Record<string, unknown> }
+    }
+    const message = {
+      ...photo.message,
+      from: { ...photo.message.from, first_name: dirty("first"), last_name: dirty("last"), username: dirty("user"), language_code: dirty("en") },
+      chat: { ...photo.message.chat, title: dirty("title") },
+      caption: dirty("@fake_test_bot caption"),
+      caption_entities: [{ type: "mention", offset: 0, length: 14 }],
+      media_group_id: dirty("album")
+    }
+    expect((await stack.post({ update_id: 7004, message })).status).toBe(200)
+    await waitForStatus(stack, 7004, "answered")
+    expect(stack.query("select concat_ws('|', first_name, last_name, username, language_code) from users where id = 7004"))
+      .toBe([clean("first"), clean("last"), clean("user"), clean("en")].join("|"))
+    expect(stack.query("select title from chats where id = -7004")).toBe(clean("title"))
+    expect(stack.query("select concat_ws('|', text, media_group_id) from messages where update_id = 7004")).toBe(`${clean("caption")}|${clean("album")}`)
   })
 
   it("delivers and stores an LLM answer holding NUL bytes and lone surrogates once, asking the LLM once", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { telegramFixture } from "../support/fixtures.ts"
 import { type Stack, startStack, waitForStatus, webhookSecret } from "../support/Stack.ts"
 
@@ -243,6 +243,8 @@ describe("webhook mode (PUBLIC_URL set)", () => {
       const webhook = await stack.telegram.waitFor((t) => t.webhook, 10_000)
       expect(webhook.url).toBe("https://bot.example.com/telegram/webhook")
       expect(webhook.secret_token).toBe(webhookSecret)
+      // Stop presses come as callback queries (groups) and stopped_message_generation (drafts).
+      expect(webhook.allowed_updates).toEqual(["message", "my_chat_member", "callback_query", "stopped_message_generation"])
       expect(stack.telegram.calls.filter((c) => c.method === "getUpdates")).toEqual([])
     } finally {
       await stack.stop()
@@ -255,6 +257,11 @@ describe("webhook mode (PUBLIC_URL set)", () => {
       stack.telegram.pushUpdate({ update_id: 777, ...textMessageUpdate({ chatId: 777, text: "via polling" }) })
       await stack.telegram.waitFor((t) => t.lastMessage(777)?.text === "Echo: via polling" || undefined, 10_000)
       await waitForStatus(stack, 777, "answered")
+      // A group message is classified by whom it addresses there too (the bot's getMe).
+      stack.telegram.pushUpdate({ update_id: 778, ...textMessageUpdate({ chatId: -778, userId: 778, groupTitle: "G", text: "chatter" }) })
+      stack.telegram.pushUpdate({ update_id: 779, ...textMessageUpdate({ chatId: -778, userId: 778, groupTitle: "G", ...mentioningBot("via polling") }) })
+      await waitForStatus(stack, 779, "answered")
+      expect(stack.telegram.messages(-778).map((m) => m.text)).toEqual(["Echo: via polling"])
     } finally {
       await stack.stop()
     }

@@ -21,6 +21,18 @@ export class BotIdentity extends Context.Service<BotIdentity, {
       const me = yield* telegram.getMe.pipe(
         Effect.cachedWithTTL((exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero))
       )
+      // Learned at start, so the first group message does not wait for it; a wrong token shows here.
+      yield* Effect.forkScoped(me.pipe(
+        Effect.tapError((error) =>
+          Effect.logError(
+            error._tag === "TelegramApiError" && error.code === 401
+              ? "Telegram refuses the bot token (TELEGRAM_BOT_TOKEN)"
+              : "cannot learn the bot's identity (getMe); group messages wait for it",
+            error.message
+          )
+        ),
+        Effect.ignore
+      ))
       return BotIdentity.of({
         me,
         audience: Effect.map(me, ({ id, username }) => ({ botId: id, username, groupReplyMode })),
