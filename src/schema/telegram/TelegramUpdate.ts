@@ -68,6 +68,8 @@ export const TelegramMessage = Schema.Struct({
   caption: Schema.optional(Schema.String),
   caption_entities: Schema.optional(Schema.Array(MessageEntity)),
   media_group_id: Schema.optional(Schema.String),
+  /** A channel post copied into its discussion group: nobody asked the bot anything. */
+  is_automatic_forward: Schema.optional(Schema.Boolean),
   reply_to_message: Schema.optional(Schema.Struct({ message_id: Schema.Int, from: Schema.optional(TelegramUser) })),
   migrate_to_chat_id: Schema.optional(Schema.Int),
   migrate_from_chat_id: Schema.optional(Schema.Int),
@@ -169,12 +171,15 @@ const commandTarget = (text: string) => /^\/\w+@(\w+)/.exec(text)?.[1]?.toLowerC
  * Whether a group message is for the bot (PROTOCOLS.md, Where a message belongs): a command
  * (for no bot in particular, or this one), a mention of it (`@username` or a text_mention), or
  * a reply to one of its messages; in GROUP_REPLY_MODE=all any message but another bot's command.
+ * An attachment without a caption is for the bot only as a reply to it.
  */
 const addressed = (message: TelegramMessage, text: string, audience: Audience): boolean => {
+  const repliesToBot = message.reply_to_message?.from?.id === audience.botId
+  // A sticker or a voice note is for the bot only as a reply to it, even in "all" mode.
+  if (text.length === 0) return repliesToBot
   const target = commandTarget(text)
   if (target !== undefined) return target === audience.username.toLowerCase()
-  if (audience.groupReplyMode === "all" || text.startsWith("/")) return true
-  if (message.reply_to_message?.from?.id === audience.botId) return true
+  if (audience.groupReplyMode === "all" || text.startsWith("/") || repliesToBot) return true
   const entities = message.entities ?? message.caption_entities ?? []
   return entities.some((entity) =>
     (entity.type === "mention" && sliceOf(text, entity).toLowerCase() === `@${audience.username.toLowerCase()}`) ||
@@ -198,8 +203,10 @@ const messageOf = (updateId: number, message: TelegramMessage, audience: Audienc
     return { _tag: "Migration", updateId, fromChatId: message.migrate_from_chat_id, toChatId: message.chat.id }
   }
   const from = message.from
-  // Other bots (and channels' automatic forwards) are not people asking.
-  if (from === undefined || from.is_bot === true || message.chat.type === "channel") return ignored
+  // Other bots, channels and their posts forwarded into a discussion group are not people asking.
+  if (from === undefined || from.is_bot === true || message.chat.type === "channel" || message.is_automatic_forward === true) {
+    return ignored
+  }
   const attachment = attachmentKinds.find((kind) => message[kind] !== undefined) ?? null
   const text = message.text ?? message.caption ?? ""
   if (message.text === undefined && message.caption === undefined && attachment === null) return ignored

@@ -61,11 +61,11 @@ export class LlmReply extends Context.Service<LlmReply, {
           const prompt = buildPrompt(history, message.text, promptBudget)
           const typing = telegram.sendTyping(mail.chatId, mail.threadId ?? undefined)
           yield* Effect.forkScoped(typing.pipe(Effect.ignore, Effect.repeat(typingEvery)))
-          // Postgres away while looking: not a stop; the answer goes on.
+          // Looked for after a first wait (most answers end sooner: no query at all). Postgres
+          // away while looking: not a stop; the answer goes on.
           const stopAsked = Effect.gen(function*() {
-            while (!(yield* stops.requested(mail.id).pipe(Effect.orElseSucceed(() => false)))) {
-              yield* Effect.sleep(stopCheckEvery)
-            }
+            do yield* Effect.sleep(stopCheckEvery)
+            while (!(yield* stops.requested(mail.id).pipe(Effect.orElseSucceed(() => false))))
           })
 
           let answer = ""

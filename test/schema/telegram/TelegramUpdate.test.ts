@@ -30,6 +30,13 @@ describe("classify", () => {
     const all: Audience = { ...audience, groupReplyMode: "all" }
     assert.strictEqual(kindOf(inGroup({ text: "hello all" }), all), "Message")
     assert.strictEqual(kindOf(inGroup({ text: "/new@other_bot" }), all), "Ignored")
+    // A sticker is for the bot only as a reply to it, in either mode.
+    const sticker = (fields: object) => mediaMessageUpdate({ chatId: -9, userId: 9, groupTitle: "G", kind: "sticker", ...fields })
+    assert.strictEqual(kindOf(sticker({}), all), "Ignored")
+    assert.strictEqual(kindOf(sticker({ replyToBot: { messageId: 4 } })), "Message")
+    // A channel's post copied into its discussion group asks nothing, even in "all" mode.
+    const forwarded = inGroup({ text: "channel news" }) as { message: object }
+    assert.strictEqual(kindOf({ message: { ...forwarded.message, is_automatic_forward: true } }, all), "Ignored")
   })
 
   it("takes the bot's mention out of the question, and keeps a topic's thread (not a reply thread)", () => {
