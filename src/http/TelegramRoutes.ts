@@ -1,6 +1,6 @@
 import { ByteSize, Effect, Option, Redacted } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { decodeJson, type InboundUpdate, inboundOf } from "../schema/telegram/TelegramUpdate.ts"
+import { decodeJson, inboundOf } from "../schema/telegram/TelegramUpdate.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { BotIdentity } from "../services/telegram/BotIdentity.ts"
@@ -22,16 +22,6 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
   const identity = yield* BotIdentity
   const expected = Option.map(config.telegramWebhookSecret, (secret) => secretDigest(Redacted.value(secret)))
   const maxBody = ByteSize.bytes(config.maxBodyBytes)
-  // An update of a shape the bot does not expect is logged once per kind, not once per update.
-  const warned = new Set<string>()
-  const warnOnce = (update: InboundUpdate) =>
-    update._tag !== "Ignored" || update.unexpected !== true || warned.has(update.kind)
-      ? Effect.void
-      : Effect.sync(() => warned.add(update.kind)).pipe(
-        Effect.andThen(Effect.logWarning("an update the bot does not expect, acknowledged and ignored", update.kind)),
-        Effect.annotateLogs({ update_id: update.updateId })
-      )
-
   const handle = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const given = request.headers["x-telegram-bot-api-secret-token"]
@@ -56,7 +46,6 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
     }
     if (Option.isNone(update.success)) return status(400)
     const inbound = update.success.value
-    yield* warnOnce(inbound)
     return yield* inbox.accept(inbound).pipe(
       Effect.as(status(200)),
       Effect.catchTag(["StorageOutage", "QueueOutage", "RedisOutage"], (error) =>

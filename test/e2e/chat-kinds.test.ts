@@ -161,6 +161,35 @@ describe("chat kinds (mention mode, bursts off)", () => {
       expect(stack.openai.requests[1]!.body.messages!.map((m) => m.content)).toContain("before the upgrade")
     })
 
+    it("while a turn is answering in the old group, waits for it: its refused send moves the chat, the reply lands once", async () => {
+      const [from, to] = [-5_003, -1_000_000_005_003]
+      const first = await post(stack, textMessageUpdate({ chatId: from, userId: 5_103, groupTitle: "Old", ...mentioningBot("first") }))
+      await waitForStatus(stack, first, "answered")
+      let release = () => {}
+      const held = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      stack.openai.setReply(async () => {
+        await held
+        return "Echo: in flight"
+      })
+      const inFlight = await post(stack, textMessageUpdate({ chatId: from, userId: 5_103, groupTitle: "Old", ...mentioningBot("in flight"), messageId: 2 }))
+      await stack.openai.waitFor((o) => o.requests.length === 2 || undefined)
+      const queued = await post(stack, textMessageUpdate({ chatId: from, userId: 5_103, groupTitle: "Old", ...mentioningBot("queued"), messageId: 3 }))
+      await post(stack, migrationUpdate({ fromChatId: from, toChatId: to }))
+      // Nothing moved while the turn runs: no second worker answers the queued mail alongside it.
+      expect(stack.query(`select count(*) from messages where chat_id = ${to}`)).toBe("0")
+      stack.telegram.migrateChat(from, to)
+      release()
+      await waitForStatus(stack, inFlight, "answered", 20_000)
+      await waitForStatus(stack, queued, "answered", 20_000)
+      expect(shownIn(stack, to)).toEqual(["Echo: in flight", "Echo: in flight"])
+      expect(stack.openai.requests).toHaveLength(3)
+      // The history came along: one open conversation, with the first exchange in it.
+      expect(stack.query(`select count(*) from conversations where chat_id = ${to} and ended_at is null`)).toBe("1")
+      expect(stack.openai.requests[2]!.body.messages!.map((m) => m.content)).toContain("first")
+    })
+
     it("on a send refused with migrate_to_chat_id, delivers the reply in the new chat once, without asking the LLM again", async () => {
       const [from, to] = [-5_002, -1_000_000_005_002]
       stack.telegram.migrateChat(from, to)
@@ -361,6 +390,20 @@ describe("chat kinds (GROUP_REPLY_MODE=all, BURST_MERGE_MS=3000, 4 free messages
     expect(asked(stack)).toEqual(["first", "a", "b", "c"])
     expect(stack.query(`select gate from messages where update_id = ${d}`)).toBe("paywall")
     expect(shownIn(stack, chatId).slice(0, 6)).toEqual(["Echo: first", "Echo: a", texts.help, "Echo: b", texts.textOnly, "Echo: c"])
+  })
+
+  it("does not merge messages sent minutes apart that arrive together (Telegram held them back)", async () => {
+    const chatId = 8_500
+    const release = holdNextAnswer()
+    const busy = await post(stack, textMessageUpdate({ chatId, text: "first" }))
+    await stack.openai.waitFor((o) => o.requests.length === 1 || undefined)
+    const sentAt = (update: ReturnType<typeof textMessageUpdate>, secondsAgo: number) =>
+      ({ ...update, message: { ...update.message, date: Math.floor(Date.now() / 1000) - secondsAgo } })
+    const early = await post(stack, sentAt(textMessageUpdate({ chatId, text: "sent long ago" }), 600))
+    const late = await post(stack, sentAt(textMessageUpdate({ chatId, text: "sent now" }), 0))
+    release()
+    for (const id of [busy, early, late]) await waitForStatus(stack, id, "answered")
+    expect(asked(stack)).toEqual(["first", "sent long ago", "sent now"])
   })
 
   it("waits for the rest of a long paste Telegram split in two, and answers both parts as one", async () => {

@@ -66,7 +66,7 @@ describe("resilience of a turn", () => {
   it("stores every outside string clean: names, username, language, group title, caption, album id", async () => {
     const dirty = (what: string) => `${what}\u0000\ud800`
     const clean = (what: string) => `${what}\ufffd`
-    const photo = mediaMessageUpdate({ chatId: -7004, userId: 7004, groupTitle: "x", kind: "photo", caption: "", mediaGroupId: "g" }) as unknown as {
+    const photo = mediaMessageUpdate({ chatId: -7010, userId: 7010, groupTitle: "x", kind: "photo", caption: "", mediaGroupId: "g" }) as unknown as {
       message: Record<string, unknown> & { from: Record<string, unknown>; chat: Record<string, unknown> }
     }
     const message = {
@@ -77,12 +77,12 @@ describe("resilience of a turn", () => {
       caption_entities: [{ type: "mention", offset: 0, length: 14 }],
       media_group_id: dirty("album")
     }
-    expect((await stack.post({ update_id: 7004, message })).status).toBe(200)
-    await waitForStatus(stack, 7004, "answered")
-    expect(stack.query("select concat_ws('|', first_name, last_name, username, language_code) from users where id = 7004"))
+    expect((await stack.post({ update_id: 7010, message })).status).toBe(200)
+    await waitForStatus(stack, 7010, "answered")
+    expect(stack.query("select concat_ws('|', first_name, last_name, username, language_code) from users where id = 7010"))
       .toBe([clean("first"), clean("last"), clean("user"), clean("en")].join("|"))
-    expect(stack.query("select title from chats where id = -7004")).toBe(clean("title"))
-    expect(stack.query("select concat_ws('|', text, media_group_id) from messages where update_id = 7004")).toBe(`${clean("caption")}|${clean("album")}`)
+    expect(stack.query("select title from chats where id = -7010")).toBe(clean("title"))
+    expect(stack.query("select concat_ws('|', text, media_group_id) from messages where update_id = 7010")).toBe(`${clean("caption")}|${clean("album")}`)
   })
 
   it("delivers and stores an LLM answer holding NUL bytes and lone surrogates once, asking the LLM once", async () => {

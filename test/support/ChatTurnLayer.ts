@@ -134,6 +134,7 @@ export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly
     mediaGroupId: null,
     replyTo: 1000 + id,
     lastId: id,
+    lastSentAt: 0,
     lastReceivedAt: 0,
     buttons: [],
     overLimit: false,

@@ -106,11 +106,13 @@ export type TelegramUpdate = typeof TelegramUpdate.Type
 export const decodeJson = Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Unknown))
 const decodeUpdate = Schema.decodeUnknownEffect(TelegramUpdate)
 
-/** The bot as group messages address it (getMe), and GROUP_REPLY_MODE. */
+/** The bot as group messages address it (getMe), the commands it has, and GROUP_REPLY_MODE. */
 export interface Audience {
   readonly botId: number
   /** Without the "@". */
   readonly username: string
+  /** Lowercase, without the "/": a bare `/roll` in a group is for another bot. */
+  readonly commands: ReadonlyArray<string>
   readonly groupReplyMode: "mention" | "all"
 }
 
@@ -126,6 +128,8 @@ export type InboundUpdate =
     readonly chat: TelegramChat
     readonly from: TelegramUser
     readonly messageId: number
+    /** When the user sent it (Telegram's `date`, unix seconds). */
+    readonly sentAt: number
     /** The forum topic (message_thread_id of a topic message); null in General or without topics. */
     readonly threadId: number | null
     /** The text, or the caption (the bot's own mention taken out); "" for an attachment alone. */
@@ -158,18 +162,21 @@ export type InboundUpdate =
   | { readonly _tag: "Ignored"; readonly updateId: number; readonly kind: string; readonly unexpected?: true }
 
 /** Where no group message is classified, the bot's identity is not needed. */
-const privateOnly: Audience = { botId: 0, username: "", groupReplyMode: "mention" }
+const privateOnly: Audience = { botId: 0, username: "", commands: [], groupReplyMode: "mention" }
 
 const isGroup = (chat: TelegramChat) => chat.type === "group" || chat.type === "supergroup"
 
 const sliceOf = (text: string, entity: MessageEntity) => text.slice(entity.offset, entity.offset + entity.length)
 
-/** `/cmd@name` at the start: the bot it names, lowercased, or undefined (none named, or not a command). */
-const commandTarget = (text: string) => /^\/\w+@(\w+)/.exec(text)?.[1]?.toLowerCase()
+/** A command at the start (`/cmd` or `/cmd@name`): its name and the bot it names, lowercased. */
+const commandOf = (text: string) => {
+  const match = /^\/(\w+)(?:@(\w+))?/.exec(text)
+  return match === null ? undefined : { name: match[1]!.toLowerCase(), target: match[2]?.toLowerCase() }
+}
 
 /**
  * Whether a group message is for the bot (PROTOCOLS.md, Where a message belongs): a command
- * (for no bot in particular, or this one), a mention of it (`@username` or a text_mention), or
+ * it has (naming no bot), or any naming it, a mention of it (`@username` or a text_mention), or
  * a reply to one of its messages; in GROUP_REPLY_MODE=all any message but another bot's command.
  * An attachment without a caption is for the bot only as a reply to it.
  */
@@ -177,9 +184,14 @@ const addressed = (message: TelegramMessage, text: string, audience: Audience): 
   const repliesToBot = message.reply_to_message?.from?.id === audience.botId
   // A sticker or a voice note is for the bot only as a reply to it, even in "all" mode.
   if (text.length === 0) return repliesToBot
-  const target = commandTarget(text)
-  if (target !== undefined) return target === audience.username.toLowerCase()
-  if (audience.groupReplyMode === "all" || text.startsWith("/") || repliesToBot) return true
+  // Every bot in a group gets every command: one naming no bot is ours only if we have it.
+  const command = commandOf(text)
+  if (command !== undefined) {
+    return command.target !== undefined
+      ? command.target === audience.username.toLowerCase()
+      : audience.commands.includes(command.name)
+  }
+  if (audience.groupReplyMode === "all" || repliesToBot) return true
   const entities = message.entities ?? message.caption_entities ?? []
   return entities.some((entity) =>
     (entity.type === "mention" && sliceOf(text, entity).toLowerCase() === `@${audience.username.toLowerCase()}`) ||
@@ -187,11 +199,10 @@ const addressed = (message: TelegramMessage, text: string, audience: Audience): 
   )
 }
 
-/** The text without the bot's `@username` where it opens or closes it ("@bot what is X?"). */
+/** The text without the bot's `@username` where it opens or closes it ("@bot what is X?"; "@bot" alone: ""). */
 const withoutOwnMention = (text: string, username: string) => {
   const mention = new RegExp(`^@${username}\\b[\\s,:]*|\\s*@${username}$`, "gi")
-  const cleaned = text.replace(mention, "")
-  return cleaned.length > 0 ? cleaned : text
+  return text.replace(mention, "")
 }
 
 const messageOf = (updateId: number, message: TelegramMessage, audience: Audience): InboundUpdate => {
@@ -217,6 +228,7 @@ const messageOf = (updateId: number, message: TelegramMessage, audience: Audienc
     chat: message.chat,
     from,
     messageId: message.message_id,
+    sentAt: message.date,
     threadId: message.is_topic_message === true ? message.message_thread_id ?? null : null,
     text: isGroup(message.chat) ? withoutOwnMention(text, audience.username) : text,
     attachment,

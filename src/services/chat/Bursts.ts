@@ -42,13 +42,17 @@ export class Bursts extends Context.Service<Bursts, {
           const claimed = yield* mailbox.claimFollower(head, burstMergeMs)
           if (Option.isNone(claimed)) return Option.none<readonly [Mail, Mail]>()
           const follower = claimed.value
-          const admitted = mergeable(follower) ? yield* admission.admit(follower) : undefined
-          if (admitted?._tag !== "Llm") {
-            // Its own turn answers it (with the decision stored, if one was made).
-            yield* mailbox.release(follower, { countAttempt: false })
-            return Option.none<readonly [Mail, Mail]>()
-          }
-          return Option.some([yield* mailbox.merge(head, follower), follower] as const)
+          // Its own turn answers it (with the decision stored, if one was made): handed back
+          // uncounted when it is not merged, whatever stopped it (an outage, a shutdown).
+          const handBack = mailbox.release(follower, { countAttempt: false })
+          return yield* Effect.gen(function*() {
+            const admitted = mergeable(follower) ? yield* admission.admit(follower) : undefined
+            if (admitted?._tag !== "Llm") {
+              yield* handBack
+              return Option.none<readonly [Mail, Mail]>()
+            }
+            return Option.some([yield* mailbox.merge(head, follower), follower] as const)
+          }).pipe(Effect.onError(() => Effect.ignore(handBack)))
         })
 
       return Bursts.of({

@@ -11,9 +11,9 @@ import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 export class ChatMigration extends Context.Service<ChatMigration, {
   /**
    * Moves the chat `fromChatId` (its conversations, mailbox and usage) to `toChatId` and wakes
-   * the new one, in one transaction; a second call moves nothing more. A message a turn is
-   * answering now stays: that turn hands it over when its send is refused. The old chat's open
-   * conversation carries on in the new one.
+   * the new one, in one transaction; a second call moves nothing more. While a turn is answering
+   * in the old chat nothing moves yet: that turn's send is refused, and it calls this again once
+   * it handed its message back. The old chat's open conversation carries on in the new one.
    */
   readonly move: (fromChatId: number, toChatId: number) => Effect.Effect<void, StorageOutage | QueueOutage>
 }>()("bot/ChatMigration") {
@@ -25,23 +25,36 @@ export class ChatMigration extends Context.Service<ChatMigration, {
 
       return ChatMigration.of({
         move: Effect.fn("ChatMigration.move")(function*(fromChatId: number, toChatId: number) {
-          yield* sql.withTransaction(Effect.gen(function*() {
+          const moved = yield* sql.withTransaction(Effect.gen(function*() {
             yield* sql`
               insert into chats (id, type, title)
               select ${toChatId}, 'supergroup', title from chats where id = ${fromChatId}
               on conflict (id) do nothing`
-            yield* sql`update chats set migrated_to_chat_id = ${toChatId} where id = ${fromChatId}`
-            // One open conversation per topic: the old chat's, which has the history, wins.
+            // A turn answering in the old chat now: its refused send moves everything, after it.
+            // Moving before would let the new chat's worker answer later mail alongside it.
+            const busy = yield* sql<{ busy: boolean }>`
+              update chats set migrated_to_chat_id = ${toChatId} where id = ${fromChatId}
+              returning exists (select 1 from messages where chat_id = ${fromChatId} and status = 'processing') as busy`
+            if (busy[0]?.busy === true) return false
+            // One open conversation per topic: the one opened first (the old chat's, with its history) wins.
             yield* sql`
-              update conversations set ended_at = now()
-              where chat_id = ${toChatId} and ended_at is null
-                and thread_id in (select thread_id from conversations where chat_id = ${fromChatId} and ended_at is null)`
+              update conversations c set ended_at = now()
+              where c.ended_at is null and c.chat_id in (${fromChatId}, ${toChatId})
+                and exists (
+                  select 1 from conversations o
+                  where o.ended_at is null and o.chat_id in (${fromChatId}, ${toChatId}) and o.thread_id = c.thread_id
+                    and (o.started_at, o.id) < (c.started_at, c.id))`
             yield* sql`update conversations set chat_id = ${toChatId} where chat_id = ${fromChatId}`
-            yield* sql`update messages set chat_id = ${toChatId} where chat_id = ${fromChatId} and status <> 'processing'`
+            // Reply ids of the old chat mean nothing in the new one: a queued redo sends afresh.
+            yield* sql`
+              update messages set chat_id = ${toChatId},
+                reply_message_ids = case when status = 'queued' then '[]'::jsonb else reply_message_ids end
+              where chat_id = ${fromChatId}`
             yield* sql`update usage set chat_id = ${toChatId} where chat_id = ${fromChatId}`
+            return true
           })).pipe(Effect.mapError(storageOutage))
-          yield* queue.wake([toChatId])
-          yield* Effect.logInfo("chat moved to its supergroup").pipe(
+          if (moved) yield* queue.wake([toChatId])
+          yield* Effect.logInfo(moved ? "chat moved to its supergroup" : "chat move waits for the turn in flight").pipe(
             Effect.annotateLogs({ from_chat_id: fromChatId, to_chat_id: toChatId })
           )
         })

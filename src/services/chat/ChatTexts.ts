@@ -34,7 +34,9 @@ export const texts = {
   stopTooLate: "This answer is already finished."
 } as const
 
-export type Command = "start" | "help" | "new" | "subscribe" | "account"
+/** The commands the bot has. */
+export const commands = ["start", "help", "new", "subscribe", "account"] as const
+export type Command = (typeof commands)[number]
 
 /** The command menu Telegram's clients show (setMyCommands); /start is Telegram's own button. */
 export const commandMenu = [
@@ -51,13 +53,15 @@ export const commandMenu = [
 export const isBlank = (text: string): boolean =>
   /^[\s\p{Cc}\p{Cf}\p{Z}\u034F\u115F\u1160\u17B4\u17B5\u2800\u3164\uFFA0]*$/u.test(text)
 
+const commandPattern = new RegExp(`^\\/(${commands.join("|")})(?:@\\w+)?(?:\\s+(\\S+))?(?:\\s|$)`, "i")
+
 /**
  * The command a message starts with (`/new`, `/new@any_bot`, any case, then a space or the end),
  * or undefined for anything else, which goes to the LLM. `/start subscribe` and `/start account`
  * (a t.me/<bot>?start= link from a group) are those commands.
  */
 export const parseCommand = (text: string): Command | undefined => {
-  const match = /^\/(start|help|new|subscribe|account)(?:@\w+)?(?:\s+(\S+))?(?:\s|$)/i.exec(text.trim())
+  const match = commandPattern.exec(text.trim())
   if (!match) return undefined
   const command = match[1]!.toLowerCase() as Command
   const payload = match[2]?.toLowerCase()

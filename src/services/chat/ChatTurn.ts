@@ -137,7 +137,11 @@ export class ChatTurn extends Context.Service<ChatTurn, {
         Effect.gen(function*() {
           const outcome = yield* llm.answer(mail, reply, startedAt)
           const { failure, record } = outcome
-          if (Option.isNone(failure)) return yield* delivery.deliver(mail, reply, shownAnswer(mail, outcome), record)
+          if (Option.isNone(failure)) {
+            // Stored as shown, notes included: a later turn delivering it (Telegram away) shows the same.
+            const shown = shownAnswer(mail, outcome)
+            return yield* delivery.deliver(mail, reply, shown, { ...record, answer: shown })
+          }
           const error = failure.value
           // The LLM server refuses the operator's key: nothing the user can do; the operator must know.
           const keyRefused = error.status === 401 || error.status === 403
@@ -199,8 +203,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
             case "Llm": {
               const burst = yield* bursts.gather(mail)
               // Merged, the answer replies to the burst's last message.
-              const writer = burst === mail ? reply : yield* openReply(burst)
-              return yield* answerWithLlm(burst, writer, startedAt)
+              const burstReply = burst === mail ? reply : yield* openReply(burst)
+              return yield* answerWithLlm(burst, burstReply, startedAt)
             }
             case "Paywall": {
               const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit, whereOf(mail))

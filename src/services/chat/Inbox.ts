@@ -23,7 +23,10 @@ const maxBatch = 500
 
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
 const toRow = (u: InboundUpdate) => {
-  if (u._tag !== "Message" && u._tag !== "Membership") return { update_id: u.updateId, kind: u._tag === "Ignored" ? u.kind : u._tag }
+  if (u._tag !== "Message" && u._tag !== "Membership") {
+    // An unexpected update's kind is one of its JSON keys: anything at all.
+    return { update_id: u.updateId, kind: u._tag === "Ignored" ? storable(u.kind).slice(0, 64) : u._tag }
+  }
   return {
     update_id: u.updateId,
     kind: u._tag,
@@ -37,6 +40,7 @@ const toRow = (u: InboundUpdate) => {
     language_code: storableOrNull(u.from.language_code),
     is_bot: u.from.is_bot ?? false,
     message_id: u._tag === "Message" ? u.messageId : null,
+    sent_at: u._tag === "Message" ? u.sentAt : null,
     thread_id: u._tag === "Message" ? u.threadId ?? 0 : null,
     text: u._tag === "Message" ? storable(u.text) : null,
     attachment: u._tag === "Message" ? u.attachment : null,
@@ -54,7 +58,8 @@ const toRow = (u: InboundUpdate) => {
 export class Inbox extends Context.Service<Inbox, {
   /**
    * "accepted" once the update is committed (and its chat woken), "duplicate" for an update_id
-   * already stored (its chat is woken again), "ignored" for kinds the bot does not handle.
+   * already stored (its chat is woken again), "ignored" for kinds the bot does not handle (one
+   * of a shape it does not expect is logged at warning level, once per kind).
    */
   readonly accept: (update: InboundUpdate) => Effect.Effect<Acceptance, InboxError>
 }>()("bot/Inbox") {
@@ -78,7 +83,7 @@ export class Inbox extends Context.Service<Inbox, {
             select * from jsonb_to_recordset(${JSON.stringify(updates.map(toRow))}::jsonb) as x(
               update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
               username text, first_name text, last_name text, language_code text, is_bot boolean,
-              message_id bigint, thread_id bigint, text text, attachment text, media_group_id text, reachable boolean)
+              message_id bigint, sent_at double precision, thread_id bigint, text text, attachment text, media_group_id text, reachable boolean)
           ),
           fresh as (
             insert into telegram_updates (update_id, kind) select update_id, kind from input
@@ -103,8 +108,8 @@ export class Inbox extends Context.Service<Inbox, {
               unreachable_at = excluded.unreachable_at
           ),
           mail as (
-            insert into messages (update_id, chat_id, user_id, telegram_message_id, thread_id, text, attachment, media_group_id)
-            select update_id, chat_id, user_id, message_id, thread_id, text, attachment, media_group_id
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, sent_at, thread_id, text, attachment, media_group_id)
+            select update_id, chat_id, user_id, message_id, to_timestamp(sent_at), thread_id, text, attachment, media_group_id
             from news where kind = 'Message'
           )
           select update_id from fresh`.pipe(
@@ -132,9 +137,9 @@ export class Inbox extends Context.Service<Inbox, {
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
         const chats = new Set(updates.flatMap((u) => (u._tag === "Message" ? [u.chat.id] : [])))
         if (chats.size > 0) yield* queue.wake([...chats])
-        // Rare kinds act once, when first seen.
+        // Rare kinds act on every delivery, not only the first: each action is idempotent, and a
+        // redelivery after a failed one (a 503) must still carry it out.
         for (const u of updates) {
-          if (!fresh.has(u.updateId)) continue
           if (u._tag === "Migration") yield* migration.move(u.fromChatId, u.toChatId)
           else if (u._tag === "StopDraft") yield* stops.fromDraft(u.chatId, u.draftId)
           else if (u._tag === "StopButton") yield* stops.fromButton(u)
@@ -146,6 +151,16 @@ export class Inbox extends Context.Service<Inbox, {
         }
       })).pipe(RequestResolver.batchN(maxBatch))
 
+      // An update of a shape the bot does not expect is logged once per kind, not once per update.
+      const warned = new Set<string>()
+      const warnOnce = (update: InboundUpdate) =>
+        update._tag !== "Ignored" || update.unexpected !== true || warned.has(update.kind)
+          ? Effect.void
+          : Effect.sync(() => warned.add(update.kind)).pipe(
+            Effect.andThen(Effect.logWarning("an update the bot does not expect, acknowledged and ignored", update.kind)),
+            Effect.annotateLogs({ update_id: update.updateId })
+          )
+
       const outcomes = {
         accepted: Metric.withAttributes(updatesReceived, { outcome: "accepted" }),
         duplicate: Metric.withAttributes(updatesReceived, { outcome: "duplicate" }),
@@ -155,6 +170,7 @@ export class Inbox extends Context.Service<Inbox, {
         // The one service method without a span of its own: a span per update cost about a tenth
         // of the webhook's CPU per request (BENCHMARKS.md, run F). Each batch is a span instead.
         accept: Effect.fnUntraced(function*(update: InboundUpdate) {
+          yield* warnOnce(update)
           const outcome = yield* Effect.request(new AcceptUpdate({ update }), resolver)
           yield* Metric.update(outcomes[outcome], 1)
           return outcome

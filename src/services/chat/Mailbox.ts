@@ -37,8 +37,12 @@ export interface Mail {
   readonly mediaGroupId: string | null
   /** The Telegram message the answer replies to (in groups): the burst's last. Null for notices. */
   readonly replyTo: number | null
-  /** The burst's last message (this one, or the last merged into it): its id and arrival (epoch ms). */
+  /**
+   * The burst's last message (this one, or the last merged into it): its id, when the user sent
+   * it (Telegram's date, whole seconds) and when it was stored (epoch ms).
+   */
   readonly lastId: number
+  readonly lastSentAt: number
   readonly lastReceivedAt: number
   /** A notice's buttons. */
   readonly buttons: ReadonlyArray<UrlButton>
@@ -99,9 +103,10 @@ interface MailRow {
   reply_message_ids: Array<number>
   answer: string | null
   conversation_id: string | null
+  sent_at_ms: number
   received_at_ms: number
   /** The messages merged into this one, in order. */
-  merged: Array<{ id: number; text: string; message_id: number | null; received_at_ms: number }>
+  merged: Array<{ id: number; text: string; message_id: number | null; sent_at_ms: number; received_at_ms: number }>
 }
 
 const toMail = (row: MailRow): Mail => {
@@ -120,6 +125,7 @@ const toMail = (row: MailRow): Mail => {
     mediaGroupId: row.media_group_id,
     replyTo: last === undefined ? messageId : last.message_id,
     lastId: last === undefined ? Number(row.id) : Number(last.id),
+    lastSentAt: last === undefined ? row.sent_at_ms : Number(last.sent_at_ms),
     lastReceivedAt: last === undefined ? row.received_at_ms : Number(last.received_at_ms),
     buttons: row.buttons,
     overLimit: row.over_limit,
@@ -140,8 +146,8 @@ export class Mailbox extends Context.Service<Mailbox, {
   readonly claimNext: (chatId: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
   /**
    * The message after the burst `head` ends (BURST_MERGE_MS), claimed like claimNext, when it is
-   * one to merge: the same sender and topic, text alone, not past the updates limit, received at
-   * most `withinMillis` ms after the burst's last. None otherwise.
+   * one to merge: the same sender and topic, text alone, not past the updates limit, sent at most
+   * `withinMillis` ms after the burst's last (Telegram's dates, whole seconds). None otherwise.
    */
   readonly claimFollower: (head: Mail, withinMillis: number) => Effect.Effect<Option.Option<Mail>, StorageOutage>
   /**
@@ -235,10 +241,12 @@ export class Mailbox extends Context.Service<Mailbox, {
           where id = (${which})
           returning id, kind, update_id, chat_id, thread_id, user_id, text, attachment, media_group_id, telegram_message_id,
             buttons, over_limit, gate, attempts, reply_message_ids, answer, conversation_id,
+            (extract(epoch from sent_at) * 1000)::float8 as sent_at_ms,
             (extract(epoch from received_at) * 1000)::float8 as received_at_ms,
             (select type from chats where chats.id = messages.chat_id) as chat_type,
             (select coalesce(jsonb_agg(jsonb_build_object(
                 'id', f.id, 'text', f.text, 'message_id', f.telegram_message_id,
+                'sent_at_ms', extract(epoch from f.sent_at) * 1000,
                 'received_at_ms', extract(epoch from f.received_at) * 1000) order by f.id), '[]')
               from messages f where f.merged_into = messages.id) as merged`.pipe(
           Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toMail)),
@@ -254,7 +262,8 @@ export class Mailbox extends Context.Service<Mailbox, {
         }),
         claimFollower: Effect.fn("Mailbox.claimFollower")(function*(head: Mail, withinMillis: number) {
           // Only the very next message, and only one like the head: the same sender and topic,
-          // text alone, within the limits, close enough to the burst's last.
+          // text alone, within the limits, sent soon after the burst's last (by Telegram's date:
+          // messages held back by an outage arrive together, but were not sent together).
           return yield* claim(sql`
             select id from (
               select * from messages
@@ -263,18 +272,22 @@ export class Mailbox extends Context.Service<Mailbox, {
             ) next
             where kind = 'user' and user_id = ${head.userId} and thread_id = ${head.threadId ?? 0}
               and attachment is null and not over_limit
-              and received_at <= to_timestamp(${head.lastReceivedAt + withinMillis} / 1000.0)`)
+              and sent_at <= to_timestamp(${head.lastSentAt + withinMillis} / 1000.0)`)
         }),
         merge: Effect.fn("Mailbox.merge")(function*(head: Mail, follower: Mail) {
+          // Both claims must still be this turn's: a head taken over meanwhile keeps its follower.
           yield* sql`
             update messages set status = 'merged', merged_into = ${head.id}, conversation_id = ${head.conversationId}
-            where ${owned(follower)} returning id`
+            where ${owned(follower)}
+              and exists (select 1 from messages h where h.id = ${head.id} and h.status = 'processing' and h.attempts = ${head.attempts})
+            returning id`
             .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(follower)))
           return {
             ...head,
             text: `${head.text}\n\n${follower.text}`,
             replyTo: follower.replyTo,
             lastId: follower.id,
+            lastSentAt: follower.lastSentAt,
             lastReceivedAt: follower.lastReceivedAt
           }
         }),

@@ -19,7 +19,8 @@ export class Stops extends Context.Service<Stops, {
   readonly fromDraft: (chatId: number, draftId: number) => Effect.Effect<void, StorageOutage>
   /**
    * The Stop button pressed by `userId`: only the asker may stop their answer. The press is
-   * answered (answerCallbackQuery) with what happened; Telegram failing that is only logged.
+   * answered (answerCallbackQuery) with what happened, without waiting for Telegram; Telegram
+   * failing that is only logged. Pressed again (a redelivery), the same answer is given.
    */
   readonly fromButton: (
     press: { readonly callbackQueryId: string; readonly chatId: number; readonly userId: number; readonly mailId: number }
@@ -58,8 +59,10 @@ export class Stops extends Context.Service<Stops, {
             : target.asker
             ? texts.stopping
             : texts.stopNotYours
+          // Answered on the side: the webhook's batch must not wait on Telegram.
           yield* telegram.answerCallbackQuery(press.callbackQueryId, notice).pipe(
-            Effect.catch((error) => Effect.logWarning("could not answer the Stop button", error.message))
+            Effect.catch((error) => Effect.logWarning("could not answer the Stop button", error.message)),
+            Effect.forkDetach
           )
         }),
         requested: Effect.fn("Stops.requested")(function*(mailId: number) {

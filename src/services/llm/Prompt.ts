@@ -32,17 +32,21 @@ export const fitMessage = (message: string, budget: number): { readonly text: st
 /**
  * The system prompt, then as many of the most recent exchanges (`history`, newest first) as fit
  * in `budget` tokens (estimated, the new message and system prompt included: an exact fit is
- * kept), then the new message. Older exchanges are dropped whole, never cut in half.
+ * kept), then the new message. Older exchanges are dropped whole, never cut in half; one too
+ * big for the room on its own is left out and older ones still considered.
  */
 export const buildPrompt = (
   history: ReadonlyArray<Exchange>,
   message: string,
   budget: number
 ): ReadonlyArray<ChatMessage> => {
-  let remaining = budget - estimateTokens(systemPrompt) - estimateTokens(message)
+  const room = budget - estimateTokens(systemPrompt) - estimateTokens(message)
+  let remaining = room
   const kept: Array<ChatMessage> = []
   for (const exchange of history) {
     const cost = estimateTokens(exchange.question) + estimateTokens(exchange.answer)
+    // One that could never fit (a long paste, cut when it was asked) is skipped, not an end.
+    if (cost > room) continue
     if (cost > remaining) break
     remaining -= cost
     kept.unshift({ role: "user", content: exchange.question }, { role: "assistant", content: exchange.answer })

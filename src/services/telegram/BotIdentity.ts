@@ -1,5 +1,6 @@
 import { Context, Duration, Effect, Exit, Layer } from "effect"
 import type { Audience } from "../../schema/telegram/TelegramUpdate.ts"
+import { commands } from "../chat/ChatTexts.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { Telegram, type TelegramError } from "./Telegram.ts"
 
@@ -7,7 +8,7 @@ import { Telegram, type TelegramError } from "./Telegram.ts"
 export class BotIdentity extends Context.Service<BotIdentity, {
   /** Its user id and username (without "@"). Fails with TelegramError while Telegram cannot be asked. */
   readonly me: Effect.Effect<{ readonly id: number; readonly username: string }, TelegramError>
-  /** How group messages address it: its id and username, and GROUP_REPLY_MODE. */
+  /** How group messages address it: its id and username, its commands, and GROUP_REPLY_MODE. */
   readonly audience: Effect.Effect<Audience, TelegramError>
   /** https://t.me/<username>: checkouts come back there, groups send people there. */
   readonly link: Effect.Effect<string, TelegramError>
@@ -35,7 +36,7 @@ export class BotIdentity extends Context.Service<BotIdentity, {
       ))
       return BotIdentity.of({
         me,
-        audience: Effect.map(me, ({ id, username }) => ({ botId: id, username, groupReplyMode })),
+        audience: Effect.map(me, ({ id, username }) => ({ botId: id, username, commands, groupReplyMode })),
         link: Effect.map(me, ({ username }) => `https://t.me/${username}`)
       })
     })

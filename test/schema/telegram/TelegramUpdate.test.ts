@@ -11,7 +11,7 @@ import {
   textMessageUpdate
 } from "../../support/telegram/FakeTelegram.ts"
 
-const audience: Audience = { botId: 123456, username: "fake_test_bot", groupReplyMode: "mention" }
+const audience: Audience = { botId: 123456, username: "fake_test_bot", commands: ["start", "help", "new"], groupReplyMode: "mention" }
 const asUpdate = (update: object) => ({ update_id: 1, ...update }) as unknown as TelegramUpdate
 const kindOf = (update: object, to: Audience = audience) => classify(asUpdate(update), to)._tag
 const inGroup = (fields: Record<string, unknown>) => textMessageUpdate({ chatId: -9, userId: 9, groupTitle: "G", text: "", ...fields })
@@ -25,11 +25,15 @@ describe("classify", () => {
     assert.strictEqual(kindOf(inGroup({ text: "why?", replyToBot: { messageId: 4 } })), "Message")
     assert.strictEqual(kindOf(inGroup({ text: "hello all" })), "Ignored")
     assert.strictEqual(kindOf(inGroup({ text: "/new@other_bot" })), "Ignored")
+    // Every bot gets every command: a bare one the bot does not have is another bot's.
+    assert.strictEqual(kindOf(inGroup({ text: "/roll 2d6" })), "Ignored")
+    assert.strictEqual(kindOf(inGroup({ text: "/roll@fake_test_bot" })), "Message")
     assert.strictEqual(kindOf(inGroup({ text: "@other_bot hi", entities: [{ type: "mention", offset: 0, length: 10 }] })), "Ignored")
     // "all": every message but another bot's command.
     const all: Audience = { ...audience, groupReplyMode: "all" }
     assert.strictEqual(kindOf(inGroup({ text: "hello all" }), all), "Message")
     assert.strictEqual(kindOf(inGroup({ text: "/new@other_bot" }), all), "Ignored")
+    assert.strictEqual(kindOf(inGroup({ text: "/roll" }), all), "Ignored")
     // A sticker is for the bot only as a reply to it, in either mode.
     const sticker = (fields: object) => mediaMessageUpdate({ chatId: -9, userId: 9, groupTitle: "G", kind: "sticker", ...fields })
     assert.strictEqual(kindOf(sticker({}), all), "Ignored")
@@ -43,6 +47,8 @@ describe("classify", () => {
     const update = classify(asUpdate(inGroup({ ...mentioningBot("what is 2+2?"), chatType: "supergroup", isForum: true, threadId: 7 })), audience)
     assert.strictEqual(update._tag === "Message" && update.text, "what is 2+2?")
     assert.strictEqual(update._tag === "Message" && update.threadId, 7)
+    const alone = classify(asUpdate(inGroup(mentioningBot(""))), audience)
+    assert.strictEqual(alone._tag === "Message" && alone.text, "")
     const reply = classify(asUpdate(inGroup({ text: "so?", chatType: "supergroup", replyToBot: { messageId: 4 } })), audience)
     assert.strictEqual(reply._tag === "Message" && reply.threadId, null)
   })

@@ -33,6 +33,12 @@ describe("buildPrompt", () => {
     expect(userTurns(fixed + cost(2) - 1)).toEqual(["no"])
   })
 
+  it("leaves out an exchange too big on its own (a long paste) and keeps older ones", () => {
+    const paste = { question: "p".repeat(30_000), answer: "about the paste" }
+    const prompt = buildPrompt([paste, exchange(2), exchange(1)], "and section 2?", 4_500)
+    expect(prompt.filter((m) => m.role === "user").map((m) => m.content.slice(0, 2))).toEqual(["q1", "q2", "an"])
+  })
+
   it("never drops the new message, even when nothing else fits", () => {
     const prompt = buildPrompt([exchange(1)], "a long new question", 1)
     expect(prompt.map((m) => m.role)).toEqual(["system", "user"])
