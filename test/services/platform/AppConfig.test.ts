@@ -100,6 +100,16 @@ describe("AppConfig", () => {
     expect(message).toContain("USER_MESSAGES_PER_MINUTE was replaced by RATE_LIMIT_LLM_PER_MINUTE")
   })
 
+  it("refuses an answer budget that leaves the prompt no room, an unknown group mode and a negative burst window", async () => {
+    const result = await load({ ...minimal, CONTEXT_TOKEN_BUDGET: "1500", MAX_ANSWER_TOKENS: "1500", GROUP_REPLY_MODE: "everyone", BURST_MERGE_MS: "-1" })
+    const message = result._tag === "Failure" ? result.failure.message : ""
+    expect(message).toMatch(/^Invalid configuration \(3 problems\):/)
+    expect(message).toContain("- MAX_ANSWER_TOKENS (1500) must be below CONTEXT_TOKEN_BUDGET (1500)")
+    expect(message).toContain("- GROUP_REPLY_MODE: ")
+    expect(message).toContain("- BURST_MERGE_MS: ")
+    expect((await load({ ...minimal, CONTEXT_TOKEN_BUDGET: "1501", MAX_ANSWER_TOKENS: "1500", BURST_MERGE_MS: "0", GROUP_REPLY_MODE: "all" }))._tag).toBe("Success")
+  })
+
   it("applies the documented defaults and keeps secrets redacted", async () => {
     const result = await load(minimal)
     if (result._tag !== "Success") throw new Error(String(result.failure))
@@ -110,6 +120,8 @@ describe("AppConfig", () => {
     expect(Option.isNone(settings.databaseUrl)).toBe(true)
     expect(Option.isNone(settings.redisUrl)).toBe(true)
     expect(settings.workerConcurrency).toBe(50)
+    expect(settings.groupReplyMode).toBe("mention")
+    expect(settings.burstMergeMs).toBe(1500)
     expect(Redacted.value(settings.telegramBotToken)).toBe("123:secret-token")
     expect(JSON.stringify(settings)).not.toContain("secret")
     expect(String(settings.openaiApiKey)).toBe("<redacted>")
