@@ -36,3 +36,4 @@ alter table usage validate constraint usage_outcome_check;
 
 -- A group upgraded to a supergroup: its rows moved to the new chat, this one says where.
 alter table chats add column migrated_to_chat_id bigint;
+create index chats_migrated on chats (id) where migrated_to_chat_id is not null;

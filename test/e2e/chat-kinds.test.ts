@@ -190,6 +190,20 @@ describe("chat kinds (mention mode, bursts off)", () => {
       expect(stack.openai.requests[2]!.body.messages!.map((m) => m.content)).toContain("first")
     })
 
+    it("finishes a move that waited for a turn whose send still went through (the sweeper)", async () => {
+      const [from, to] = [-5_004, -1_000_000_005_004]
+      const before = await post(stack, textMessageUpdate({ chatId: from, userId: 5_104, groupTitle: "Old", ...mentioningBot("just before") }))
+      await waitForStatus(stack, before, "answered")
+      // As the service message leaves it when a turn was in flight and then answered in time.
+      stack.query(`update chats set migrated_to_chat_id = ${to} where id = ${from}`)
+      const deadline = Date.now() + 15_000
+      while (stack.query(`select count(*) from conversations where chat_id = ${to}`) !== "1" && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(stack.query(`select count(*) from conversations where chat_id = ${to} and ended_at is null`)).toBe("1")
+      expect(stack.query(`select count(*) from messages where chat_id = ${from}`)).toBe("0")
+    })
+
     it("on a send refused with migrate_to_chat_id, delivers the reply in the new chat once, without asking the LLM again", async () => {
       const [from, to] = [-5_002, -1_000_000_005_002]
       stack.telegram.migrateChat(from, to)

@@ -78,7 +78,7 @@ const stores = Layer.effectContext(Effect.sync(() => {
     fromButton: () => notUsed,
     requested: (mailId) => Effect.sync(() => state.stopRequested.has(mailId))
   })
-  const migration = ChatMigration.of({ move: (chatId, toChatId) => record({ _tag: "move", chatId, toChatId }) })
+  const migration = ChatMigration.of({ move: (chatId, toChatId) => record({ _tag: "move", chatId, toChatId }), finishWaiting: notUsed })
   // Admission's and the billing replies' own rules are tested with their storage; here they answer as told.
   const admission = Admission.of({ admit: () => Effect.sync(() => state.admitted) })
   const billing = BillingReplies.of({

@@ -16,6 +16,12 @@ export class ChatMigration extends Context.Service<ChatMigration, {
    * it handed its message back. The old chat's open conversation carries on in the new one.
    */
   readonly move: (fromChatId: number, toChatId: number) => Effect.Effect<void, StorageOutage | QueueOutage>
+  /**
+   * Finishes the moves that waited for a turn whose send still went through (it answered just
+   * before the upgrade, so no refusal came to move the chat): chats with a known new id that
+   * still have mail or an open conversation. Run by the sweeper.
+   */
+  readonly finishWaiting: Effect.Effect<void, StorageOutage | QueueOutage>
 }>()("bot/ChatMigration") {
   static readonly layer = Layer.effect(
     ChatMigration,
@@ -23,8 +29,7 @@ export class ChatMigration extends Context.Service<ChatMigration, {
       const sql = yield* SqlClient.SqlClient
       const queue = yield* JobQueue
 
-      return ChatMigration.of({
-        move: Effect.fn("ChatMigration.move")(function*(fromChatId: number, toChatId: number) {
+      const move = Effect.fn("ChatMigration.move")(function*(fromChatId: number, toChatId: number) {
           const moved = yield* sql.withTransaction(Effect.gen(function*() {
             yield* sql`
               insert into chats (id, type, title)
@@ -58,6 +63,18 @@ export class ChatMigration extends Context.Service<ChatMigration, {
             Effect.annotateLogs({ from_chat_id: fromChatId, to_chat_id: toChatId })
           )
         })
+
+      return ChatMigration.of({
+        move,
+        finishWaiting: Effect.gen(function*() {
+          const waiting = yield* sql<{ id: bigint; to: bigint }>`
+            select c.id, c.migrated_to_chat_id as to from chats c
+            where c.migrated_to_chat_id is not null and (
+              exists (select 1 from messages m where m.chat_id = c.id and m.status in ('queued', 'processing'))
+              or exists (select 1 from conversations o where o.chat_id = c.id and o.ended_at is null))
+            limit 100`.pipe(Effect.mapError(storageOutage))
+          for (const chat of waiting) yield* move(Number(chat.id), Number(chat.to))
+        }).pipe(Effect.withSpan("ChatMigration.finishWaiting"))
       })
     })
   )
