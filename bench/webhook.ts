@@ -261,7 +261,8 @@ const startFakes = async (): Promise<Fakes> => {
 
 const productEnv = (port: number, database: string, redisDb: number, fakes: Fakes): Record<string, string> => ({
   PORT: String(port),
-  PUBLIC_URL: `http://127.0.0.1:${port}`,
+  // Telegram (the fake too) only takes https webhooks; the load is posted to the port itself.
+  PUBLIC_URL: "https://bot.example.com",
   TELEGRAM_BOT_TOKEN: botToken,
   TELEGRAM_WEBHOOK_SECRET: webhookSecret,
   TELEGRAM_API_ROOT: fakes.telegram.url,

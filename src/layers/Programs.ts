@@ -3,6 +3,7 @@ import { HttpServerLive } from "../http/Router.ts"
 import { ChatWorkerLive } from "../jobs/chat/ChatWorker.ts"
 import { SweeperLive } from "../jobs/chat/Sweeper.ts"
 import { ReconcilerLive } from "../jobs/billing/Reconciler.ts"
+import { LlmKeyCheckLive } from "../jobs/llm/LlmKeyCheck.ts"
 import { BotCommandsLive } from "../jobs/telegram/BotCommands.ts"
 import { UpdateSourceLive } from "../jobs/telegram/UpdateSource.ts"
 import { Audit } from "../services/audit/Audit.ts"
@@ -28,7 +29,7 @@ import { Inbox } from "../services/chat/Inbox.ts"
 import { LlmReply } from "../services/chat/LlmReply.ts"
 import { Mailbox } from "../services/chat/Mailbox.ts"
 import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
-import { AppConfig, InvalidConfig } from "../services/platform/AppConfig.ts"
+import { AppConfig, BaseConfig, InvalidConfig } from "../services/platform/AppConfig.ts"
 import { Readiness } from "../services/platform/Readiness.ts"
 import { Redis } from "../services/platform/Redis.ts"
 import { BotIdentity } from "../services/telegram/BotIdentity.ts"
@@ -48,7 +49,7 @@ import * as TelegramGrammy from "./telegram/TelegramGrammy.ts"
 
 /** Postgres on DATABASE_URL, or embedded PGlite under DATA_DIR when it is unset; migrated. */
 const DatabaseLive = Layer.unwrap(Effect.gen(function*() {
-  const config = yield* AppConfig
+  const config = yield* BaseConfig
   return Option.match(config.databaseUrl, {
     onNone: () => DatabasePglite.layer(config.dataDir),
     onSome: DatabasePostgres.layer
@@ -107,7 +108,8 @@ const ServicesLive = ChatTurn.layer.pipe(
 )
 
 const ApiParts = Layer.mergeAll(HttpServerLive, UpdateSourceLive, BotCommandsLive)
-const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive, ReconcilerLive)
+// The LLM key is checked before the worker takes its first turn.
+const WorkerParts = Layer.mergeAll(ChatWorkerLive, SweeperLive, ReconcilerLive).pipe(Layer.provide(LlmKeyCheckLive))
 
 /** Separate API and worker processes only meet through Postgres and Redis: refuse to start alone. */
 const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
@@ -121,21 +123,26 @@ const RequireSharedStorage = Layer.effectDiscard(Effect.gen(function*() {
   }
 }))
 
-const program = <A, E, R>(parts: Layer.Layer<A, E, R>) =>
+/**
+ * A program: its parts on the services, logs and traces, and the settings. With `shared`, the
+ * shared-storage check runs before anything is opened (the embedded database included).
+ */
+const program = <A, E, R>(parts: Layer.Layer<A, E, R>, { shared = false } = {}) =>
   parts.pipe(
-    Layer.provide(ServicesLive),
+    Layer.provide(shared ? ServicesLive.pipe(Layer.provide(RequireSharedStorage)) : ServicesLive),
     Layer.provide(Layer.mergeAll(Logging.layer, Tracing.layer)),
-    Layer.provideMerge(AppConfig.layer)
+    Layer.provideMerge(Layer.mergeAll(AppConfig.layer, BaseConfig.layer))
   )
 
 /** HTTP (webhook or long polling) and the chat worker in one process: the single-machine default. */
 export const AllProgram = program(Layer.mergeAll(ApiParts, WorkerParts))
 /** The HTTP program alone (scale it to N processes on the same Postgres and Redis). */
-export const ApiProgram = program(Layer.mergeAll(RequireSharedStorage, ApiParts))
+export const ApiProgram = program(ApiParts, { shared: true })
 /** The worker program alone. */
-export const WorkerProgram = program(Layer.mergeAll(RequireSharedStorage, WorkerParts))
-/** Applies the pending migrations and stops: building the database layer migrates. */
+export const WorkerProgram = program(WorkerParts, { shared: true })
+/** Applies the pending migrations and stops: building the database layer migrates. Needs only BaseConfig. */
 export const MigrateProgram = Layer.effectDiscard(Effect.logInfo("migrations applied")).pipe(
-  Layer.provide(Layer.mergeAll(DatabaseLive, Logging.layer)),
-  Layer.provideMerge(AppConfig.layer)
+  Layer.provide(DatabaseLive),
+  Layer.provide(Logging.layer),
+  Layer.provideMerge(BaseConfig.layer)
 )

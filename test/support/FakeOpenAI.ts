@@ -92,6 +92,8 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
 export class FakeOpenAI {
   /** Every chat completion request, in arrival order. */
   readonly requests: Array<RecordedRequest> = []
+  /** GET /v1/models requests received (key checks), answered or refused. */
+  modelListings = 0
 
   readonly #server: Server
   readonly #apiKey: string | undefined
@@ -171,6 +173,10 @@ export class FakeOpenAI {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://fake").pathname.replace(/\/+$/, "")
+    if (req.method === "GET" && path === "/v1/models") {
+      this.#listModels(req, res)
+      return
+    }
     if (req.method !== "POST" || path !== "/v1/chat/completions") {
       sendError(res, 404, { message: `Unknown request URL: ${req.method ?? "?"} ${path}`, type: "invalid_request_error", code: "unknown_url" })
       return
@@ -247,6 +253,16 @@ export class FakeOpenAI {
         usage
       })
     }
+  }
+
+  /** GET /v1/models: what a key check asks; refused like a completion when the key is wrong. */
+  #listModels(req: IncomingMessage, res: ServerResponse): void {
+    this.modelListings++
+    if (this.#apiKey !== undefined && req.headers.authorization !== `Bearer ${this.#apiKey}`) {
+      sendError(res, 401, { message: "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key" })
+      return
+    }
+    sendJson(res, 200, { object: "list", data: [{ id: "gpt-fake", object: "model", created: 1_700_000_000, owned_by: "fake" }] })
   }
 
   #answerFault(fault: Exclude<OpenAIFault, { readonly status: 401 }>, record: RecordedRequest, res: ServerResponse): void {

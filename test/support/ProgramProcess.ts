@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
-/** The entry points a test can start: `npm start`'s, and the worker's alone. */
+/** The entry points a test can start: `npm start`'s, the API's and the worker's alone, and `npm run migrate`'s. */
 const mains = {
   all: fileURLToPath(new URL("../../src/main/all.ts", import.meta.url)),
-  worker: fileURLToPath(new URL("../../src/main/worker.ts", import.meta.url))
+  api: fileURLToPath(new URL("../../src/main/api.ts", import.meta.url)),
+  worker: fileURLToPath(new URL("../../src/main/worker.ts", import.meta.url)),
+  migrate: fileURLToPath(new URL("../../src/main/migrate.ts", import.meta.url))
 }
 
 /**

@@ -2,7 +2,6 @@ import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
-import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis } from "ioredis"
@@ -22,14 +21,24 @@ const pgHost = process.env.PGHOST ?? "127.0.0.1"
 const pgPort = Number(process.env.PGPORT ?? 5432)
 const redisPort = 6379
 
-export const freePort = () =>
-  new Promise<number>((resolve) => {
+const canListen = (port: number) =>
+  new Promise<boolean>((resolve) => {
     const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
+    server.once("error", () => resolve(false))
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)))
   })
+
+/**
+ * A free port for a program to listen on, below the kernel's ephemeral range (32768 and up): the
+ * fakes and clients of tests running alongside take theirs from that range (port 0), so they can
+ * never be handed this one between now and the program's listen.
+ */
+export const freePort = async (): Promise<number> => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (await canListen(port)) return port
+  }
+}
 
 let databases = 0
 
@@ -142,9 +151,21 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
   }
   const program = { all: AllProgram, api: ApiProgram, worker: WorkerProgram }[options.program ?? "all"]
   const scope = Effect.runSync(Scope.make())
-  await Effect.runPromise(
-    Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
-  )
+  const closeOutside = async () => {
+    await Promise.all([telegram.close(), openai.close(), lemonSqueezy?.close(), postgres?.close(), redis?.close()])
+    database?.drop()
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    await Effect.runPromise(
+      Layer.buildWithScope(program.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))), scope)
+    )
+  } catch (error) {
+    // A start that fails (the start-up checks' tests) leaves nothing behind.
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await closeOutside()
+    throw error
+  }
   const url = `http://127.0.0.1:${port}`
   let running = true
   const stopProgram = async () => {
@@ -189,9 +210,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     stopProgram,
     stop: async () => {
       await stopProgram()
-      await Promise.all([telegram.close(), openai.close(), lemonSqueezy?.close(), postgres?.close(), redis?.close()])
-      database?.drop()
-      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+      await closeOutside()
     }
   }
 }

@@ -3,6 +3,7 @@ import { inboundOf } from "../../schema/telegram/TelegramUpdate.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Inbox } from "../../services/chat/Inbox.ts"
 import { BotIdentity } from "../../services/telegram/BotIdentity.ts"
+import { StartupError } from "../../services/platform/StartupError.ts"
 import { isTransient, Telegram, type TelegramError } from "../../services/telegram/Telegram.ts"
 
 const pollTimeoutSeconds = 25
@@ -12,7 +13,8 @@ const registerRetry = Schedule.min([Schedule.exponential("2 seconds"), Schedule.
 
 /**
  * Where updates come from. With PUBLIC_URL: Telegram posts them to /telegram/webhook, and this
- * registers that URL with the secret at start. Without: long polling with getUpdates, each
+ * registers that URL with the secret at start (a URL Telegram refuses stops the start with a
+ * StartupError). Without: long polling with getUpdates, each
  * update going through the same Inbox as the webhook's, the offset moving only once stored.
  */
 export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
@@ -23,18 +25,32 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
 
   if (Option.isSome(config.publicUrl) && Option.isSome(config.telegramWebhookSecret)) {
     const url = `${config.publicUrl.value}/telegram/webhook`
-    // Telegram away: keep trying. Telegram refusing (bad token, URL it will not call): say so once.
     const register = telegram.setWebhook(url, config.telegramWebhookSecret.value).pipe(
-      Effect.tap(() => Effect.logInfo("webhook registered", { url })),
-      Effect.tapError((error) => Effect.logWarning("webhook registration failed", error.message)),
-      Effect.retry(
-        registerRetry.pipe(
-          Schedule.while(({ input }: { input: TelegramError }) => input._tag === "TelegramApiError" && isTransient(input))
-        )
-      ),
-      Effect.catch((error) => Effect.logError("Telegram refused the webhook; fix the setting and restart", error.message))
+      Effect.tap(() => Effect.logInfo("webhook registered").pipe(Effect.annotateLogs({ url })))
     )
-    yield* Effect.forkScoped(register)
+    const first = yield* Effect.result(register)
+    if (first._tag === "Success") return
+    const error = first.failure
+    // Telegram refusing the URL (http://, a port it does not call, a host it cannot resolve):
+    // the start stops with its words. Telegram away: keep trying in the background.
+    if (!(error._tag === "TelegramApiError" && isTransient(error))) {
+      return yield* new StartupError({
+        message: `Telegram refuses the webhook ${url} (PUBLIC_URL): ${error.message}. ` +
+          "PUBLIC_URL must be an https:// address Telegram can reach, on port 443, 80, 88 or 8443."
+      })
+    }
+    yield* Effect.logWarning("cannot reach Telegram to register the webhook; retrying").pipe(
+      Effect.annotateLogs({ url, error: error.message })
+    )
+    yield* Effect.forkScoped(register.pipe(
+      Effect.retry(registerRetry.pipe(
+        Schedule.while(({ input }: { input: TelegramError }) => input._tag === "TelegramApiError" && isTransient(input))
+      )),
+      Effect.catch((error) =>
+        Effect.logError("Telegram refused the webhook; fix PUBLIC_URL and restart").pipe(
+          Effect.annotateLogs({ url, error: error.message })
+        ))
+    ))
     return
   }
 

@@ -66,7 +66,8 @@ export const layer: Layer.Layer<Ai | AiScript> = Layer.effectContext(Effect.sync
             if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)) request.interrupted = true
           }))
         )
-      })).pipe(Stream.withSpan("Ai.streamChat"))
+      })).pipe(Stream.withSpan("Ai.streamChat")),
+    checkKey: Effect.void.pipe(Effect.withSpan("Ai.checkKey"))
   })
 
   const control = AiScript.of({

@@ -132,6 +132,15 @@ export const layer = Layer.effect(
         })
       ).pipe(Stream.withSpan("Ai.streamChat", { attributes: { model } }))
 
-    return Ai.of({ model, streamChat })
+    const checkKey = Effect.tryPromise({
+      try: (signal) => client.models.list({ signal, timeout: Duration.toMillis(firstByteTimeout) }),
+      catch: (cause) => cause
+    }).pipe(
+      Effect.catch((cause) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(toLlmError(apiKey, now)(cause)))),
+      Effect.asVoid,
+      Effect.withSpan("Ai.checkKey")
+    )
+
+    return Ai.of({ model, streamChat, checkKey })
   })
 )

@@ -1,5 +1,5 @@
 import { Cause, Context, Effect, Layer, Logger, References, Tracer } from "effect"
-import { AppConfig } from "../../services/platform/AppConfig.ts"
+import { BaseConfig } from "../../services/platform/AppConfig.ts"
 
 /**
  * One JSON object per line on stdout: time, level, message, the fiber's log annotations
@@ -31,7 +31,7 @@ const safeJson = (value: unknown): string => {
 /** The JSON logger at LOG_LEVEL, replacing Effect's default one. */
 export const layer = Layer.unwrap(
   Effect.gen(function*() {
-    const config = yield* AppConfig
+    const config = yield* BaseConfig
     return Layer.mergeAll(
       Logger.layer([jsonLogger]),
       Layer.succeed(References.MinimumLogLevel, config.logLevel)

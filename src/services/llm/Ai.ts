@@ -1,4 +1,4 @@
-import { Context, Schema, type Stream } from "effect"
+import { Context, type Effect, Schema, type Stream } from "effect"
 import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
 
 /**
@@ -32,4 +32,9 @@ export class Ai extends Context.Service<Ai, {
     messages: ReadonlyArray<ChatMessage>,
     options: { readonly maxTokens: number }
   ) => Stream.Stream<AiChunk, LlmError>
+  /**
+   * One cheap authenticated call (GET /models, no tokens spent), tried once: fails with LlmError
+   * (401/403: the key is refused; 0: the server cannot be reached).
+   */
+  readonly checkKey: Effect.Effect<void, LlmError>
 }>()("bot/Ai") {}

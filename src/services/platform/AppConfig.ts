@@ -1,4 +1,4 @@
-import { Config, Context, Duration, Effect, Layer, type LogLevel, Option, type Redacted, Result, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, type LogLevel, Option, type Redacted, Result, Schema, SchemaTransformation } from "effect"
 
 /** LemonSqueezy, when billing is on (LEMON_API_KEY and the settings that go with it are set). */
 export interface LemonSqueezySettings {
@@ -92,6 +92,24 @@ const isTimeZone = (zone: string) => {
   }
 }
 
+/**
+ * One of `values`, written in any case (`info`, `INFO` and `Info` are Info); the error lists
+ * the values as documented.
+ */
+const oneOf = <const L extends ReadonlyArray<string>>(name: string, values: L, fallback: L[number]) =>
+  Config.schema(
+    Schema.String.pipe(Schema.decodeTo(
+      Schema.Literals(values),
+      SchemaTransformation.transform({
+        decode: (given: string) => values.find((value) => value.toLowerCase() === given.trim().toLowerCase()) ?? given,
+        encode: (value: string) => value
+      })
+    )),
+    name
+  ).pipe(Config.withDefault(fallback))
+
+const logLevels = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"] as const
+
 const seconds = (name: string, fallback: number) =>
   positiveInt(name, fallback).pipe(Config.map((n) => Duration.seconds(n)))
 
@@ -122,7 +140,7 @@ const settings = {
   openaiModel: Config.NonEmptyString("OPENAI_MODEL").pipe(Config.withDefault("gpt-4o-mini")),
   databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),
   redisUrl: Config.Redacted("REDIS_URL").pipe(Config.option),
-  logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info")),
+  logLevel: oneOf("LOG_LEVEL", logLevels, "Info"),
   metricsToken: Config.Redacted("METRICS_TOKEN").pipe(Config.option),
   otlpEndpoint: Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
     Config.map((u) => u.toString().replace(/\/$/, "")),
@@ -137,7 +155,7 @@ const settings = {
   sweepInterval: seconds("SWEEP_INTERVAL_SECONDS", 15),
   shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 20),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
-  groupReplyMode: Config.schema(Schema.Literals(["mention", "all"]), "GROUP_REPLY_MODE").pipe(Config.withDefault("mention")),
+  groupReplyMode: oneOf("GROUP_REPLY_MODE", ["mention", "all"], "mention"),
   burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500)
 } satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits">]: Config.Config<Settings[K]> }
 
@@ -245,6 +263,28 @@ const load = Effect.gen(function*() {
   }
   return { ...values, rateLimits: limits, lemonSqueezy: lemon } as unknown as Settings
 })
+
+/** What every program needs, the migrate task included: the database and the log level. */
+export interface BaseSettings {
+  readonly databaseUrl: Option.Option<Redacted.Redacted>
+  readonly dataDir: string
+  readonly logLevel: LogLevel.LogLevel
+}
+
+const loadBase = Effect.gen(function*() {
+  const problems: Array<string> = []
+  const values = yield* collect({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, logLevel: settings.logLevel }, problems)
+  if (problems.length > 0) {
+    return yield* new InvalidConfig({ message: `Invalid configuration:\n- ${problems.join("\n- ")}` })
+  }
+  return values as unknown as BaseSettings
+})
+
+/** The settings of the database and the logs only, so that `npm run migrate` needs no bot token. */
+export class BaseConfig extends Context.Service<BaseConfig, BaseSettings>()("bot/BaseConfig") {
+  /** Reads DATABASE_URL, DATA_DIR and LOG_LEVEL; fails with InvalidConfig listing what is wrong. */
+  static readonly layer = Layer.effect(BaseConfig, loadBase)
+}
 
 /** The validated settings (README, Configuration). */
 export class AppConfig extends Context.Service<AppConfig, Settings>()("bot/AppConfig") {

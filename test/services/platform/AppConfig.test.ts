@@ -110,6 +110,15 @@ describe("AppConfig", () => {
     expect((await load({ ...minimal, CONTEXT_TOKEN_BUDGET: "1501", MAX_ANSWER_TOKENS: "1500", BURST_MERGE_MS: "0", GROUP_REPLY_MODE: "all" }))._tag).toBe("Success")
   })
 
+  it("takes enumerated settings in any case", async () => {
+    for (const [given, level] of [["info", "Info"], ["WARN", "Warn"], [" Debug ", "Debug"], ["nOnE", "None"]] as const) {
+      const result = await load({ ...minimal, LOG_LEVEL: given, GROUP_REPLY_MODE: given === "info" ? "ALL" : "Mention" })
+      if (result._tag !== "Success") throw new Error(String(result.failure))
+      expect(result.success.logLevel).toBe(level)
+      expect(result.success.groupReplyMode).toBe(given === "info" ? "all" : "mention")
+    }
+  })
+
   it("applies the documented defaults and keeps secrets redacted", async () => {
     const result = await load(minimal)
     if (result._tag !== "Success") throw new Error(String(result.failure))

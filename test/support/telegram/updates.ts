@@ -5,7 +5,7 @@
  */
 import type { Update } from "grammy/types"
 import type { ChangeNotifier } from "../LoopbackServer.ts"
-import { optionalInt, type Params, TelegramError } from "./protocol.ts"
+import { badRequest, optionalInt, type Params, TelegramError } from "./protocol.ts"
 import type { NewUpdate, WebhookState } from "./types.ts"
 
 export class UpdateQueue {
@@ -45,8 +45,16 @@ export class UpdateQueue {
     this.#webhook = undefined
   }
 
+  /** Refuses what Telegram refuses: a URL that is not https, or a port it does not call. */
   setWebhook(p: Params): true {
     const url = typeof p["url"] === "string" ? p["url"] : ""
+    if (url !== "") {
+      const parsed = URL.canParse(url) ? new URL(url) : undefined
+      if (parsed?.protocol !== "https:") throw badRequest("bad webhook: An HTTPS URL must be provided for webhook")
+      if (!["", "80", "88", "443", "8443"].includes(parsed.port)) {
+        throw badRequest("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+      }
+    }
     if (p["drop_pending_updates"] === true) this.#updates = []
     this.#webhook =
       url === ""
