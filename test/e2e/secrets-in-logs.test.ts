@@ -9,7 +9,7 @@ import { FakeLemonSqueezy } from "../support/FakeLemonSqueezy.ts"
 import { startFakeOpenAI, type FakeOpenAI } from "../support/FakeOpenAI.ts"
 import { lemonFixture, lemonSignature, lemonWire } from "../support/fixtures.ts"
 import { ProgramProcess } from "../support/ProgramProcess.ts"
-import { createDatabase, flushRedis, freePort, queryDatabase, redisDb, waitForStatus } from "../support/Stack.ts"
+import { createDatabase, freePort, leaseRedisDb, queryDatabase, waitForStatus } from "../support/Stack.ts"
 import { TcpProxy } from "../support/TcpProxy.ts"
 import { type FakeTelegram, startFakeTelegram, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 
@@ -32,6 +32,7 @@ describe("secrets in the program's output", () => {
   let lemonSqueezy: FakeLemonSqueezy
   let postgres: TcpProxy
   let redis: TcpProxy
+  let redisLease: Awaited<ReturnType<typeof leaseRedisDb>>
   let program: ProgramProcess
   const database = createDatabase()
   const query = (sql: string) => queryDatabase(database.name, sql)
@@ -59,7 +60,7 @@ describe("secrets in the program's output", () => {
     lemonSqueezy = await FakeLemonSqueezy.start(secrets.lemonApiKey)
     postgres = await TcpProxy.start(Number(process.env.PGPORT ?? 5432), process.env.PGHOST ?? "127.0.0.1")
     redis = await TcpProxy.start(6379)
-    await flushRedis()
+    redisLease = await leaseRedisDb()
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
     program = new ProgramProcess("all", {
@@ -72,7 +73,7 @@ describe("secrets in the program's output", () => {
       OPENAI_API_KEY: secrets.openaiKey,
       OPENAI_BASE_URL: `${openai.url}/v1`,
       DATABASE_URL: `postgres://postgres:${secrets.databasePassword}@127.0.0.1:${postgres.port}/${database.name}`,
-      REDIS_URL: `redis://:${secrets.redisPassword}@127.0.0.1:${redis.port}/${redisDb}`,
+      REDIS_URL: `redis://:${secrets.redisPassword}@127.0.0.1:${redis.port}/${redisLease.db}`,
       METRICS_TOKEN: secrets.metricsToken,
       LEMON_API_KEY: secrets.lemonApiKey,
       LEMON_API_URL: lemonSqueezy.url,
@@ -94,6 +95,7 @@ describe("secrets in the program's output", () => {
     program.kill("SIGKILL")
     await program.exited
     await Promise.all([telegram.close(), openai.close(), lemonSqueezy.close(), postgres.close(), redis.close()])
+    await redisLease.release()
     database.drop()
   })
 

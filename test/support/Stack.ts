@@ -15,7 +15,6 @@ import { TcpProxy } from "./TcpProxy.ts"
 export const webhookSecret = "test_secret-123"
 export const botToken = "123456:TEST-TOKEN"
 export const openaiKey = "sk-test-key-never-logged"
-export const redisDb = 1
 
 const pgHost = process.env.PGHOST ?? "127.0.0.1"
 const pgPort = Number(process.env.PGPORT ?? 5432)
@@ -57,10 +56,31 @@ export const createDatabase = (): { readonly name: string; readonly drop: () => 
   return { name, drop: () => queryDatabase("postgres", `drop database if exists ${name} with (force)`) }
 }
 
-export const flushRedis = async () => {
-  const redis = new Redis({ port: redisPort, host: "127.0.0.1", db: redisDb })
-  await redis.flushdb()
-  await redis.quit()
+/**
+ * A Redis database of its own, empty, for one stack: test files run at once, and two programs on
+ * one database would share their queue and rate limits (and each start would wipe the other's).
+ * Leased in DB 0 (`SET NX`, expiring after 10 minutes should a test process die) from DBs 3-15.
+ */
+export const leaseRedisDb = async (): Promise<{ readonly db: number; readonly release: () => Promise<void> }> => {
+  const admin = new Redis({ port: redisPort, host: "127.0.0.1", db: 0 })
+  for (;;) {
+    for (let db = 3; db < 16; db++) {
+      const key = `bot-test:redis-db:${db}`
+      if (await admin.set(key, String(process.pid), "PX", 600_000, "NX")) {
+        const redis = new Redis({ port: redisPort, host: "127.0.0.1", db })
+        await redis.flushdb()
+        await redis.quit()
+        return {
+          db,
+          release: async () => {
+            await admin.del(key)
+            await admin.quit()
+          }
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
 }
 
 export interface StackOptions {
@@ -114,7 +134,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
   const postgres = mode === "shared" ? await TcpProxy.start(pgPort, pgHost) : undefined
   const redis = mode === "shared" ? await TcpProxy.start(redisPort) : undefined
   const dataDir = mode === "embedded" ? mkdtempSync(join(tmpdir(), "bot-embedded-")) : undefined
-  if (mode === "shared") await flushRedis()
+  const redisLease = mode === "shared" ? await leaseRedisDb() : undefined
 
   const env: Record<string, string> = {
     PORT: String(port),
@@ -145,7 +165,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
     ...(database && postgres
       ? { DATABASE_URL: `postgres://postgres@127.0.0.1:${postgres.port}/${database.name}` }
       : {}),
-    ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}/${redisDb}` } : {}),
+    ...(redis && redisLease ? { REDIS_URL: `redis://127.0.0.1:${redis.port}/${redisLease.db}` } : {}),
     ...(dataDir ? { DATA_DIR: dataDir } : {}),
     ...options.env
   }
@@ -153,6 +173,7 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
   const scope = Effect.runSync(Scope.make())
   const closeOutside = async () => {
     await Promise.all([telegram.close(), openai.close(), lemonSqueezy?.close(), postgres?.close(), redis?.close()])
+    await redisLease?.release()
     database?.drop()
     if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   }
