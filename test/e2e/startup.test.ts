@@ -69,6 +69,12 @@ describe("start-up checks (in process)", () => {
     expect(message).toBe("cannot reach the database at 127.0.0.1:1/nowhere (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1.")
   })
 
+  it("stops when Redis cannot be reached, naming its address but not its password", async () => {
+    expect(await refusal({ env: { REDIS_URL: "redis://:hunter2@127.0.0.1:1/4" } })).toBe(
+      "cannot reach Redis at 127.0.0.1:1/4 (REDIS_URL): connect ECONNREFUSED 127.0.0.1:1."
+    )
+  })
+
   it("stops when DATA_DIR is a file or cannot be written", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bot-datadir-"))
     try {

@@ -4,6 +4,7 @@ import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
 import { Ai, type AiChunk, LlmError } from "../../services/llm/Ai.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
+import { causeChain } from "../../services/platform/CauseChain.ts"
 import { llmErrors, llmTimeToFirstToken, llmTokens } from "../../services/platform/Metrics.ts"
 
 /** Waiting for the first byte of an answer; a stream that stalls longer between chunks fails too. */
@@ -46,15 +47,16 @@ const scrubbed = (text: string, apiKey: string): string =>
 
 /** The SDK's error -> LlmError, at `now` (epoch ms: when the error came, for a Retry-After date). */
 export const toLlmError = (apiKey: string, now: number) => (cause: unknown): LlmError => {
-  if (cause instanceof OpenAI.APIError) {
+  if (cause instanceof OpenAI.APIError && cause.status !== undefined) {
     const after = retryAfterSeconds(cause.headers, now)
     return new LlmError({
-      status: cause.status ?? 0,
+      status: cause.status,
       ...(after !== undefined ? { retryAfterSeconds: after } : {}),
       message: scrubbed(cause.message, apiKey)
     })
   }
-  return new LlmError({ status: 0, message: scrubbed(cause instanceof Error ? cause.message : String(cause), apiKey) })
+  // No answer at all (the SDK's "Connection error."): what it wraps names the host and the code.
+  return new LlmError({ status: 0, message: scrubbed(causeChain(cause), apiKey) })
 }
 
 /** The openai SDK on OPENAI_API_KEY, OPENAI_BASE_URL and OPENAI_MODEL; its own retries off. */

@@ -289,7 +289,7 @@ export class LemonEvents extends Context.Service<LemonEvents, {
           yield* report(outcome.value)
           if (outcome.value.reception === "flagged") {
             yield* Metric.update(eventsFlagged, 1)
-            yield* Effect.logWarning("LemonSqueezy event kept for the operator, not applied", outcome.value.note ?? "").pipe(
+            yield* Effect.logWarning("LemonSqueezy event kept for the operator, not applied", { note: outcome.value.note ?? "" }).pipe(
               Effect.annotateLogs({ event: event.meta.event_name, id: event.data.id })
             )
           }

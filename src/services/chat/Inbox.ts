@@ -157,7 +157,7 @@ export class Inbox extends Context.Service<Inbox, {
         update._tag !== "Ignored" || update.unexpected !== true || warned.has(update.kind)
           ? Effect.void
           : Effect.sync(() => warned.add(update.kind)).pipe(
-            Effect.andThen(Effect.logWarning("an update the bot does not expect, acknowledged and ignored", update.kind)),
+            Effect.andThen(Effect.logWarning("an update the bot does not expect, acknowledged and ignored", { kind: update.kind })),
             Effect.annotateLogs({ update_id: update.updateId })
           )
 

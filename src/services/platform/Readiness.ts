@@ -24,7 +24,7 @@ export class Readiness extends Context.Service<Readiness, {
       const queue = yield* JobQueue
 
       const unreachable = (what: string) => (cause: unknown) =>
-        Effect.logDebug(`readiness: ${what} unreachable`, cause).pipe(Effect.as("unreachable" as const))
+        Effect.logDebug("readiness: a dependency is unreachable", { dependency: what }, cause).pipe(Effect.as("unreachable" as const))
       const database = migrations.applied.pipe(
         Effect.map((applied) => (applied >= migrations.expected ? "ok" as const : "migrations pending" as const)),
         Effect.timeout(checkTimeout),

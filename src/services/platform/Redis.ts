@@ -1,11 +1,22 @@
 import { Redis as IORedis } from "ioredis"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { StartupError } from "./StartupError.ts"
 
 /** A Redis command failed (connection down, timeout, server error); the client's error is the cause. */
 export class RedisOutage extends Schema.TaggedError<RedisOutage>()("RedisOutage", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {}
+
+/** Where REDIS_URL points, without its password: `host:port/db`. */
+const whereOf = (url: Redacted.Redacted) => {
+  try {
+    const parsed = new URL(Redacted.value(url))
+    return `${parsed.hostname}:${parsed.port || "6379"}${parsed.pathname || "/0"}`
+  } catch {
+    return "an address that is not a URL"
+  }
+}
 
 /** How long connecting may take, and any one command (a silent connection must not hang a webhook). */
 const connectTimeoutMillis = 5_000
@@ -18,8 +29,8 @@ export class Redis extends Context.Service<Redis, {
   readonly url: Redacted.Redacted
 }>()("bot/Redis") {
   /**
-   * Connects to `url` (REDIS_URL) before the layer is built; fails with RedisOutage when the
-   * connection is refused, and with TimeoutError when it is not up within 10 s.
+   * Connects to `url` (REDIS_URL) before the layer is built; fails with StartupError, naming
+   * Redis's address (never its password), when it is not up within 10 s.
    */
   static readonly layer = (url: Redacted.Redacted) =>
     Layer.effect(
@@ -44,8 +55,11 @@ export class Redis extends Context.Service<Redis, {
                 client.once("ready", () => resolve())
                 client.once("error", reject)
               })),
-              catch: (cause) => new RedisOutage({ message: `cannot connect to Redis: ${String(cause)}`, cause })
-            }).pipe(Effect.timeout("10 seconds"))
+              catch: (cause) => (cause instanceof Error ? cause.message : String(cause))
+            }).pipe(
+              Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.fail("no answer within 10 s") }),
+              Effect.mapError((reason) => new StartupError({ message: `cannot reach Redis at ${whereOf(url)} (REDIS_URL): ${reason}.` }))
+            )
           ),
           Effect.map((client) => Redis.of({ client, url }))
         ),
