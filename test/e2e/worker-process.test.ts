@@ -57,6 +57,7 @@ describe("the worker as its own process", () => {
     expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([longAnswer])
     expect(worker.output).not.toContain(stack.env.OPENAI_API_KEY!)
     expect(worker.output).not.toContain(stack.env.TELEGRAM_BOT_TOKEN!)
+    expect(worker.output).toMatch(/"message":"chat worker stopped","in_flight":1,"finished":1,"handed_back":0/)
   })
 
   it("on SIGTERM hands back a turn that outlasts the grace period, for the next worker to finish", async () => {
@@ -71,6 +72,7 @@ describe("the worker as its own process", () => {
     // and the message handed back.
     await stack.openai.waitFor((o) => o.requests.at(-1)?.aborted, 5_000)
     expect(stack.query("select status from messages where update_id = 4003")).toBe("queued")
+    expect(worker.output).toMatch(/"message":"chat worker stopped","in_flight":1,"finished":0,"handed_back":1/)
     startWorker()
     await waitForStatus(stack, 4003, "answered", 30_000)
     expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([longAnswer])

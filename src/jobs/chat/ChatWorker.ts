@@ -1,4 +1,4 @@
-import { Cause, Clock, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Layer, Metric, Option } from "effect"
 import { ChatTurn } from "../../services/chat/ChatTurn.ts"
 import { Mailbox } from "../../services/chat/Mailbox.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
@@ -9,7 +9,9 @@ import { queueWait } from "../../services/platform/Metrics.ts"
 /**
  * Each chat is an actor: a wake-up takes the chat's lock and answers its mailbox oldest first
  * until it is empty. A wake-up that finds the lock taken ends at once: the holder looks at the
- * mailbox again after releasing the lock and wakes the chat if mail came in meanwhile.
+ * mailbox again after releasing the lock and wakes the chat if mail came in meanwhile. On
+ * shutdown it logs how many turns were in flight, finished within the grace period, or were
+ * handed back to the mailbox.
  */
 export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
   const config = yield* AppConfig
@@ -24,6 +26,23 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
         onNone: () => Effect.void,
         onSome: (mail) => chatTurn.run(mail).pipe(Effect.andThen(Effect.suspend(() => drain(chatId))))
       }))
+    )
+
+  // For the shutdown's line: wake-ups (each one turn at a time) in flight when it began, and
+  // how each of those ended: finished within the grace period, or handed back.
+  const shutdown = { begun: false, inFlight: 0, finished: 0, handedBack: 0 }
+  let inFlight = 0
+  const counted = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.sync(() => inFlight++).pipe(
+      Effect.andThen(effect),
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          inFlight--
+          if (!shutdown.begun) return
+          if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)) shutdown.handedBack++
+          else shutdown.finished++
+        })
+      )
     )
 
   const handle = (wakeUp: ChatWakeUp) =>
@@ -45,9 +64,23 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
       Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId }, root: true })
     )
 
-  yield* queue.consume(handle, {
+  // Finalizers run last-added first: this line comes after the queue's grace period is over.
+  yield* Effect.addFinalizer(() =>
+    Effect.logInfo("chat worker stopped").pipe(Effect.annotateLogs({
+      in_flight: shutdown.inFlight,
+      finished: shutdown.finished,
+      handed_back: shutdown.handedBack
+    }))
+  )
+  yield* queue.consume((wakeUp) => counted(handle(wakeUp)), {
     concurrency: config.workerConcurrency,
     graceMillis: Duration.toMillis(config.shutdownGrace)
   })
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      shutdown.begun = true
+      shutdown.inFlight = inFlight
+    })
+  )
   yield* Effect.logInfo("chat worker started").pipe(Effect.annotateLogs({ concurrency: config.workerConcurrency }))
 }))
