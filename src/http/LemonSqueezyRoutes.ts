@@ -5,9 +5,8 @@ import { isSignedBy } from "../services/billing/WebhookSignature.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { RateLimits } from "../services/platform/RateLimits.ts"
 import { clientAddress } from "./clientAddress.ts"
-import { instrument } from "./instrument.ts"
+import { refusal, serve, status } from "./instrument.ts"
 
-const status = (code: number) => HttpServerResponse.empty({ status: code })
 const decoder = new TextDecoder("utf-8", { fatal: true })
 
 /**
@@ -28,7 +27,7 @@ export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   const handle = Effect.gen(function*() {
     if (secrets.length === 0) return status(404)
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return status(413)
+    if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return refusal(413)
     const body = yield* request.arrayBuffer.pipe(Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody), Effect.result)
     if (body._tag === "Failure") {
       const reason = body.failure.reason
@@ -38,7 +37,7 @@ export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     if (!isSignedBy(bytes, request.headers["x-signature"], secrets)) {
       const [decision] = yield* limits.consume("lemon_webhook", [clientAddress(request)])
       return decision!.allowed
-        ? status(401)
+        ? refusal(401)
         : HttpServerResponse.empty({ status: 429, headers: { "retry-after": String(Math.ceil(decision!.retryAfterMillis / 1000)) } })
     }
     const text = yield* Effect.try({
@@ -58,5 +57,5 @@ export const LemonSqueezyRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     })
   )
 
-  yield* router.add("POST", "/lemonsqueezy/webhook", instrument("/lemonsqueezy/webhook", handle))
+  yield* serve(router, "POST", "/lemonsqueezy/webhook", handle)
 }))

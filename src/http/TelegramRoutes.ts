@@ -1,13 +1,12 @@
 import { ByteSize, Effect, Option, Redacted } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest } from "effect/http"
 import { decodeJson, inboundOf } from "../schema/telegram/TelegramUpdate.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { BotIdentity } from "../services/telegram/BotIdentity.ts"
-import { instrument } from "./instrument.ts"
+import { refusal, serve, status } from "./instrument.ts"
 import { matchesSecret, secretDigest } from "./secret.ts"
 
-const status = (code: number) => HttpServerResponse.empty({ status: code })
 
 /**
  * POST /telegram/webhook: check the secret (401), bound the body (413 over MAX_BODY_BYTES),
@@ -25,8 +24,8 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
   const handle = Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const given = request.headers["x-telegram-bot-api-secret-token"]
-    if (Option.isNone(expected) || !matchesSecret(expected.value, given)) return status(401)
-    if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return status(413)
+    if (Option.isNone(expected) || !matchesSecret(expected.value, given)) return refusal(401)
+    if (Number(request.headers["content-length"] ?? 0) > config.maxBodyBytes) return refusal(413)
     const body = yield* request.text.pipe(
       Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
       Effect.result
@@ -54,5 +53,5 @@ export const TelegramRoutes = HttpRouter.use(Effect.fnUntraced(function*(router)
     )
   })
 
-  yield* router.add("POST", "/telegram/webhook", instrument("/telegram/webhook", handle))
+  yield* serve(router, "POST", "/telegram/webhook", handle)
 }))

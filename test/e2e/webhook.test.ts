@@ -1,3 +1,4 @@
+import { connect, type Socket } from "node:net"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { telegramFixture } from "../support/fixtures.ts"
@@ -189,6 +190,65 @@ describe("POST /telegram/webhook", () => {
     const asked = stack.openai.requests.flatMap((r) => (r.body.messages ?? []).map((m) => String(m.content)))
     expect(asked.filter((content) => content.includes("/start"))).toEqual([])
     expect(stack.openai.requests).toEqual([])
+  })
+})
+
+describe("slow and wrong clients", () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+  })
+  afterAll(() => stack.stop())
+
+  /** A raw connection to the program: what it answered, and after how long it closed the socket. */
+  const rawRequest = (write: (socket: Socket) => void) =>
+    new Promise<{ answer: string; closedAfterMs: number }>((resolve, reject) => {
+      const socket = connect(Number(new URL(stack.url).port), "127.0.0.1")
+      const start = Date.now()
+      let answer = ""
+      socket.on("data", (chunk) => (answer += String(chunk)))
+      socket.on("error", () => undefined)
+      socket.on("close", () => resolve({ answer, closedAfterMs: Date.now() - start }))
+      socket.on("connect", () => write(socket))
+      setTimeout(() => {
+        socket.destroy()
+        reject(new Error("the program kept the connection open for 40 s"))
+      }, 40_000)
+    })
+
+  it("answers 405 with Allow to other methods on its routes, 404 elsewhere", async () => {
+    const cases = [["GET", "/telegram/webhook", "POST"], ["PUT", "/lemonsqueezy/webhook", "POST"], ["POST", "/health", "GET, HEAD"], ["DELETE", "/metrics", "GET, HEAD"]] as const
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(`${stack.url}${path}`, { method })
+      expect(res.status, `${method} ${path}`).toBe(405)
+      expect(res.headers.get("allow")).toBe(allow)
+    }
+    expect((await fetch(`${stack.url}/nowhere`)).status).toBe(404)
+  })
+
+  it("answers a request without the secret with 401 and closes the connection, without waiting for its body", async () => {
+    const { answer, closedAfterMs } = await rawRequest((socket) =>
+      socket.write("POST /telegram/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    )
+    expect(answer).toMatch(/^HTTP\/1\.1 401/)
+    expect(answer.toLowerCase()).toContain("connection: close")
+    expect(closedAfterMs).toBeLessThan(5_000)
+  })
+
+  it("cuts a body that trickles in, and headers that never end, after seconds rather than minutes", async () => {
+    const secret = `X-Telegram-Bot-Api-Secret-Token: ${webhookSecret}\r\n`
+    let trickle: ReturnType<typeof setInterval> | undefined
+    const [body, headers] = await Promise.all([
+      rawRequest((socket) => {
+        socket.write(`POST /telegram/webhook HTTP/1.1\r\nHost: x\r\n${secret}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`)
+        trickle = setInterval(() => socket.writable && socket.write(" "), 500)
+      }),
+      rawRequest((socket) => socket.write("POST /telegram/webhook HTTP/1.1\r\nHost: x\r\n"))
+    ])
+    clearInterval(trickle)
+    // The limits are 10 s for a request and 5 s for headers, checked every second.
+    for (const cut of [body, headers]) expect(cut.closedAfterMs).toBeLessThan(20_000)
+    expect(count(stack, "telegram_updates")).toBe(0)
   })
 })
 
