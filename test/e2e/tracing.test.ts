@@ -11,7 +11,7 @@ interface OtlpTraces {
 }
 
 describe("OTLP trace export", () => {
-  it("sends the spans of a webhook-to-reply turn to OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
+  it("sends the spans of a webhook-to-reply turn to OTEL_EXPORTER_OTLP_ENDPOINT, one trace per update", async () => {
     const bodies: Array<{ path: string; body: string }> = []
     const collector = createServer((req, res) => {
       let body = ""
@@ -35,14 +35,22 @@ describe("OTLP trace export", () => {
         expect(exported).toContain(`"${span}"`)
       }
       expect(exported).toContain("telegram-ai-bot")
-      // Each chat's turn is a trace of its own.
-      const turnTraces = bodies
+      const spans = bodies
         .filter((b) => b.path === "/v1/traces")
         .flatMap((b) => (JSON.parse(b.body) as OtlpTraces).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)))
-        .filter((span) => span.name === "ChatTurn.run")
-        .map((span) => span.traceId)
-      expect(turnTraces).toHaveLength(2)
-      expect(new Set(turnTraces).size).toBe(2)
+      // One trace per update, end to end: the webhook request that stored it (its traceparent is
+      // kept with the message), the queue wake-up, the worker's turn and its Telegram calls.
+      const traceOf = (updateId: number) => stack.query(`select trace_context from messages where update_id = ${updateId}`).split("-")[1]
+      const [first, second] = [traceOf(6001), traceOf(6002)]
+      expect(first).toMatch(/^[0-9a-f]{32}$/)
+      expect(second).not.toBe(first)
+      for (const trace of [first, second]) {
+        const names = spans.filter((span) => span.traceId === trace).map((span) => span.name)
+        for (const name of ["Inbox.acceptBatch", "ChatWorker.handle", "ChatTurn.run", "Mailbox.complete", "Telegram.sendMessage"]) {
+          expect(names, `${name} in the trace of ${trace}`).toContain(name)
+        }
+        expect(names.some((name) => /POST|http/i.test(name)), `the webhook request's span in ${names.join(", ")}`).toBe(true)
+      }
       expect(exported).not.toContain(stack.env.OPENAI_API_KEY!)
       expect(exported).not.toContain(stack.env.TELEGRAM_BOT_TOKEN!)
     } finally {

@@ -317,6 +317,8 @@ describe("webhook mode (PUBLIC_URL set)", () => {
       stack.telegram.pushUpdate({ update_id: 777, ...textMessageUpdate({ chatId: 777, text: "via polling" }) })
       await stack.telegram.waitFor((t) => t.lastMessage(777)?.text === "Echo: via polling" || undefined, 10_000)
       await waitForStatus(stack, 777, "answered")
+      // Its turn joined the poll's trace.
+      expect(stack.query("select trace_context from messages where update_id = 777")).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
       // A group message is classified by whom it addresses there too (the bot's getMe).
       stack.telegram.pushUpdate({ update_id: 778, ...textMessageUpdate({ chatId: -778, userId: 778, groupTitle: "G", text: "chatter" }) })
       stack.telegram.pushUpdate({ update_id: 779, ...textMessageUpdate({ chatId: -778, userId: 778, groupTitle: "G", ...mentioningBot("via polling") }) })

@@ -143,6 +143,7 @@ export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly
     replyMessageIds: [],
     pendingAnswer: null,
     conversationId: null,
+    trace: null,
     ...fields
   }
 }

@@ -5,6 +5,7 @@ import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { ChatLock } from "../../services/platform/ChatLock.ts"
 import { type ChatWakeUp, JobQueue } from "../../services/platform/JobQueue.ts"
 import { queueWait } from "../../services/platform/Metrics.ts"
+import { inTrace } from "../../services/platform/TraceContext.ts"
 
 /**
  * Each chat is an actor: a wake-up takes the chat's lock and answers its mailbox oldest first
@@ -24,7 +25,8 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
     mailbox.claimNext(chatId).pipe(
       Effect.flatMap(Option.match({
         onNone: () => Effect.void,
-        onSome: (mail) => chatTurn.run(mail).pipe(Effect.andThen(Effect.suspend(() => drain(chatId))))
+        // Each turn joins the trace of the request that brought its message.
+        onSome: (mail) => chatTurn.run(mail).pipe(inTrace(mail.trace), Effect.andThen(Effect.suspend(() => drain(chatId))))
       }))
     )
 
@@ -60,8 +62,10 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
       ),
       Effect.tapDefect((defect) => Effect.logError("chat wake-up failed", Cause.die(defect))),
       Effect.annotateLogs({ chat_id: wakeUp.chatId }),
-      // Each wake-up is a trace of its own, not a child of the long-lived consumer.
-      Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId }, root: true })
+      // A wake-up joins the trace of the update that caused it; one with none (the sweeper's, a
+      // notice's) is a trace of its own, never a child of the long-lived consumer.
+      Effect.withSpan("ChatWorker.handle", { attributes: { chatId: wakeUp.chatId }, root: wakeUp.trace === undefined }),
+      inTrace(wakeUp.trace)
     )
 
   // Finalizers run last-added first: this line comes after the queue's grace period is over.

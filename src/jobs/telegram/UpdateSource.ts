@@ -57,10 +57,12 @@ export const UpdateSourceLive = Layer.effectDiscard(Effect.gen(function*() {
   const poll = (offset: number): Effect.Effect<never> =>
     telegram.getUpdates(offset, pollTimeoutSeconds).pipe(
       Effect.flatMap((updates) =>
-        Effect.forEach(updates, (raw) =>
+        updates.length === 0 ? Effect.succeed(offset) : Effect.forEach(updates, (raw) =>
           inboundOf(raw, identity.audience).pipe(
             Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (update) => inbox.accept(update) }))
           ), { concurrency: "unbounded", discard: true }).pipe(
+            // The poll that fetched them is the trace their turns join (as a webhook request's is).
+            Effect.withSpan("UpdateSource.poll", { root: true, attributes: { updates: updates.length } }),
             Effect.as(updates.reduce((next, u) => Math.max(next, u.update_id + 1), offset))
           )
       ),

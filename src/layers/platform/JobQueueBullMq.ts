@@ -32,12 +32,16 @@ export const layer = Layer.effect(
     )
 
     return JobQueue.of({
-      wake: Effect.fn("JobQueue.wake")(function*(chatIds: ReadonlyArray<number>) {
+      wake: Effect.fn("JobQueue.wake")(function*(chatIds: ReadonlyArray<number>, traces?: ReadonlyMap<number, string>) {
         const enqueuedAt = yield* Clock.currentTimeMillis
+        const data = (chatId: number): ChatWakeUp => {
+          const trace = traces?.get(chatId)
+          return trace === undefined ? { chatId, enqueuedAt } : { chatId, enqueuedAt, trace }
+        }
         yield* Effect.tryPromise({
           try: async () => {
-            if (chatIds.length === 1) await queue.add("wake", { chatId: chatIds[0]!, enqueuedAt })
-            else await queue.addBulk(chatIds.map((chatId) => ({ name: "wake", data: { chatId, enqueuedAt } })))
+            if (chatIds.length === 1) await queue.add("wake", data(chatIds[0]!))
+            else await queue.addBulk(chatIds.map((chatId) => ({ name: "wake", data: data(chatId) })))
           },
           catch: unavailable
         })

@@ -22,10 +22,14 @@ export const layer = Layer.effect(
     const open = Effect.suspend(() => (queue.state._tag === "Open" ? Effect.void : Effect.fail(closed)))
 
     return JobQueue.of({
-      wake: Effect.fn("JobQueue.wake")(function*(chatIds: ReadonlyArray<number>) {
+      wake: Effect.fn("JobQueue.wake")(function*(chatIds: ReadonlyArray<number>, traces?: ReadonlyMap<number, string>) {
         yield* open
         const enqueuedAt = yield* Clock.currentTimeMillis
-        const refused = yield* Queue.offerAll(queue, chatIds.map((chatId) => ({ chatId, enqueuedAt, attempt: 1 })))
+        const jobs = chatIds.map((chatId): Job => {
+          const trace = traces?.get(chatId)
+          return trace === undefined ? { chatId, enqueuedAt, attempt: 1 } : { chatId, enqueuedAt, trace, attempt: 1 }
+        })
+        const refused = yield* Queue.offerAll(queue, jobs)
         if (refused.length > 0) return yield* closed
       }),
       ping: open.pipe(Effect.withSpan("JobQueue.ping")),

@@ -8,6 +8,7 @@ import { updatesReceived } from "../platform/Metrics.ts"
 import { RateLimits } from "../platform/RateLimits.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import { storable, storableOrNull } from "../platform/Storable.ts"
+import { currentTraceparent } from "../platform/TraceContext.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 
 /** What became of an update: stored now, stored before (a redelivery), or a kind the bot ignores. */
@@ -16,13 +17,14 @@ export type Acceptance = "accepted" | "duplicate" | "ignored"
 /** Why an update could not be taken now: the webhook answers 503 and Telegram delivers it again. */
 export type InboxError = StorageOutage | QueueOutage | RedisOutage
 
-class AcceptUpdate extends Request.Class<{ readonly update: InboundUpdate }, Acceptance, InboxError> {}
+/** An update to store, and the trace (W3C traceparent) of the request or poll that brought it. */
+class AcceptUpdate extends Request.Class<{ readonly update: InboundUpdate; readonly trace: string | undefined }, Acceptance, InboxError> {}
 
 /** The most updates stored by one statement. */
 const maxBatch = 500
 
 /** An update as a row of the ingest statement's input (null where the kind has no such field). */
-const toRow = (u: InboundUpdate) => {
+const toRow = ({ trace, update: u }: { readonly update: InboundUpdate; readonly trace: string | undefined }) => {
   if (u._tag !== "Message" && u._tag !== "Membership") {
     // An unexpected update's kind is one of its JSON keys: anything at all.
     return { update_id: u.updateId, kind: u._tag === "Ignored" ? storable(u.kind).slice(0, 64) : u._tag }
@@ -45,6 +47,7 @@ const toRow = (u: InboundUpdate) => {
     text: u._tag === "Message" ? storable(u.text) : null,
     attachment: u._tag === "Message" ? u.attachment : null,
     media_group_id: u._tag === "Message" ? storableOrNull(u.mediaGroupId ?? undefined) : null,
+    trace_context: u._tag === "Message" ? trace ?? null : null,
     reachable: u._tag === "Message" || u.status !== "kicked"
   }
 }
@@ -77,13 +80,14 @@ export class Inbox extends Context.Service<Inbox, {
        * and only for the new ones upsert users and chats (a my_chat_member says whether the user
        * blocked the bot; any text says they are reachable) and store text messages as mail.
        */
-      const store = (updates: ReadonlyArray<InboundUpdate>) =>
+      const store = (updates: ReadonlyArray<AcceptUpdate>) =>
         sql<{ update_id: bigint }>`
           with input as (
             select * from jsonb_to_recordset(${JSON.stringify(updates.map(toRow))}::jsonb) as x(
               update_id bigint, kind text, chat_id bigint, chat_type text, chat_title text, user_id bigint,
               username text, first_name text, last_name text, language_code text, is_bot boolean,
-              message_id bigint, sent_at double precision, thread_id bigint, text text, attachment text, media_group_id text, reachable boolean)
+              message_id bigint, sent_at double precision, thread_id bigint, text text, attachment text, media_group_id text,
+              trace_context text, reachable boolean)
           ),
           fresh as (
             insert into telegram_updates (update_id, kind) select update_id, kind from input
@@ -108,8 +112,10 @@ export class Inbox extends Context.Service<Inbox, {
               unreachable_at = excluded.unreachable_at
           ),
           mail as (
-            insert into messages (update_id, chat_id, user_id, telegram_message_id, sent_at, thread_id, text, attachment, media_group_id)
-            select update_id, chat_id, user_id, message_id, to_timestamp(sent_at), thread_id, text, attachment, media_group_id
+            insert into messages (update_id, chat_id, user_id, telegram_message_id, sent_at, thread_id, text, attachment,
+              media_group_id, trace_context)
+            select update_id, chat_id, user_id, message_id, to_timestamp(sent_at), thread_id, text, attachment, media_group_id,
+              trace_context
             from news where kind = 'Message'
           )
           select update_id from fresh`.pipe(
@@ -120,8 +126,9 @@ export class Inbox extends Context.Service<Inbox, {
       const resolver = RequestResolver.make<AcceptUpdate>(Effect.fn("Inbox.acceptBatch")(function*(entries) {
         yield* Effect.annotateCurrentSpan({ updates: entries.length })
         // The same update twice in one batch (a fast retry) is stored once.
-        const updates = Arr.dedupeWith(Arr.map(entries, (entry) => entry.request.update), (a, b) => a.updateId === b.updateId)
-        const fresh = yield* store(updates)
+        const requests = Arr.dedupeWith(Arr.map(entries, (entry) => entry.request), (a, b) => a.update.updateId === b.update.updateId)
+        const updates = requests.map((request) => request.update)
+        const fresh = yield* store(requests)
         // Only updates seen for the first time count against their sender's limit, so Telegram's
         // redeliveries (after a 503) do not. A message past the limit is flagged before its chat
         // is woken; a turn already running in that chat may still answer it normally (the limit
@@ -135,8 +142,13 @@ export class Inbox extends Context.Service<Inbox, {
           )
         }
         // Duplicates wake their chat too: a retry after a failed wake-up then repairs it at once.
+        // Each chat's wake-up carries the trace of its first update in the batch.
+        const traces = new Map<number, string>()
+        for (const { trace, update } of requests) {
+          if (update._tag === "Message" && trace !== undefined && !traces.has(update.chat.id)) traces.set(update.chat.id, trace)
+        }
         const chats = new Set(updates.flatMap((u) => (u._tag === "Message" ? [u.chat.id] : [])))
-        if (chats.size > 0) yield* queue.wake([...chats])
+        if (chats.size > 0) yield* queue.wake([...chats], traces)
         // Rare kinds act on every delivery, not only the first: each action is idempotent, and a
         // redelivery after a failed one (a 503) must still carry it out.
         for (const u of updates) {
@@ -171,7 +183,8 @@ export class Inbox extends Context.Service<Inbox, {
         // of the webhook's CPU per request (BENCHMARKS.md, run F). Each batch is a span instead.
         accept: Effect.fnUntraced(function*(update: InboundUpdate) {
           yield* warnOnce(update)
-          const outcome = yield* Effect.request(new AcceptUpdate({ update }), resolver)
+          const trace = yield* currentTraceparent
+          const outcome = yield* Effect.request(new AcceptUpdate({ update, trace }), resolver)
           yield* Metric.update(outcomes[outcome], 1)
           return outcome
         })

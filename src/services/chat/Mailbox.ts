@@ -56,6 +56,8 @@ export interface Mail {
   /** The answer an earlier attempt got from the LLM but could not deliver (Telegram away). */
   readonly pendingAnswer: string | null
   readonly conversationId: string | null
+  /** The W3C traceparent of the request or poll that brought it: its turn joins that trace. */
+  readonly trace: string | null
 }
 
 /** What a turn produced: stored with the message, and as a `usage` row when an LLM was called. */
@@ -103,6 +105,7 @@ interface MailRow {
   reply_message_ids: Array<number>
   answer: string | null
   conversation_id: string | null
+  trace_context: string | null
   sent_at_ms: number
   received_at_ms: number
   /** The messages merged into this one, in order. */
@@ -133,7 +136,8 @@ const toMail = (row: MailRow): Mail => {
     attempts: row.attempts,
     replyMessageIds: row.reply_message_ids.map(Number),
     pendingAnswer: row.answer,
-    conversationId: row.conversation_id
+    conversationId: row.conversation_id,
+    trace: row.trace_context
   }
 }
 
@@ -240,7 +244,7 @@ export class Mailbox extends Context.Service<Mailbox, {
           update messages set status = 'processing', attempts = attempts + 1
           where id = (${which})
           returning id, kind, update_id, chat_id, thread_id, user_id, text, attachment, media_group_id, telegram_message_id,
-            buttons, over_limit, gate, attempts, reply_message_ids, answer, conversation_id,
+            buttons, over_limit, gate, attempts, reply_message_ids, answer, conversation_id, trace_context,
             (extract(epoch from sent_at) * 1000)::float8 as sent_at_ms,
             (extract(epoch from received_at) * 1000)::float8 as received_at_ms,
             (select type from chats where chats.id = messages.chat_id) as chat_type,

@@ -11,6 +11,8 @@ export interface ChatWakeUp {
   readonly chatId: number
   /** When the wake-up was enqueued (epoch ms, the Clock's), for the queue-wait metric. */
   readonly enqueuedAt: number
+  /** The W3C traceparent of what caused it (the update's request): its handling joins that trace. */
+  readonly trace?: string
 }
 
 /**
@@ -19,8 +21,11 @@ export interface ChatWakeUp {
  * Implementations: `layers/platform/JobQueueBullMq.ts` (Redis) and `JobQueueMemory.ts` (in process).
  */
 export class JobQueue extends Context.Service<JobQueue, {
-  /** Enqueues one wake-up per chat id (one call for the batch). */
-  readonly wake: (chatIds: ReadonlyArray<number>) => Effect.Effect<void, QueueOutage>
+  /**
+   * Enqueues one wake-up per chat id (one call for the batch), each with the trace `traces`
+   * gives its chat (a W3C traceparent), if any.
+   */
+  readonly wake: (chatIds: ReadonlyArray<number>, traces?: ReadonlyMap<number, string>) => Effect.Effect<void, QueueOutage>
   /** Succeeds while wake-ups can be enqueued: the readiness check. */
   readonly ping: Effect.Effect<void, QueueOutage>
   /**
