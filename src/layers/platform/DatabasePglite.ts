@@ -14,6 +14,28 @@ import { StartupError } from "../../services/platform/StartupError.ts"
 const embeddedConnections = 1
 
 /**
+ * Postgres's own memory inside PGlite's WebAssembly heap, which never shrinks: 16 MB of shared
+ * buffers instead of initdb's 128 MB saves about 120 MB of RSS (BENCHMARKS.md, Memory); one
+ * session and small tables need no more. PGlite's defaults come first (single user, no parallel
+ * workers, synchronous I/O), as it starts Postgres with them only when given none.
+ */
+const startParams = [
+  "--single", "-F", "-O", "-j",
+  "-c", "search_path=public",
+  "-c", "exit_on_error=false",
+  "-c", "log_checkpoints=false",
+  "-c", "max_worker_processes=0",
+  "-c", "max_parallel_workers=0",
+  "-c", "max_parallel_workers_per_gather=0",
+  "-c", "max_parallel_maintenance_workers=0",
+  "-c", "io_method=sync",
+  "-c", "shared_buffers=16MB",
+  "-c", "work_mem=2MB",
+  "-c", "maintenance_work_mem=16MB",
+  "-c", "temp_buffers=2MB"
+]
+
+/**
  * The lock's freshness (proper-lockfile renews its mtime every `update` ms): a lock older than
  * `stale` ms was left by a process that died, and is taken over.
  */
@@ -101,7 +123,7 @@ export const layer = (dataDir: string) =>
       yield* lockDataDir(dir)
       const server = yield* Effect.acquireRelease(
         Effect.promise(async () => {
-          const db = await PGlite.create(`${dir}/pglite`)
+          const db = await PGlite.create(`${dir}/pglite`, { startParams })
           const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: embeddedConnections })
           await server.start()
           return server
