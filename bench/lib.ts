@@ -410,4 +410,15 @@ export const serveProfiler = () => {
   })
 }
 
+/**
+ * The Node flags of a package.json script (`node [flags] file`), so that benchmarks run the
+ * programs as operators do (heap sizes count for memory and speed alike).
+ */
+export const nodeFlagsOf = (script: string): Array<string> => {
+  const scripts = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { scripts: Record<string, string> }).scripts
+  const [command, ...args] = (scripts[script] ?? "").split(/\s+/)
+  if (command !== "node") throw new Error(`script ${script} does not run node`)
+  return args.filter((arg) => arg.startsWith("--"))
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

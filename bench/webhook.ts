@@ -50,6 +50,7 @@ import {
   histogramBuckets,
   machineBusySeconds,
   markerOf,
+  nodeFlagsOf,
   otherCpuPercent,
   percentile,
   pgPort,
@@ -277,7 +278,10 @@ const productEnv = (port: number, database: string, redisDb: number, fakes: Fake
 })
 
 const startProduct = async (name: string, mode: "api" | "all", env: Record<string, string>) => {
-  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env), options.countWrites ? "count-writes" : "-", options.trace ? "trace" : "-"], { logDir })
+  const server = startChild(name, here("./product-server.ts"), [mode, JSON.stringify(env), options.countWrites ? "count-writes" : "-", options.trace ? "trace" : "-"], {
+    logDir,
+    execArgv: nodeFlagsOf(mode === "api" ? "start:api" : "start")
+  })
   cleanups.push(() => server.stop())
   await server.next("ready", 60_000)
   return server

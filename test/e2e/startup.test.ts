@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -86,6 +86,20 @@ describe("start-up checks (in process)", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it("stops when DATA_DIR holds a database folder that is not one, naming DATA_DIR", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bot-datadir-"))
+    try {
+      mkdirSync(join(dir, "pglite"))
+      writeFileSync(join(dir, "pglite", "notes.txt"), "not a database")
+      expect(await refusal({ mode: "embedded", env: { DATA_DIR: dir } })).toMatch(
+        new RegExp(`^DATA_DIR ${dir}/pglite: the embedded database could not be created: .+`)
+      )
+      expect(existsSync(join(dir, "pglite.new")), "the half-made database is not left behind").toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe("start-up checks (as an operator runs the programs)", () => {
@@ -101,6 +115,9 @@ describe("start-up checks (as an operator runs the programs)", () => {
     cleanups.push(() => telegram.close())
     const dataDir = mkdtempSync(join(tmpdir(), "bot-lock-"))
     dirs.push(dataDir)
+    // What an interrupted first creation leaves: it is started afresh.
+    mkdirSync(join(dataDir, "pglite.new"))
+    writeFileSync(join(dataDir, "pglite.new", "PG_VERSION"), "half")
     const env = async () => ({
       TELEGRAM_BOT_TOKEN: telegram.token,
       TELEGRAM_API_ROOT: telegram.url,
@@ -112,6 +129,8 @@ describe("start-up checks (as an operator runs the programs)", () => {
     const first = new ProgramProcess("all", await env())
     cleanups.push(() => first.kill("SIGKILL"))
     await waitForOutput(first, "chat worker started")
+    expect(existsSync(join(dataDir, "pglite", "PG_VERSION"))).toBe(true)
+    expect(existsSync(join(dataDir, "pglite.new"))).toBe(false)
     const second = new ProgramProcess("all", await env())
     expect(await second.exited).toBe(1)
     expect(fatalOf(second.output).error).toMatch(new RegExp(`^DATA_DIR ${dataDir} is in use by process \\d+: stop it, or give this one another DATA_DIR\\.$`))

@@ -7,33 +7,12 @@ import { resolve } from "node:path"
 import * as lockfile from "proper-lockfile"
 import { Migrations } from "../../services/platform/Migrations.ts"
 import { StartupError } from "../../services/platform/StartupError.ts"
+import { createIfMissing, startParams } from "./PgliteInitdb.ts"
 
 // PGlite is one Postgres session: the socket server interleaves the extended-protocol messages of
 // several connections ("portal does not exist"), so the client keeps to one connection and
 // pipelines on it. The server also resets connections past its limit.
 const embeddedConnections = 1
-
-/**
- * Postgres's own memory inside PGlite's WebAssembly heap, which never shrinks: 16 MB of shared
- * buffers instead of initdb's 128 MB saves about 120 MB of RSS (BENCHMARKS.md, Memory); one
- * session and small tables need no more. PGlite's defaults come first (single user, no parallel
- * workers, synchronous I/O), as it starts Postgres with them only when given none.
- */
-const startParams = [
-  "--single", "-F", "-O", "-j",
-  "-c", "search_path=public",
-  "-c", "exit_on_error=false",
-  "-c", "log_checkpoints=false",
-  "-c", "max_worker_processes=0",
-  "-c", "max_parallel_workers=0",
-  "-c", "max_parallel_workers_per_gather=0",
-  "-c", "max_parallel_maintenance_workers=0",
-  "-c", "io_method=sync",
-  "-c", "shared_buffers=16MB",
-  "-c", "work_mem=2MB",
-  "-c", "maintenance_work_mem=16MB",
-  "-c", "temp_buffers=2MB"
-]
 
 /**
  * The lock's freshness (proper-lockfile renews its mtime every `update` ms): a lock older than
@@ -121,6 +100,7 @@ export const layer = (dataDir: string) =>
     Effect.gen(function*() {
       const dir = resolve(dataDir)
       yield* lockDataDir(dir)
+      yield* createIfMissing(`${dir}/pglite`)
       const server = yield* Effect.acquireRelease(
         Effect.promise(async () => {
           const db = await PGlite.create(`${dir}/pglite`, { startParams })
