@@ -51,8 +51,27 @@ const codeBlock = (language: string | undefined): Mark =>
     ? { open: `<pre><code class="language-${escapeAttribute(language)}">`, close: "</code></pre>" }
     : tag("pre")
 
-// Telegram (and safety) allow only these schemes; anything else (javascript:, relative paths) keeps just its text.
-const isSafeUrl = (href: string): boolean => /^(?:https?:|tg:|mailto:)/i.test(href.trim())
+/**
+ * The host a link really opens, or undefined when the bot must not send it as a link: only
+ * absolute http(s) URLs with a host. `tg:` (user mentions by id, `tg://user?id=`), `mailto:`,
+ * `javascript:`, `data:` and relative paths keep just their text (issue 9: the LLM's Markdown
+ * is not trusted to choose where a tap leads).
+ */
+const linkHost = (href: string): string | undefined => {
+  if (!/^https?:\/\//i.test(href.trim())) return undefined
+  try {
+    const host = new URL(href.trim()).hostname
+    return host === "" ? undefined : host
+  } catch {
+    return undefined
+  }
+}
+
+const bareHost = (host: string): string => host.toLowerCase().replace(/^www\./, "").replace(/\.$/, "")
+
+/** The domain a link's visible text names ("paypal.com", "https://paypal.com/login"), if it reads as one. */
+const namedHost = (text: string): string | undefined =>
+  /^\s*(?:[a-z][a-z0-9+.-]*:\/\/)?((?:[a-z0-9\u00a1-\uffff-]+\.)+[a-z\u00a1-\uffff]{2,})(?:[:/?#]\S*)?\s*$/i.exec(text)?.[1]
 
 // Markdown decodes entity references in text (not in code). marked already decodes numeric ones; the common
 // named ones are done here (a Map, so "&constructor;" can't reach Object.prototype); any other stays literal.
@@ -90,10 +109,16 @@ const inlineToken = (token: MarkedToken, marks: ReadonlyArray<Mark>): Array<Run>
     case "link":
     case "image": {
       // An image can't be sent inline, so it becomes a link to it with its alt text.
-      const safe = isSafeUrl(token.href)
-      const inner = safe ? [...marks, tag("a", ` href="${escapeAttribute(token.href.trim())}"`)] : marks
+      const host = linkHost(token.href)
+      const inner = host !== undefined ? [...marks, tag("a", ` href="${escapeAttribute(token.href.trim())}"`)] : marks
       const content = inline(token.tokens, inner)
-      return plainOf(content).trim() !== "" ? content : [{ text: token.href, marks: inner }]
+      const shown = plainOf(content).trim() !== "" ? content : [{ text: token.href, marks: inner }]
+      // Text that names another domain than the target ("[paypal.com](https://evil.example)")
+      // gets the real one beside it, outside the link.
+      const named = namedHost(plainOf(shown))
+      return host !== undefined && named !== undefined && bareHost(named) !== bareHost(host)
+        ? [...shown, { text: ` (${bareHost(host)})`, marks }]
+        : shown
     }
     case "html":
       // Raw HTML is never passed through: Telegram would reject most tags. Show it as the text it is.

@@ -48,7 +48,7 @@ const visibleText = (html: string): string => {
     const attrs = [...(attributes ?? "").matchAll(/ ([a-z]+)="([^"]*)"/g)].map(([, key, value]) => [key, decodeAttribute(value ?? "")])
     if (name === "a") {
       if (attrs.length !== 1 || attrs[0]?.[0] !== "href") throw new Error(`<a> needs exactly href: ${whole}`)
-      if (!/^(https?:|tg:|mailto:)/.test(attrs[0][1] ?? "")) throw new Error(`unsafe href: ${whole}`)
+      if (!/^https?:\/\//i.test(attrs[0][1] ?? "")) throw new Error(`unsafe href: ${whole}`)
     } else if (name === "code" && attrs.length > 0) {
       const language = attrs.length === 1 && attrs[0]?.[0] === "class" && attrs[0][1]?.startsWith("language-")
       if (!language || top?.name !== "pre" || top.hasContent) throw new Error(`class only on <pre>'s first <code>: ${html}`)
@@ -134,16 +134,35 @@ describe("toTelegramChunks: conversions", () => {
     expect(html("```\"><script>\nx\n```")).toBe(`<pre><code class="language-&quot;&gt;&lt;script&gt;">x</code></pre>`)
   })
 
-  it("links with allowed schemes become <a>, others keep their text", () => {
+  it("only http(s) links become <a>; every other scheme keeps just its text", () => {
     expect(html("[site](https://e.x/a?b=1&c=\"d\")")).toBe(`<a href="https://e.x/a?b=1&amp;c=&quot;d&quot;">site</a>`)
-    expect(html("[x](http://e.x) [c](tg://resolve?domain=x) [m](mailto:a@b.c)")).toBe(
-      `<a href="http://e.x">x</a> <a href="tg://resolve?domain=x">c</a> <a href="mailto:a@b.c">m</a>`
-    )
-    expect(html("[bad](javascript:alert(1)) [rel](/path) [ftp](ftp://e.x)")).toBe("bad rel ftp")
+    expect(html("[x](http://e.x) [c](tg://resolve?domain=x) [m](mailto:a@b.c)")).toBe(`<a href="http://e.x">x</a> c m`)
+    expect(html("[bad](javascript:alert(1)) [rel](/path) [ftp](ftp://e.x) [d](data:text/html,<b>hi</b>)")).toBe("bad rel ftp d")
+    expect(html("[JaVaScRiPt](JAVASCRIPT:alert(1)) [v](vbscript:x) [f](file:///etc/passwd) [h](https:no-slashes)")).toBe("JaVaScRiPt v f h")
+    // No mention of a user by id from LLM text (Telegram's text_mention is <a href="tg://user?id=...">).
+    expect(html("[Pavel](tg://user?id=1) [admin](tg://openmessage?user_id=1)")).toBe("Pavel admin")
+    expect(html("write to ops@e.example")).toBe("write to ops@e.example")
     expect(html("[**bold** link](https://e.x)")).toBe(`<a href="https://e.x"><b>bold</b> link</a>`)
     expect(html("[](https://e.x)")).toBe(`<a href="https://e.x">https://e.x</a>`)
     expect(html("see <https://e.x> or https://f.y")).toBe(`see <a href="https://e.x">https://e.x</a> or <a href="https://f.y">https://f.y</a>`)
     expect(html("![a cat](https://e.x/cat.png)")).toBe(`<a href="https://e.x/cat.png">a cat</a>`)
+  })
+
+  it("shows a link's real domain beside text that names another one", () => {
+    expect(html("[paypal.com](https://evil.example/login)")).toBe(`<a href="https://evil.example/login">paypal.com</a> (evil.example)`)
+    expect(html("[https://bank.example/secure](http://phish.example)")).toBe(
+      `<a href="http://phish.example">https://bank.example/secure</a> (phish.example)`
+    )
+    expect(html("**[WWW.Bank.Example](https://login.bank-example.net)**")).toBe(
+      `<b><a href="https://login.bank-example.net">WWW.Bank.Example</a> (login.bank-example.net)</b>`
+    )
+    // The same domain (with or without www, any case), or text that is not a domain: as is.
+    expect(html("[www.Example.com](https://example.com/x) [example.com/docs](https://www.example.com/docs)")).toBe(
+      `<a href="https://example.com/x">www.Example.com</a> <a href="https://www.example.com/docs">example.com/docs</a>`
+    )
+    expect(html("[click here](https://evil.example) [v1.2](https://e.example)")).toBe(
+      `<a href="https://evil.example">click here</a> <a href="https://e.example">v1.2</a>`
+    )
   })
 
   it("headings become bold lines", () => {
