@@ -238,16 +238,23 @@ describe("billing with LemonSqueezy", () => {
     expect((await ask(stack, userId, "/subscribe")).text).toBe(
       "Subscribe for €4.99 a month, for life: you're among the first subscribers. Unlimited messages (fair use)."
     )
-    // Another tap reuses the checkout; the LLM was never asked past the quota.
-    expect((await ask(stack, userId, "five")).buttons[0]!.url).toBe(paywall.buttons[0]!.url)
+    // The paywall is shown once a day: more messages get no reply (issue 9: a flood past the
+    // quota is not a flood of paywalls), and the LLM was never asked past the quota.
+    const shown = stack.telegram.messages(userId).length
+    for (const text of ["five", "six", "seven"]) await waitForStatus(stack, await send(stack, userId, text), "skipped", 20_000)
+    expect(stack.telegram.messages(userId)).toHaveLength(shown)
     expect(stack.lemonSqueezy!.checkouts).toHaveLength(1)
     expect(stack.openai.requests.map((r) => r.body.messages?.at(-1)?.content)).toEqual(["one", "two", "three"])
-    expect(stack.query(`select gate from messages where user_id = ${userId} and text = 'four'`)).toBe("paywall")
+    expect(stack.query(`select string_agg(gate, ',' order by id) from messages where user_id = ${userId} and text in ('four', 'five', 'six', 'seven')`))
+      .toBe("paywall,paywall,paywall,paywall")
+    // /subscribe (a command, not counted) still answers, and reuses the checkout.
+    expect((await ask(stack, userId, "/subscribe")).buttons[0]!.url).toBe(paywall.buttons[0]!.url)
+    expect(stack.lemonSqueezy!.checkouts).toHaveLength(1)
     // They pay: the bot says so, and they are unlimited (fair use) at once.
     const created = subscriptionEvent("subscription_created", userId, "61003001", 1, { status: "active", variant_id: Number(lemon.promoVariant) })
     expect((await stack.postLemon(created)).status).toBe(200)
     await stack.telegram.waitFor((t) => t.lastMessage(userId)?.text.startsWith("Thank you!") || undefined, 10_000)
-    expect((await ask(stack, userId, "six")).text).toBe("Echo: six")
+    expect((await ask(stack, userId, "eight")).text).toBe("Echo: eight")
     // /account: the plan, the renewal, today's use, and a fresh portal link from the API.
     stack.lemonSqueezy!.setSubscription("61003001", {
       ...lemonFixture("subscription_created-time8-product").data.attributes,

@@ -34,8 +34,8 @@ export class Stores extends Context.Service<Stores, {
   history: ReadonlyArray<Exchange>
   /** What Admission answers for the next messages (default: to the LLM). */
   admitted: Admitted
-  /** What Mailbox.toldToSlowDown answers. */
-  toldToSlowDown: boolean
+  /** The notices (gates) Mailbox.toldAlready says were given already. */
+  readonly toldAlready: Set<Gate>
   /** What Mailbox.toldTextOnly answers. */
   toldTextOnly: boolean
   /** Messages whose answer the user asked to stop (what Stops.requested answers). */
@@ -50,7 +50,7 @@ const stores = Layer.effectContext(Effect.sync(() => {
     events: [],
     history: [],
     admitted: { _tag: "Llm" },
-    toldToSlowDown: false,
+    toldAlready: new Set(),
     toldTextOnly: false,
     stopRequested: new Set()
   })
@@ -67,7 +67,7 @@ const stores = Layer.effectContext(Effect.sync(() => {
     markUnreachable: (chatId, reason) => record({ _tag: "markUnreachable", chatId, reason }),
     decide: (mail, gate) => record({ _tag: "decide", messageId: mail.id, gate }),
     skip: (mail, reason) => record({ _tag: "skip", messageId: mail.id, reason }),
-    toldToSlowDown: () => Effect.sync(() => state.toldToSlowDown),
+    toldAlready: (_mail, gates) => Effect.sync(() => gates.some((gate) => state.toldAlready.has(gate))),
     toldTextOnly: () => Effect.sync(() => state.toldTextOnly),
     // No burst in memory: bursts are tested on Postgres.
     claimFollower: () => Effect.succeed(Option.none()),

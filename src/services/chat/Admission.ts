@@ -12,10 +12,10 @@ import { type Gate, type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
 /** Whether a user message goes to the LLM, and if not, what the user is told instead. */
 export type Admitted =
   | { readonly _tag: "Llm" }
-  /** The free quota is used up: the paywall. `limit`: messages a day. */
-  | { readonly _tag: "Paywall"; readonly limit: number }
-  /** A paid plan's fair-use cap is reached. */
-  | { readonly _tag: "FairUse"; readonly limit: number }
+  /** The free quota is used up: the paywall. `limit`: messages a day; `day`: the quota day (YYYY-MM-DD). */
+  | { readonly _tag: "Paywall"; readonly limit: number; readonly day: string }
+  /** A paid plan's fair-use cap is reached on the quota day `day`. */
+  | { readonly _tag: "FairUse"; readonly limit: number; readonly day: string }
   /** Past the LLM turns per minute (`perMinute`, the user's own limit): try again in `retryAfterSeconds`. */
   | { readonly _tag: "RateLimited"; readonly perMinute: number; readonly retryAfterSeconds: number }
 
@@ -47,16 +47,16 @@ export class Admission extends Context.Service<Admission, {
       const llm: Admitted = { _tag: "Llm" }
 
       /** A decision an earlier attempt stored (and charged for). */
-      const stored = (gate: AdmissionGate): Admitted => {
+      const stored = (gate: AdmissionGate): Effect.Effect<Admitted> => {
         switch (gate) {
           case "llm":
-            return llm
+            return Effect.succeed(llm)
           case "paywall":
-            return { _tag: "Paywall", limit: config.freeDailyMessages }
+            return Effect.map(quota.currentDay, (day): Admitted => ({ _tag: "Paywall", limit: config.freeDailyMessages, day }))
           case "fair_use":
-            return { _tag: "FairUse", limit: config.paidDailyMessages }
+            return Effect.map(quota.currentDay, (day): Admitted => ({ _tag: "FairUse", limit: config.paidDailyMessages, day }))
           case "rate_limited":
-            return { _tag: "RateLimited", perMinute: config.rateLimits.llmPerMinute, retryAfterSeconds: 60 }
+            return Effect.succeed({ _tag: "RateLimited", perMinute: config.rateLimits.llmPerMinute, retryAfterSeconds: 60 })
         }
       }
 
@@ -74,12 +74,13 @@ export class Admission extends Context.Service<Admission, {
           }))
           if (use.allowed) return { charged: use.day }
           yield* Metric.update(Metric.withAttributes(quotaHits, { plan }), 1)
-          return { refused: plan === "free" ? { _tag: "Paywall", limit: use.limit } as const : { _tag: "FairUse", limit: use.limit } as const }
+          const refused: Admitted = { _tag: plan === "free" ? "Paywall" : "FairUse", limit: use.limit, day: use.day }
+          return { refused }
         })
 
       return Admission.of({
         admit: Effect.fn("Admission.admit")(function*(mail: Mail) {
-          if (isFinal(mail.gate)) return stored(mail.gate)
+          if (isFinal(mail.gate)) return yield* stored(mail.gate)
           if (mail.userId === null) return llm
           const userId = mail.userId
           // A redo of a message already charged: it was charged today, but for a turn at midnight.

@@ -21,8 +21,12 @@ import { draftIdOf } from "./Stops.ts"
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
 export const maxAttempts = 5
-/** Past the updates limit, "slow down" is said once per this many seconds (the limit's window). */
-const slowDownEverySeconds = 60
+/**
+ * Past a rate limit, its notice is said once per this many seconds (the limits' window); past a
+ * daily quota, once per quota day. Silence otherwise, so a flood never becomes a flood of
+ * notices (issue 9).
+ */
+const rateNoticeEverySeconds = 60
 /** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
 const textOnlyEverySeconds = 600
 
@@ -171,15 +175,17 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           }
         })
 
+      /** No reply at all: the sender was told already (the decision stays stored with the message). */
+      const silent = (mail: Mail, reason: string) => mailbox.skip(mail, reason).pipe(Effect.as("skipped" as const))
+
       /** Past the updates limit: "slow down" once a minute per user, silence otherwise. */
       const overLimit = (mail: Mail, reply: LiveReply) =>
         Effect.gen(function*() {
           const told = mail.gate === "silenced" ||
-            (mail.gate === null && mail.userId !== null && (yield* mailbox.toldToSlowDown(mail.userId, slowDownEverySeconds)))
+            (mail.gate === null && (yield* mailbox.toldAlready(mail, ["slow_down"], { seconds: rateNoticeEverySeconds })))
           if (told) {
             if (mail.gate === null) yield* mailbox.decide(mail, "silenced")
-            yield* mailbox.skip(mail, "past the updates-per-minute limit, told to slow down already")
-            return "skipped" as const
+            return yield* silent(mail, "past the updates-per-minute limit, told to slow down already")
           }
           if (mail.gate === null) yield* mailbox.decide(mail, "slow_down")
           return yield* fixedReply(mail, reply, texts.slowDown)
@@ -207,12 +213,21 @@ export class ChatTurn extends Context.Service<ChatTurn, {
               return yield* answerWithLlm(burst, burstReply, startedAt)
             }
             case "Paywall": {
+              if (yield* mailbox.toldAlready(mail, ["paywall"], { day: admitted.day, timeZone: billingTimezone })) {
+                return yield* silent(mail, "past the free quota, shown the paywall today already")
+              }
               const { buttons, text } = yield* billing.paywall(mail.userId!, admitted.limit, whereOf(mail))
               return yield* fixedReply(mail, reply, text, { buttons })
             }
             case "FairUse":
+              if (yield* mailbox.toldAlready(mail, ["fair_use"], { day: admitted.day, timeZone: billingTimezone })) {
+                return yield* silent(mail, "past the fair-use cap, told today already")
+              }
               return yield* fixedReply(mail, reply, billingTexts.fairUse(admitted.limit, billingTimezone))
             case "RateLimited":
+              if (yield* mailbox.toldAlready(mail, ["rate_limited"], { seconds: rateNoticeEverySeconds })) {
+                return yield* silent(mail, "past the LLM rate limit, told in the last minute already")
+              }
               return yield* fixedReply(mail, reply, texts.rateLimited(admitted.perMinute, admitted.retryAfterSeconds))
           }
         })

@@ -13,6 +13,9 @@ import type { UrlButton } from "../telegram/Telegram.ts"
  */
 export type Gate = "quota_ok" | "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced" | "text_only"
 
+/** How far back a notice counts as given: the last `seconds`, or since the quota `day` (YYYY-MM-DD) began in `timeZone` (IANA). */
+export type NoticeWindow = { readonly seconds: number } | { readonly day: string; readonly timeZone: string }
+
 /**
  * An entry taken from its chat's mailbox for a turn (a `messages` row being processed): a user's
  * message, or a notice the bot tells the user on its own.
@@ -186,8 +189,13 @@ export class Mailbox extends Context.Service<Mailbox, {
   readonly decide: (mail: Mail, gate: Gate) => Effect.Effect<void, MailboxError>
   /** Marks the message skipped, with why: no reply at all. */
   readonly skip: (mail: Mail, reason: string) => Effect.Effect<void, MailboxError>
-  /** Whether the user was told to slow down in the last `seconds` (by any chat's turn). */
-  readonly toldToSlowDown: (userId: number, seconds: number) => Effect.Effect<boolean, StorageOutage>
+  /**
+   * Whether the sender already got one of these notices (an earlier message of theirs, in any
+   * chat, decided with one of `gates`) within `window`: so a limit answers once per window and
+   * is silent after, rather than turning a flood into as many notices (issue 9). False for mail
+   * without a sender.
+   */
+  readonly toldAlready: (mail: Mail, gates: ReadonlyArray<Gate>, window: NoticeWindow) => Effect.Effect<boolean, StorageOutage>
   /** Chats (at most 1000) with mail older than the given age: their wake-up was lost or their worker died. */
   readonly stalledChats: (olderThanSeconds: number) => Effect.Effect<ReadonlyArray<number>, StorageOutage>
   /** Telegram says the chat is gone (blocked, not found): skip its mail, stop writing to it. */
@@ -314,11 +322,15 @@ export class Mailbox extends Context.Service<Mailbox, {
           yield* sql`update messages set status = 'skipped', error = ${storable(reason)} where ${owned(mail)} returning id`
             .pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))
         }),
-        toldToSlowDown: Effect.fn("Mailbox.toldToSlowDown")(function*(userId: number, seconds: number) {
+        toldAlready: Effect.fn("Mailbox.toldAlready")(function*(mail: Mail, gates: ReadonlyArray<Gate>, window: NoticeWindow) {
+          if (mail.userId === null) return false
+          const since = "seconds" in window
+            ? sql`now() - make_interval(secs => ${window.seconds})`
+            : sql`(${window.day}::date::timestamp at time zone ${window.timeZone})`
           const rows = yield* sql<{ told: boolean }>`
             select exists (
-              select 1 from messages where user_id = ${userId} and gate = 'slow_down'
-                and received_at > now() - make_interval(secs => ${seconds})
+              select 1 from messages where user_id = ${mail.userId} and id < ${mail.id}
+                and gate in ${sql.in(gates)} and received_at >= ${since}
             ) as told`.pipe(Effect.mapError(storageOutage))
           return rows[0]?.told === true
         }),

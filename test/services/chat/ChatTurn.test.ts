@@ -3,6 +3,7 @@ import { Cause, Effect, Fiber, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { AiScript, llmError } from "../../../src/layers/llm/AiMemory.ts"
 import { TelegramScript } from "../../../src/layers/telegram/TelegramMemory.ts"
+import type { Admitted } from "../../../src/services/chat/Admission.ts"
 import { texts } from "../../../src/services/chat/ChatTexts.ts"
 import { ChatTurn, maxAttempts } from "../../../src/services/chat/ChatTurn.ts"
 import { systemPrompt } from "../../../src/services/llm/Prompt.ts"
@@ -38,7 +39,7 @@ const isolated = <A, E, R>(body: Effect.Effect<A, E, R>) =>
     stores.events.length = 0
     stores.history = []
     stores.admitted = { _tag: "Llm" }
-    stores.toldToSlowDown = false
+    stores.toldAlready.clear()
     stores.toldTextOnly = false
     stores.stopRequested.clear()
   }).pipe(Effect.andThen(body))
@@ -66,7 +67,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         const first = yield* turn(mail({ chatId: 2, text: "too fast", overLimit: true }))
         assert.deepStrictEqual(first.shown, [texts.slowDown])
         assert.deepStrictEqual(first.events.map((e) => e._tag), ["decide", "recordReplyIds", "complete"])
-        stores.toldToSlowDown = true
+        stores.toldAlready.add("slow_down")
         const later = yield* turn(mail({ chatId: 2, text: "still fast", overLimit: true }))
         assert.deepStrictEqual(later.shown, [texts.slowDown]) // nothing new
         assert.deepStrictEqual(later.events.map((e) => e._tag === "decide" ? `decide:${e.gate}` : e._tag), ["decide:silenced", "skip"])
@@ -77,7 +78,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
     it.effect("past the updates limit a command is silenced like any message: a flood of /account is a flood", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores
-        stores.toldToSlowDown = true
+        stores.toldAlready.add("slow_down")
         const { events, shown } = yield* turn(mail({ chatId: 8, text: "/account", overLimit: true }))
         assert.deepStrictEqual(shown, [])
         assert.deepStrictEqual(events.map((e) => e._tag), ["decide", "skip"])
@@ -86,7 +87,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
     it.effect("a redo keeps the slow-down decision: it says it again rather than going silent", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores
-        stores.toldToSlowDown = true // by this very message's first attempt
+        stores.toldAlready.add("slow_down") // by this very message's first attempt
         const { events, shown } = yield* turn(mail({ chatId: 4, text: "fast", overLimit: true, gate: "slow_down", attempts: 2 }))
         assert.deepStrictEqual(shown, [texts.slowDown])
         assert.notInclude(events.map((e) => e._tag), "decide")
@@ -116,9 +117,9 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
     it.effect("answers what Admission decides instead of the LLM: paywall, fair use, rate limit", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores
-        stores.admitted = { _tag: "Paywall", limit: 50 }
+        stores.admitted = { _tag: "Paywall", limit: 50, day: "2026-11-29" }
         const paywall = yield* turn(mail({ chatId: 7, text: "one more" }))
-        stores.admitted = { _tag: "FairUse", limit: 2000 }
+        stores.admitted = { _tag: "FairUse", limit: 2000, day: "2026-11-29" }
         yield* turn(mail({ chatId: 7, text: "and more" }))
         stores.admitted = { _tag: "RateLimited", perMinute: 5, retryAfterSeconds: 1 }
         const limited = yield* turn(mail({ chatId: 7, text: "and again" }))
@@ -132,6 +133,25 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         ])
         assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
         assert.strictEqual(paywall.events.at(-1)?._tag, "complete")
+      })))
+
+    it.effect("past a quota or the LLM rate limit, once told, stays silent (no reply, the message skipped)", () =>
+      isolated(Effect.gen(function*() {
+        const stores = yield* Stores
+        stores.toldAlready.add("paywall").add("fair_use").add("rate_limited")
+        const admissions: ReadonlyArray<Admitted> = [
+          { _tag: "Paywall", limit: 50, day: "2026-11-29" },
+          { _tag: "FairUse", limit: 2000, day: "2026-11-29" },
+          { _tag: "RateLimited", perMinute: 5, retryAfterSeconds: 1 }
+        ]
+        for (const [i, admitted] of admissions.entries()) {
+          stores.admitted = admitted
+          const { events, shown } = yield* turn(mail({ chatId: 9, text: `flood ${i}` }))
+          assert.deepStrictEqual(shown, [])
+          assert.deepStrictEqual(events.map((e) => e._tag), ["skip"])
+        }
+        assert.lengthOf(yield* TelegramScript.use((t) => t.messages(9)), 0)
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
       })))
 
     it.effect("treats /newer and a command in mid-text as questions for the LLM", () =>
