@@ -12,7 +12,7 @@ export const pgHost = process.env.PGHOST ?? "127.0.0.1"
 export const pgPort = Number(process.env.PGPORT ?? 5432)
 export const redisHost = "127.0.0.1"
 export const redisPort = 6379
-export const webhookSecret = "bench_secret-123"
+export const webhookSecret = "bench_secret-0123456789abcdef0123456789"
 
 // ---------------------------------------------------------------------------------------------
 // Updates

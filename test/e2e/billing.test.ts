@@ -67,7 +67,7 @@ describe("billing with LemonSqueezy", () => {
         LEMON_WEBHOOK_SECRET_PREVIOUS: "lemon-old-secret",
         RATE_LIMIT_LEMON_WEBHOOK_PER_MINUTE: "1000",
         RECONCILE_INTERVAL_SECONDS: "1",
-        METRICS_TOKEN: "metrics"
+        METRICS_TOKEN: "metrics-token-billing-0123456789abcdef"
       }
     })
   })
@@ -352,7 +352,7 @@ describe("billing with LemonSqueezy", () => {
   })
 
   it("exports the billing metrics", async () => {
-    const text = await (await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics" } })).text()
+    const text = await (await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics-token-billing-0123456789abcdef" } })).text()
     for (const pattern of [
       /billing_checkouts_started_total\{[^}]*plan="promo"[^}]*\} [1-9]/,
       /billing_subscriptions_created_total\{[^}]*\} [1-9]/,

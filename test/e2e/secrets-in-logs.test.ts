@@ -18,10 +18,10 @@ const secrets = {
   botToken,
   botTokenSecretHalf: botToken.split(":")[1]!,
   openaiKey: "sk-logtest-openai-key-0123456789",
-  webhookSecret: "logtest_webhook_secret",
+  webhookSecret: "logtest_webhook_secret_0123456789abcdef",
   databasePassword: "pg-password-logtest",
   redisPassword: "redis-password-logtest",
-  metricsToken: "metrics-token-logtest",
+  metricsToken: "metrics-token-logtest-0123456789abcdef",
   lemonApiKey: "lemon-api-key-logtest",
   lemonWebhookSecret: "lemon-webhook-secret-logtest"
 }

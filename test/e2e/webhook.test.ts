@@ -255,7 +255,7 @@ describe("slow and wrong clients", () => {
 describe("GET /health, /ready, /metrics", () => {
   let stack: Stack
   beforeAll(async () => {
-    stack = await startStack({ env: { METRICS_TOKEN: "metrics-token-1" } })
+    stack = await startStack({ env: { METRICS_TOKEN: "metrics-token-1-0123456789abcdef0123" } })
   })
   afterAll(() => stack.stop())
 
@@ -281,7 +281,7 @@ describe("GET /health, /ready, /metrics", () => {
     await stack.post({ update_id: 900, ...textMessageUpdate({ chatId: 901, text: "count me" }) })
     await stack.telegram.waitFor((t) => t.lastMessage(901)?.text === "Echo: count me", 10_000)
     expect((await fetch(`${stack.url}/metrics`)).status).toBe(401)
-    const res = await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics-token-1" } })
+    const res = await fetch(`${stack.url}/metrics`, { headers: { authorization: "Bearer metrics-token-1-0123456789abcdef0123" } })
     expect(res.status).toBe(200)
     const text = await res.text()
     expect(text).toMatch(/http_requests_total\{[^}]*route="\/telegram\/webhook"[^}]*status="200"[^}]*\} [1-9]/)
@@ -290,7 +290,7 @@ describe("GET /health, /ready, /metrics", () => {
     expect(text).toMatch(/llm_time_to_first_token_seconds_count [1-9]/)
     expect(text).toMatch(/llm_tokens_total\{[^}]*direction="out"[^}]*\} [1-9]/)
     expect(text).toMatch(/queue_wait_seconds_count [1-9]/)
-    for (const secret of [stack.env.TELEGRAM_BOT_TOKEN!, stack.env.OPENAI_API_KEY!, webhookSecret, "metrics-token-1"]) {
+    for (const secret of [stack.env.TELEGRAM_BOT_TOKEN!, stack.env.OPENAI_API_KEY!, webhookSecret, "metrics-token-1-0123456789abcdef0123"]) {
       expect(text).not.toContain(secret)
     }
   })

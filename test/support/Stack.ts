@@ -12,7 +12,7 @@ import { FakeLemonSqueezy } from "./FakeLemonSqueezy.ts"
 import { type LemonEvent, lemonSignature, lemonWire } from "./fixtures.ts"
 import { TcpProxy } from "./TcpProxy.ts"
 
-export const webhookSecret = "test_secret-123"
+export const webhookSecret = "test_secret-0123456789abcdef0123456789"
 export const botToken = "123456:TEST-TOKEN"
 export const openaiKey = "sk-test-key-never-logged"
 

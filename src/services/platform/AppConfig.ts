@@ -83,6 +83,12 @@ const nonNegativeInt = (name: string, fallback: number) =>
 
 const urlWithoutSlash = (name: string) => Config.URL(name).pipe(Config.map((u) => u.toString().replace(/\/$/, "")))
 
+/** Whether credentials sent to `url` stay private: https, or plain http to this machine only. */
+const isPrivateChannel = (url: string) => {
+  const { hostname, protocol } = new URL(url)
+  return protocol === "https:" || (protocol === "http:" && (hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname)))
+}
+
 const isTimeZone = (zone: string) => {
   try {
     new Intl.DateTimeFormat("en", { timeZone: zone })
@@ -108,6 +114,16 @@ const oneOf = <const L extends ReadonlyArray<string>>(name: string, values: L, f
     name
   ).pipe(Config.withDefault(fallback))
 
+/**
+ * A secret the operator chooses: refused when shorter than 32 characters (issue 9: a short
+ * secret can be guessed). The problem names the rule, never the value.
+ */
+const secretSetting = (name: string, pattern: RegExp, rule: string) =>
+  Config.schema(
+    Schema.Redacted(Schema.String.check(Schema.makeFilter((secret: string) => pattern.test(secret) || `${rule} (\`openssl rand -hex 32\` makes one)`))),
+    name
+  ).pipe(Config.option)
+
 const logLevels = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"] as const
 
 const seconds = (name: string, fallback: number) =>
@@ -126,11 +142,8 @@ const settings = {
   port: Config.Port("PORT").pipe(Config.withDefault(3000)),
   publicUrl: Config.URL("PUBLIC_URL").pipe(Config.map((u) => u.toString().replace(/\/$/, "")), Config.option),
   telegramBotToken: Config.Redacted("TELEGRAM_BOT_TOKEN"),
-  // Telegram's rule for secret_token: 1-256 characters of A-Z a-z 0-9 _ -
-  telegramWebhookSecret: Config.schema(
-    Schema.Redacted(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,256}$/))),
-    "TELEGRAM_WEBHOOK_SECRET"
-  ).pipe(Config.option),
+  // Telegram's rule for secret_token (1-256 characters of A-Z a-z 0-9 _ -), and 32 at least.
+  telegramWebhookSecret: secretSetting("TELEGRAM_WEBHOOK_SECRET", /^[A-Za-z0-9_-]{32,256}$/, "32 to 256 characters of A-Z a-z 0-9 _ -"),
   telegramApiRoot: Config.URL("TELEGRAM_API_ROOT").pipe(
     Config.map((u) => u.toString().replace(/\/$/, "")),
     Config.withDefault("https://api.telegram.org")
@@ -141,7 +154,7 @@ const settings = {
   databaseUrl: Config.Redacted("DATABASE_URL").pipe(Config.option),
   redisUrl: Config.Redacted("REDIS_URL").pipe(Config.option),
   logLevel: oneOf("LOG_LEVEL", logLevels, "Info"),
-  metricsToken: Config.Redacted("METRICS_TOKEN").pipe(Config.option),
+  metricsToken: secretSetting("METRICS_TOKEN", /^\S{32,}$/, "32 characters or more, no spaces"),
   otlpEndpoint: Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
     Config.map((u) => u.toString().replace(/\/$/, "")),
     Config.option
@@ -243,7 +256,18 @@ const load = Effect.gen(function*() {
   }
   const values = yield* collect(settings, problems)
   const limits = yield* collect(rateLimits, problems)
-  const lemon = lemonSqueezyOf(yield* collect(lemonSqueezy, problems), problems)
+  const lemonValues = yield* collect(lemonSqueezy, problems)
+  const lemon = lemonSqueezyOf(lemonValues, problems)
+  const apiRoots: ReadonlyArray<readonly [string, unknown]> = [
+    ["TELEGRAM_API_ROOT", values.telegramApiRoot],
+    ["OPENAI_BASE_URL", Option.getOrUndefined((values.openaiBaseUrl as Option.Option<string> | undefined) ?? Option.none())],
+    ["LEMON_API_URL", lemonValues.apiUrl]
+  ]
+  for (const [name, url] of apiRoots) {
+    if (typeof url === "string" && !isPrivateChannel(url)) {
+      problems.push(`${name} must be an https:// address (or http:// to this machine: localhost, 127.0.0.1, [::1]): the bot sends its token or key there`)
+    }
+  }
   const publicUrl = values.publicUrl as Option.Option<string> | undefined
   const secret = values.telegramWebhookSecret as Option.Option<unknown> | undefined
   if (publicUrl && Option.isSome(publicUrl) && secret && Option.isNone(secret)) {

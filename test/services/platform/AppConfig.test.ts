@@ -60,6 +60,39 @@ describe("AppConfig", () => {
     expect(refused._tag === "Failure" && refused.failure.message).toMatch(/^Invalid configuration \(3 problems\):/)
   })
 
+  it("refuses secrets shorter than 32 characters, naming the rule and never the value", async () => {
+    const short = "s".repeat(31)
+    const result = await load({ ...minimal, TELEGRAM_WEBHOOK_SECRET: short, METRICS_TOKEN: "t".repeat(31) })
+    const message = result._tag === "Failure" ? result.failure.message : ""
+    expect(message).toMatch(/^Invalid configuration \(2 problems\):/)
+    expect(message).toContain("- TELEGRAM_WEBHOOK_SECRET: 32 to 256 characters of A-Z a-z 0-9 _ - (`openssl rand -hex 32` makes one)")
+    expect(message).toContain("- METRICS_TOKEN: 32 characters or more, no spaces")
+    expect(message).not.toContain(short)
+    expect(message).not.toContain("t".repeat(31))
+    const accepted = await load({ ...minimal, TELEGRAM_WEBHOOK_SECRET: "s".repeat(32), METRICS_TOKEN: "t".repeat(32) })
+    expect(accepted._tag).toBe("Success")
+  })
+
+  it("sends the token and keys only over https, or plain http to this machine", async () => {
+    const refused = await load({
+      ...minimal,
+      TELEGRAM_API_ROOT: "http://telegram-proxy.example",
+      OPENAI_BASE_URL: "http://10.0.0.5:8000/v1",
+      LEMON_API_URL: "ftp://lemon.example"
+    })
+    const message = refused._tag === "Failure" ? refused.failure.message : ""
+    expect(message).toMatch(/^Invalid configuration \(3 problems\):/)
+    for (const name of ["TELEGRAM_API_ROOT", "OPENAI_BASE_URL", "LEMON_API_URL"]) {
+      expect(message).toContain(`- ${name} must be an https:// address (or http:// to this machine: localhost, 127.0.0.1, [::1])`)
+    }
+    for (const local of ["http://localhost:8081", "http://127.0.0.1:9", "http://127.1.2.3", "http://[::1]:11434", "https://api.example"]) {
+      const accepted = await load({ ...minimal, TELEGRAM_API_ROOT: local, OPENAI_BASE_URL: `${local}/v1` })
+      expect(accepted._tag, local).toBe("Success")
+    }
+    // A host that only starts like loopback is not loopback.
+    expect((await load({ ...minimal, OPENAI_BASE_URL: "http://127.0.0.1.evil.example/v1" }))._tag).toBe("Failure")
+  })
+
   it("turns billing on only with every LEMON_* setting it needs, and names the missing ones", async () => {
     const off = await load(minimal)
     expect(off._tag === "Success" && Option.isNone(off.success.lemonSqueezy)).toBe(true)
