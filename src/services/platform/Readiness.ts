@@ -4,6 +4,8 @@ import { Migrations } from "./Migrations.ts"
 
 /** Each check's longest wait: /ready must answer even when a dependency hangs. */
 const checkTimeout = "2 seconds"
+/** How long a report is reused: a flood of probes costs the database one query a second (issue 9). */
+const reportTtl = "1 second"
 
 export interface ReadinessReport {
   /** Both checks are "ok". */
@@ -14,7 +16,10 @@ export interface ReadinessReport {
 
 /** Whether this process can do its work now: the database reachable and migrated, the queue reachable. */
 export class Readiness extends Context.Service<Readiness, {
-  /** Both checks at once, each bounded by 2 s; never fails (a failed check is reported, its cause logged at Debug). */
+  /**
+   * Both checks at once, each bounded by 2 s, run at most once a second (callers within that
+   * second share the report); never fails (a failed check is reported, its cause logged at Debug).
+   */
   readonly check: Effect.Effect<ReadinessReport>
 }>()("bot/Readiness") {
   static readonly layer = Layer.effect(
@@ -35,12 +40,12 @@ export class Readiness extends Context.Service<Readiness, {
         Effect.timeout(checkTimeout),
         Effect.catch(unreachable("queue"))
       )
-      return Readiness.of({
-        check: Effect.all([database, jobs], { concurrency: 2 }).pipe(
-          Effect.map(([db, q]) => ({ ready: db === "ok" && q === "ok", database: db, queue: q })),
-          Effect.withSpan("Readiness.check")
-        )
-      })
+      const check = yield* Effect.all([database, jobs], { concurrency: 2 }).pipe(
+        Effect.map(([db, q]): ReadinessReport => ({ ready: db === "ok" && q === "ok", database: db, queue: q })),
+        Effect.withSpan("Readiness.check"),
+        Effect.cachedWithTTL(reportTtl)
+      )
+      return Readiness.of({ check })
     })
   )
 }
