@@ -127,6 +127,7 @@ const fakes = async (): Promise<{ telegram: FakeTelegram; openai: FakeOpenAI }> 
 const baseEnv = (port: number, f: { telegram: FakeTelegram; openai: FakeOpenAI }): Record<string, string> => ({
   PORT: String(port),
   PUBLIC_URL: "https://bot.example.com",
+  HOST: "127.0.0.1",
   TELEGRAM_BOT_TOKEN: botToken,
   TELEGRAM_WEBHOOK_SECRET: webhookSecret,
   TELEGRAM_API_ROOT: f.telegram.url,

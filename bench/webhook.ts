@@ -264,6 +264,7 @@ const productEnv = (port: number, database: string, redisDb: number, fakes: Fake
   PORT: String(port),
   // Telegram (the fake too) only takes https webhooks; the load is posted to the port itself.
   PUBLIC_URL: "https://bot.example.com",
+  HOST: "127.0.0.1",
   TELEGRAM_BOT_TOKEN: botToken,
   TELEGRAM_WEBHOOK_SECRET: webhookSecret,
   TELEGRAM_API_ROOT: fakes.telegram.url,

@@ -1,11 +1,12 @@
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { HttpRouter } from "effect/http"
 import { createServer } from "node:http"
 import { AppConfig } from "../services/platform/AppConfig.ts"
 import { StartupError } from "../services/platform/StartupError.ts"
 import { HealthRoutes } from "./HealthRoutes.ts"
 import { LemonSqueezyRoutes } from "./LemonSqueezyRoutes.ts"
+import { MetricsRoutes } from "./MetricsRoutes.ts"
 import { TelegramRoutes } from "./TelegramRoutes.ts"
 
 /**
@@ -16,6 +17,8 @@ import { TelegramRoutes } from "./TelegramRoutes.ts"
  */
 const limits = { headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 }
 const maxConnections = 1024
+/** METRICS_PORT listens on loopback only: a scraper on this machine (or a tunnel) reads it without a token. */
+const metricsHost = "127.0.0.1"
 
 const boundedServer = () => {
   const server = createServer(limits)
@@ -23,25 +26,39 @@ const boundedServer = () => {
   return server
 }
 
-/** Why PORT cannot be listened on, in one sentence. */
-const portProblem = (port: number, cause: unknown) => {
+/** Why `setting` (PORT, METRICS_PORT) cannot be listened on at `host`, in one sentence. */
+const portProblem = (setting: string, host: string, port: number, cause: unknown) => {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code
   return code === "EADDRINUSE"
-    ? `PORT ${port} is in use by another program (EADDRINUSE): stop it, or set PORT to a free port.`
+    ? `${setting} ${port} is in use by another program (EADDRINUSE): stop it, or set ${setting} to a free port.`
     : code === "EACCES"
-    ? `PORT ${port} needs privileges this process does not have (EACCES): set PORT to 1024 or above.`
-    : `PORT ${port} cannot be listened on: ${cause instanceof Error ? cause.message : String(cause)}.`
+    ? `${setting} ${port} needs privileges this process does not have (EACCES): set ${setting} to 1024 or above.`
+    : code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN"
+    ? `HOST ${host} is not an address of this machine (${code}): set HOST to one of its addresses, 127.0.0.1 or 0.0.0.0.`
+    : `${setting} ${port} cannot be listened on at ${host}: ${cause instanceof Error ? cause.message : String(cause)}.`
 }
 
+/** One HTTP server for `routes` on host:port, within `limits`; StartupError naming `setting` when it cannot listen. */
+const server = <R>(routes: Layer.Layer<never, never, R>, setting: string, host: string, port: number) =>
+  // The router's per-request log line costs three quarters of the throughput: off.
+  HttpRouter.serve(routes, { disableLogger: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(boundedServer, { port, host })),
+    Layer.catchTag("ServeError", (error) => Layer.effectDiscard(new StartupError({ message: portProblem(setting, host, port, error.cause) })))
+  )
+
 /**
- * Every route group, served on PORT (all interfaces: Caddy or Telegram must reach it), within
- * `limits`. Fails with StartupError when the port cannot be listened on.
+ * Every route group, served on HOST:PORT within `limits`; /metrics there too, or alone on
+ * 127.0.0.1:METRICS_PORT when that is set. Fails with StartupError when a port cannot be listened on.
  */
 export const HttpServerLive = Layer.unwrap(Effect.gen(function*() {
   const config = yield* AppConfig
-  // The router's per-request log line costs three quarters of the throughput: off.
-  return HttpRouter.serve(Layer.mergeAll(TelegramRoutes, LemonSqueezyRoutes, HealthRoutes), { disableLogger: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(boundedServer, { port: config.port, host: "0.0.0.0" })),
-    Layer.catchTag("ServeError", (error) => Layer.effectDiscard(new StartupError({ message: portProblem(config.port, error.cause) })))
-  )
+  const routes = Layer.mergeAll(TelegramRoutes, LemonSqueezyRoutes, HealthRoutes)
+  return Option.match(config.metricsPort, {
+    onNone: () => server(Layer.merge(routes, MetricsRoutes(config.host)), "PORT", config.host, config.port),
+    onSome: (metricsPort) =>
+      Layer.merge(
+        server(routes, "PORT", config.host, config.port),
+        server(MetricsRoutes(metricsHost), "METRICS_PORT", metricsHost, metricsPort)
+      )
+  })
 }))

@@ -67,6 +67,7 @@ describe("secrets in the program's output", () => {
       PORT: String(port),
       // Telegram only takes https webhooks; the test posts to the program itself.
       PUBLIC_URL: "https://bot.example.com",
+      HOST: "127.0.0.1",
       TELEGRAM_BOT_TOKEN: botToken,
       TELEGRAM_WEBHOOK_SECRET: secrets.webhookSecret,
       TELEGRAM_API_ROOT: telegram.url,

@@ -1,8 +1,8 @@
-import { connect, type Socket } from "node:net"
+import { type AddressInfo, connect, createServer, type Socket } from "node:net"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { telegramFixture } from "../support/fixtures.ts"
-import { type Stack, startStack, waitForStatus, webhookSecret } from "../support/Stack.ts"
+import { freePort, type Stack, startStack, waitForStatus, webhookSecret } from "../support/Stack.ts"
 
 const count = (stack: Stack, table: string) => Number(stack.query(`select count(*) from ${table}`))
 
@@ -297,6 +297,38 @@ describe("GET /health, /ready, /metrics", () => {
     expect(text).toMatch(/queue_wait_seconds_count [1-9]/)
     for (const secret of [stack.env.TELEGRAM_BOT_TOKEN!, stack.env.OPENAI_API_KEY!, webhookSecret, "metrics-token-1-0123456789abcdef0123"]) {
       expect(text).not.toContain(secret)
+    }
+  })
+})
+
+describe("/metrics on its own port (METRICS_PORT)", () => {
+  it("serves /metrics on 127.0.0.1:METRICS_PORT without a token, and no longer on PORT", async () => {
+    const metricsPort = await freePort()
+    const stack = await startStack({ env: { METRICS_PORT: String(metricsPort) } })
+    try {
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      expect(metrics.status).toBe(200)
+      expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m)
+      expect((await fetch(`${stack.url}/metrics`)).status).toBe(404)
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/ready`)).status).toBe(404)
+      expect((await fetch(`${stack.url}/ready`)).status).toBe(200)
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it("stops at start when METRICS_PORT is in use, naming it", async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
+    const port = (taken.address() as AddressInfo).port
+    try {
+      const error = await startStack({ env: { METRICS_PORT: String(port) } }).then(
+        async (stack) => { await stack.stop(); return undefined },
+        (error: unknown) => error as Error
+      )
+      expect(error?.message).toBe(`METRICS_PORT ${port} is in use by another program (EADDRINUSE): stop it, or set METRICS_PORT to a free port.`)
+    } finally {
+      taken.close()
     }
   })
 })

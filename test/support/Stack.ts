@@ -138,6 +138,8 @@ export const startStack = async (options: StackOptions = {}): Promise<Stack> => 
 
   const env: Record<string, string> = {
     PORT: String(port),
+    // Servers started by tests listen on loopback only, webhook mode included.
+    HOST: "127.0.0.1",
     TELEGRAM_BOT_TOKEN: botToken,
     TELEGRAM_WEBHOOK_SECRET: webhookSecret,
     TELEGRAM_API_ROOT: telegram.url,

@@ -27,6 +27,13 @@ export interface RateLimitSettings {
 /** Every setting, validated once at start. Names are the operator's contract (README table). */
 export interface Settings {
   readonly port: number
+  /**
+   * The address the HTTP server listens on (HOST). By default 127.0.0.1 in polling mode (nothing
+   * outside needs to reach it), 0.0.0.0 in webhook mode (Telegram, through a proxy, must).
+   */
+  readonly host: string
+  /** A second HTTP server, on 127.0.0.1, serving /metrics alone (METRICS_PORT); none: /metrics is on PORT. */
+  readonly metricsPort: Option.Option<number>
   readonly publicUrl: Option.Option<string>
   readonly telegramBotToken: Redacted.Redacted
   readonly telegramWebhookSecret: Option.Option<Redacted.Redacted>
@@ -83,10 +90,14 @@ const nonNegativeInt = (name: string, fallback: number) =>
 
 const urlWithoutSlash = (name: string) => Config.URL(name).pipe(Config.map((u) => u.toString().replace(/\/$/, "")))
 
+/** Whether `host` (a name or an IP address) is this machine's loopback: localhost, 127.0.0.0/8, ::1. */
+export const isLoopbackHost = (host: string) =>
+  host === "localhost" || host === "::1" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host)
+
 /** Whether credentials sent to `url` stay private: https, or plain http to this machine only. */
 const isPrivateChannel = (url: string) => {
   const { hostname, protocol } = new URL(url)
-  return protocol === "https:" || (protocol === "http:" && (hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname)))
+  return protocol === "https:" || (protocol === "http:" && isLoopbackHost(hostname))
 }
 
 const isTimeZone = (zone: string) => {
@@ -140,6 +151,7 @@ const settings = {
   promoSeats: nonNegativeInt("PROMO_SEATS", 100),
   reconcileInterval: seconds("RECONCILE_INTERVAL_SECONDS", 3600),
   port: Config.Port("PORT").pipe(Config.withDefault(3000)),
+  metricsPort: Config.Port("METRICS_PORT").pipe(Config.option),
   publicUrl: Config.URL("PUBLIC_URL").pipe(Config.map((u) => u.toString().replace(/\/$/, "")), Config.option),
   telegramBotToken: Config.Redacted("TELEGRAM_BOT_TOKEN"),
   // Telegram's rule for secret_token (1-256 characters of A-Z a-z 0-9 _ -), and 32 at least.
@@ -170,7 +182,10 @@ const settings = {
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
   groupReplyMode: oneOf("GROUP_REPLY_MODE", ["mention", "all"], "mention"),
   burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500)
-} satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits">]: Config.Config<Settings[K]> }
+} satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits" | "host">]: Config.Config<Settings[K]> }
+
+/** HOST as given; its default depends on the mode (see Settings.host). */
+const host = { host: Config.NonEmptyString("HOST").pipe(Config.option) }
 
 const rateLimits = {
   llmPerMinute: positiveInt("RATE_LIMIT_LLM_PER_MINUTE", 5),
@@ -278,6 +293,11 @@ const load = Effect.gen(function*() {
   if (budget !== undefined && answer !== undefined && answer >= budget) {
     problems.push(`MAX_ANSWER_TOKENS (${answer}) must be below CONTEXT_TOKEN_BUDGET (${budget}): the rest is the prompt's room`)
   }
+  const given = yield* collect(host, problems)
+  const listenOn = Option.getOrElse(
+    (given.host as Option.Option<string> | undefined) ?? Option.none(),
+    () => (publicUrl && Option.isSome(publicUrl) ? "0.0.0.0" : "127.0.0.1")
+  )
   if (problems.length > 0) {
     return yield* new InvalidConfig({
       message: `Invalid configuration (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n- ${
@@ -285,7 +305,7 @@ const load = Effect.gen(function*() {
       }`
     })
   }
-  return { ...values, rateLimits: limits, lemonSqueezy: lemon } as unknown as Settings
+  return { ...values, host: listenOn, rateLimits: limits, lemonSqueezy: lemon } as unknown as Settings
 })
 
 /** What every program needs, the migrate task included: the database and the log level. */

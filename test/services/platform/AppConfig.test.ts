@@ -93,6 +93,17 @@ describe("AppConfig", () => {
     expect((await load({ ...minimal, OPENAI_BASE_URL: "http://127.0.0.1.evil.example/v1" }))._tag).toBe("Failure")
   })
 
+  it("listens on loopback by default in polling mode, on every address in webhook mode, or on HOST", async () => {
+    const polling = await load(minimal)
+    expect(polling._tag === "Success" && polling.success.host).toBe("127.0.0.1")
+    const webhook = await load({ ...minimal, PUBLIC_URL: "https://bot.example.com", TELEGRAM_WEBHOOK_SECRET: "s".repeat(32) })
+    expect(webhook._tag === "Success" && webhook.success.host).toBe("0.0.0.0")
+    const given = await load({ ...minimal, HOST: "10.0.0.2", METRICS_PORT: "9464" })
+    expect(given._tag === "Success" && [given.success.host, Option.getOrNull(given.success.metricsPort)]).toEqual(["10.0.0.2", 9464])
+    const refused = await load({ ...minimal, METRICS_PORT: "metrics" })
+    expect(refused._tag === "Failure" && refused.failure.message).toContain("- METRICS_PORT: ")
+  })
+
   it("turns billing on only with every LEMON_* setting it needs, and names the missing ones", async () => {
     const off = await load(minimal)
     expect(off._tag === "Success" && Option.isNone(off.success.lemonSqueezy)).toBe(true)
