@@ -27,6 +27,7 @@ import { Conversations } from "../services/chat/Conversations.ts"
 import { Delivery } from "../services/chat/Delivery.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { LlmReply } from "../services/chat/LlmReply.ts"
+import { Tokenizer } from "../services/llm/Tokenizer.ts"
 import { Mailbox } from "../services/chat/Mailbox.ts"
 import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
 import { AppConfig, BaseConfig, InvalidConfig } from "../services/platform/AppConfig.ts"
@@ -102,7 +103,8 @@ const ServicesLive = ChatTurn.layer.pipe(
     Notices.layer,
     BotIdentity.layer,
     ChatMigration.layer,
-    Stops.layer
+    Stops.layer,
+    Tokenizer.layer
   )),
   Layer.provideMerge(InfrastructureLive)
 )

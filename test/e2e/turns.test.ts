@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { estimateTokens, systemPrompt } from "../../src/services/llm/Prompt.ts"
+import { systemPrompt } from "../../src/services/llm/Prompt.ts"
+import { tokenCounter } from "../../src/services/llm/Tokenizer.ts"
 import type { ChatCompletionBody } from "../support/FakeOpenAI.ts"
 import { type FakeMessage, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
@@ -231,11 +232,13 @@ describe("chat turns", () => {
 
 describe("chat turns with tight limits", () => {
   let stack: Stack
-  // Room for the system prompt, the new message and exactly two earlier exchanges.
   const question = (i: number) => `question number ${i} ` + "x".repeat(60)
-  const exchange = (i: number) => estimateTokens(question(i)) + estimateTokens(`Echo: ${question(i)}`)
-  const promptBudget = estimateTokens(systemPrompt) + estimateTokens(question(9)) + exchange(1) * 2 + 5
   beforeAll(async () => {
+    // Room for the system prompt, the new message and exactly two earlier exchanges, counted as
+    // the bot counts for its model (gpt-test: not OpenAI's, so conservatively).
+    const count = await tokenCounter("gpt-test")
+    const exchange = (i: number) => count(question(i)) + count(`Echo: ${question(i)}`)
+    const promptBudget = count(systemPrompt) + count(question(9)) + exchange(1) * 2 + 5
     stack = await startStack({
       env: { MAX_ANSWER_TOKENS: "100", CONTEXT_TOKEN_BUDGET: String(promptBudget + 100), RATE_LIMIT_LLM_PER_MINUTE: "8" }
     })
@@ -258,6 +261,23 @@ describe("chat turns with tight limits", () => {
       `user:${question(5)}`
     ])
     expect(last.max_completion_tokens).toBe(100)
+    // Not OpenAI's server: max_tokens too, which most OpenAI-compatible servers only know.
+    expect(last.max_tokens).toBe(100)
+  })
+
+  it("cuts an answer from a server that ignores the token limit (8 UTF-16 units a token at most)", async () => {
+    const chatId = 905
+    stack.openai.setReply(() => ({ text: "endless ".repeat(2_000), chunkSize: 400 }))
+    try {
+      const updateId = await send(stack, chatId, "talk forever")
+      await waitForStatus(stack, updateId, "answered", 20_000)
+      const answer = stack.query(`select answer from messages where update_id = ${updateId}`)
+      expect(answer.length).toBeGreaterThan(790) // 800, the trailing space trimmed by the query's output
+      expect(answer.length).toBeLessThanOrEqual(800)
+      expect(stack.telegram.messages(chatId).map((m) => m.text).join("")).toBe(answer.trimEnd())
+    } finally {
+      stack.resetFakes()
+    }
   })
 
   it("answers the first message past the LLM rate limit with a notice saying when to try again, then stays silent; no LLM call", async () => {

@@ -71,6 +71,10 @@ export const layer = Layer.effect(
       maxRetries: 0 // retries are ours, declared above, so they are visible and interruptible
     })
     const model = config.openaiModel
+    // OpenAI's API takes max_completion_tokens (max_tokens is deprecated there and refused by its
+    // reasoning models); many OpenAI-compatible servers (vLLM, llama.cpp, Ollama...) only know
+    // max_tokens: both go to them, so the answer is bounded on every server.
+    const isOpenAi = Option.match(config.openaiBaseUrl, { onNone: () => true, onSome: (url) => new URL(url).hostname === "api.openai.com" })
     const countTokens = (direction: "in" | "out", tokens: number) =>
       Metric.update(Metric.withAttributes(llmTokens, { direction, model }), tokens)
 
@@ -89,7 +93,8 @@ export const layer = Layer.effect(
               messages: messages.map((m) => ({ role: m.role, content: m.content })),
               stream: true,
               stream_options: { include_usage: true },
-              max_completion_tokens: maxTokens
+              max_completion_tokens: maxTokens,
+              ...(isOpenAi ? {} : { max_tokens: maxTokens })
             },
             { signal: controller.signal, timeout: Duration.toMillis(firstByteTimeout) }
           ),

@@ -1,6 +1,7 @@
 import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import { Ai, LlmError } from "../llm/Ai.ts"
-import { buildPrompt, estimateTokens, fitMessage } from "../llm/Prompt.ts"
+import { buildPrompt, systemPrompt } from "../llm/Prompt.ts"
+import { Tokenizer } from "../llm/Tokenizer.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { storable } from "../platform/Storable.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
@@ -51,14 +52,19 @@ export class LlmReply extends Context.Service<LlmReply, {
       const telegram = yield* Telegram
       const conversations = yield* Conversations
       const stops = yield* Stops
+      const tokenizer = yield* Tokenizer
       const promptBudget = config.contextTokenBudget - config.maxAnswerTokens
+      // An answer longer than this (UTF-16 units) is cut: a server that ignores the token limit
+      // cannot grow the buffer (and the message) without bound. Tokens rarely exceed 8 units.
+      const answerCap = config.maxAnswerTokens * 8
 
       return LlmReply.of({
         answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, reply: LiveReply, startedAt: number) {
           const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
           const history = yield* conversations.history(conversationId, mail.id, historyLimit)
-          const message = fitMessage(mail.text, promptBudget)
-          const prompt = buildPrompt(history, message.text, promptBudget)
+          const tokens = yield* tokenizer.counter
+          const message = tokens.fit(mail.text, promptBudget - tokens.count(systemPrompt))
+          const prompt = buildPrompt(history, message.text, promptBudget, tokens.count)
           const typing = telegram.sendTyping(mail.chatId, mail.threadId ?? undefined)
           yield* Effect.forkScoped(typing.pipe(Effect.ignore, Effect.repeat(typingEvery)))
           // Looked for after a first wait (most answers end sooner: no query at all). Postgres
@@ -72,12 +78,13 @@ export class LlmReply extends Context.Service<LlmReply, {
           let ttftMs: number | null = null
           let usage: { tokensIn: number; tokensOut: number } | undefined
           const streamed = ai.streamChat(prompt, { maxTokens: config.maxAnswerTokens }).pipe(
+            Stream.takeUntil(() => answer.length >= answerCap),
             Stream.runForEach(Effect.fnUntraced(function*(chunk) {
               if (chunk._tag === "Usage") {
                 usage = { tokensIn: chunk.tokensIn, tokensOut: chunk.tokensOut }
                 return
               }
-              answer += chunk.text
+              answer = (answer + chunk.text).slice(0, answerCap)
               ttftMs ??= (yield* Clock.currentTimeMillis) - startedAt
               yield* reply.preview(answer)
             })),
@@ -99,11 +106,11 @@ export class LlmReply extends Context.Service<LlmReply, {
             answer: storable(answer),
             conversationId,
             model: ai.model,
-            // Stopped, the stream sends no usage: the estimate the prompt is trimmed with stands in.
+            // Stopped, the stream sends no usage: the count the prompt is trimmed with stands in.
             ...(usage ?? (ended.stopped
               ? {
-                tokensIn: prompt.reduce((sum, m) => sum + estimateTokens(m.content), 0),
-                tokensOut: answer.length > 0 ? estimateTokens(answer) : 0
+                tokensIn: prompt.reduce((sum, m) => sum + tokens.count(m.content), 0),
+                tokensOut: answer.length > 0 ? tokens.count(answer) : 0
               }
               : { tokensIn: 0, tokensOut: 0 })),
             latencyMs: (yield* Clock.currentTimeMillis) - startedAt,

@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import { isBlank, parseCommand } from "../../../src/services/chat/ChatTexts.ts"
-import { fitMessage } from "../../../src/services/llm/Prompt.ts"
 
 describe("isBlank", () => {
   it("is true for nothing readable: whitespace, NUL and control characters, zero-width and format characters, blank fillers", () => {
@@ -18,20 +17,5 @@ describe("parseCommand", () => {
     assert.strictEqual(parseCommand("/NEW@Some_Bot"), "new")
     assert.strictEqual(parseCommand("/start subscribe"), "subscribe")
     assert.strictEqual(parseCommand("/newish"), undefined)
-  })
-})
-
-describe("fitMessage", () => {
-  it("keeps a message that fits, and cuts one that does not to the room left by the system prompt", () => {
-    assert.deepStrictEqual(fitMessage("short", 1000), { text: "short" })
-    const cut = fitMessage("x".repeat(100_000), 1000)
-    assert.isTrue(cut.text.length < 3000 && cut.text.length > 2500)
-    assert.strictEqual(cut.keptChars, cut.text.length)
-  })
-  it("never cuts a surrogate pair in half", () => {
-    const emoji = "😀".repeat(50_000)
-    const cut = fitMessage(emoji, 1000)
-    assert.strictEqual(cut.text.length % 2, 0)
-    assert.isFalse(/[\uD800-\uDBFF]$/.test(cut.text))
   })
 })
