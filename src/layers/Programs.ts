@@ -27,6 +27,7 @@ import { Conversations } from "../services/chat/Conversations.ts"
 import { Delivery } from "../services/chat/Delivery.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { LlmReply } from "../services/chat/LlmReply.ts"
+import { Spend } from "../services/llm/Spend.ts"
 import { Tokenizer } from "../services/llm/Tokenizer.ts"
 import { Mailbox } from "../services/chat/Mailbox.ts"
 import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
@@ -104,7 +105,8 @@ const ServicesLive = ChatTurn.layer.pipe(
     BotIdentity.layer,
     ChatMigration.layer,
     Stops.layer,
-    Tokenizer.layer
+    Tokenizer.layer,
+    Spend.layer
   )),
   Layer.provideMerge(InfrastructureLive)
 )

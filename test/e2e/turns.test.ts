@@ -3,7 +3,7 @@ import { systemPrompt } from "../../src/services/llm/Prompt.ts"
 import { tokenCounter } from "../../src/services/llm/Tokenizer.ts"
 import type { ChatCompletionBody } from "../support/FakeOpenAI.ts"
 import { type FakeMessage, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
-import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
+import { type Stack, startStack, waitForMetric, waitForStatus } from "../support/Stack.ts"
 
 let nextUpdateId = 1000
 
@@ -298,6 +298,51 @@ describe("chat turns with tight limits", () => {
     }
     // Refused turns do not use up the daily quota.
     expect(stack.query(`select messages from usage_daily where user_id = ${chatId}`)).toBe("8")
+  })
+})
+
+describe("spend caps (issue 9)", () => {
+  it("records each turn's cost, and past the user's daily tokens answers once with a notice, never asking the LLM", async () => {
+    const stack = await startStack({ env: { LLM_PRICE_INPUT_PER_MTOK: "0.15", LLM_PRICE_OUTPUT_PER_MTOK: "0.6", USER_DAILY_TOKENS: "50" } })
+    try {
+      const chatId = 1101
+      const first = await send(stack, chatId, "spend some tokens, please")
+      await waitForStatus(stack, first, "answered")
+      const [tokensIn, tokensOut, cost] = stack.query(`
+        select u.tokens_in, u.tokens_out, u.cost_micro_cents from usage u join messages m on m.id = u.message_id
+        where m.update_id = ${first}`).split("|").map(Number)
+      // USD per million tokens -> micro-cents (1e-8 USD): tokens x price x 100.
+      expect(cost).toBe(Math.round(tokensIn! * 0.15 * 100 + tokensOut! * 0.6 * 100))
+      expect(cost).toBeGreaterThan(0)
+      expect(tokensIn! + tokensOut!).toBeGreaterThanOrEqual(50) // the fake counts 4 characters a token
+      const told = await send(stack, chatId, "and more")
+      await waitForStatus(stack, told, "answered")
+      const silent = await send(stack, chatId, "and more again")
+      await waitForStatus(stack, silent, "skipped")
+      expect(stack.telegram.messages(chatId).at(-1)?.text).toBe("You've used today's share of the assistant. It starts again at midnight (UTC time).")
+      expect(stack.openai.requests).toHaveLength(1)
+      expect(stack.query(`select string_agg(gate, ',' order by id) from messages where chat_id = ${chatId}`)).toBe("llm,token_cap,token_cap")
+      // Refused turns use no quota.
+      expect(stack.query(`select messages from usage_daily where user_id = ${chatId}`)).toBe("1")
+      await waitForMetric(stack, /llm_spend_cap_hits_total\{[^}]*cap="user"[^}]*\} (\d+)/, (n) => n === 2)
+    } finally {
+      await stack.stop()
+    }
+  })
+
+  it("past the day's spend limit, no message reaches the LLM", async () => {
+    const stack = await startStack({ env: { LLM_PRICE_INPUT_PER_MTOK: "1000000", LLM_PRICE_OUTPUT_PER_MTOK: "1000000", DAILY_SPEND_LIMIT_USD: "1" } })
+    try {
+      // One turn costs far more than 1 USD at these prices: everyone after it is refused.
+      await waitForStatus(stack, await send(stack, 1102, "an expensive question"), "answered")
+      const other = await send(stack, 1103, "and another person's")
+      await waitForStatus(stack, other, "answered")
+      expect(stack.telegram.messages(1103).at(-1)?.text).toBe("The assistant has reached its budget for today. Please try again tomorrow.")
+      expect(stack.openai.requests).toHaveLength(1)
+      expect(stack.query(`select gate from messages where update_id = ${other}`)).toBe("spend_cap")
+    } finally {
+      await stack.stop()
+    }
   })
 })
 

@@ -8,6 +8,7 @@ import { Stops } from "../../src/services/chat/Stops.ts"
 import { Conversations } from "../../src/services/chat/Conversations.ts"
 import { Delivery } from "../../src/services/chat/Delivery.ts"
 import { LlmReply } from "../../src/services/chat/LlmReply.ts"
+import { Spend } from "../../src/services/llm/Spend.ts"
 import { Tokenizer } from "../../src/services/llm/Tokenizer.ts"
 import { type Gate, type Mail, Mailbox, type TurnRecord } from "../../src/services/chat/Mailbox.ts"
 import { type Admitted, Admission } from "../../src/services/chat/Admission.ts"
@@ -114,7 +115,7 @@ export const settings = {
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
   Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer)),
-  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, Tokenizer.layer, stores)),
+  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, Tokenizer.layer, Spend.layerTest, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
 )

@@ -1,7 +1,9 @@
 import { Context, Effect, Layer, Metric } from "effect"
 import { SqlClient } from "effect/sql"
+import type { Plan } from "../billing/Entitlement.ts"
 import { Quota } from "../billing/Quota.ts"
 import { Subscriptions } from "../billing/Subscriptions.ts"
+import { Spend } from "../llm/Spend.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { quotaHits } from "../platform/Metrics.ts"
 import { RateLimits } from "../platform/RateLimits.ts"
@@ -18,10 +20,12 @@ export type Admitted =
   | { readonly _tag: "FairUse"; readonly limit: number; readonly day: string }
   /** Past the LLM turns per minute (`perMinute`, the user's own limit): try again in `retryAfterSeconds`. */
   | { readonly _tag: "RateLimited"; readonly perMinute: number; readonly retryAfterSeconds: number }
+  /** Past a spend cap on quota `day` (Spend): the user's daily tokens ("user") or the day's total cost ("daily_spend"). */
+  | { readonly _tag: "SpendCapped"; readonly cap: "user" | "daily_spend"; readonly day: string }
 
 /** The decisions Admission stores as final (quota_ok is half-way; the other gates are the turn's). */
-type AdmissionGate = Extract<Gate, "llm" | "paywall" | "fair_use" | "rate_limited">
-const finalGates: ReadonlySet<Gate> = new Set<AdmissionGate>(["llm", "paywall", "fair_use", "rate_limited"])
+type AdmissionGate = Extract<Gate, "llm" | "paywall" | "fair_use" | "rate_limited" | "token_cap" | "spend_cap">
+const finalGates: ReadonlySet<Gate> = new Set<AdmissionGate>(["llm", "paywall", "fair_use", "rate_limited", "token_cap", "spend_cap"])
 const isFinal = (gate: Gate | null): gate is AdmissionGate => gate !== null && finalGates.has(gate)
 
 /**
@@ -44,6 +48,7 @@ export class Admission extends Context.Service<Admission, {
       const subscriptions = yield* Subscriptions
       const quota = yield* Quota
       const limits = yield* RateLimits
+      const spend = yield* Spend
       const llm: Admitted = { _tag: "Llm" }
 
       /** A decision an earlier attempt stored (and charged for). */
@@ -57,6 +62,9 @@ export class Admission extends Context.Service<Admission, {
             return Effect.map(quota.currentDay, (day): Admitted => ({ _tag: "FairUse", limit: config.paidDailyMessages, day }))
           case "rate_limited":
             return Effect.succeed({ _tag: "RateLimited", perMinute: config.rateLimits.llmPerMinute, retryAfterSeconds: 60 })
+          case "token_cap":
+          case "spend_cap":
+            return Effect.map(quota.currentDay, (day): Admitted => ({ _tag: "SpendCapped", cap: gate === "token_cap" ? "user" : "daily_spend", day }))
         }
       }
 
@@ -64,9 +72,8 @@ export class Admission extends Context.Service<Admission, {
        * The daily quota, charged with the decision in one transaction: the day it was charged to,
        * or what the user is told instead.
        */
-      const chargeQuota = (mail: Mail, userId: number) =>
+      const chargeQuota = (mail: Mail, userId: number, plan: Plan) =>
         Effect.gen(function*() {
-          const { plan } = yield* subscriptions.entitlement(userId)
           const use = yield* transaction(Effect.gen(function*() {
             const use = yield* quota.consume(userId, plan, 1)
             yield* mailbox.decide(mail, use.allowed ? "quota_ok" : plan === "free" ? "paywall" : "fair_use")
@@ -83,10 +90,21 @@ export class Admission extends Context.Service<Admission, {
           if (isFinal(mail.gate)) return yield* stored(mail.gate)
           if (mail.userId === null) return llm
           const userId = mail.userId
+          const { plan } = yield* subscriptions.entitlement(userId)
           // A redo of a message already charged: it was charged today, but for a turn at midnight.
-          const charge = mail.gate === "quota_ok" ? { charged: yield* quota.currentDay } : yield* chargeQuota(mail, userId)
+          const charge = mail.gate === "quota_ok" ? { charged: yield* quota.currentDay } : yield* chargeQuota(mail, userId, plan)
           if ("refused" in charge) return charge.refused
           const day = charge.charged
+          // Past a spend cap the message never reaches the LLM, and gives its quota back.
+          const spent = yield* spend.check(userId, plan, day)
+          if (spent._tag !== "Within") {
+            const capped = spent._tag === "UserCap" ? "user" as const : "daily_spend" as const
+            yield* transaction(Effect.gen(function*() {
+              yield* quota.giveBack(userId, day, 1)
+              yield* mailbox.decide(mail, capped === "user" ? "token_cap" : "spend_cap")
+            }))
+            return { _tag: "SpendCapped", cap: capped, day } as const
+          }
           const [decision] = yield* limits.consume("llm", [userId])
           if (decision!.allowed) {
             yield* mailbox.decide(mail, "llm")

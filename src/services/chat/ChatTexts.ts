@@ -10,6 +10,9 @@ export const texts = {
   /** Past the LLM turns per minute. */
   rateLimited: (perMinute: number, seconds: number) =>
     `You can send me ${perMinute} messages a minute. Please try again in ${seconds} second${seconds === 1 ? "" : "s"}.`,
+  tokenCap: (zone: string) =>
+    `You've used today's share of the assistant. It starts again at midnight (${zone} time).`,
+  spendCap: "The assistant has reached its budget for today. Please try again tomorrow.",
   failed: "Sorry, I couldn't answer that just now. Please try again in a moment.",
   /** Appended (Markdown) to the part of an answer shown before the LLM failed. */
   cutOff: "\n\n_(The answer was cut off. Please ask again.)_",

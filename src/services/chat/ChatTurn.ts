@@ -229,6 +229,13 @@ export class ChatTurn extends Context.Service<ChatTurn, {
                 return yield* silent(mail, "past the LLM rate limit, told in the last minute already")
               }
               return yield* fixedReply(mail, reply, texts.rateLimited(admitted.perMinute, admitted.retryAfterSeconds))
+            case "SpendCapped": {
+              const gate = admitted.cap === "user" ? "token_cap" as const : "spend_cap" as const
+              if (yield* mailbox.toldAlready(mail, [gate], { day: admitted.day, timeZone: billingTimezone })) {
+                return yield* silent(mail, `past the ${admitted.cap === "user" ? "user's daily tokens" : "daily spend"} cap, told today already`)
+              }
+              return yield* fixedReply(mail, reply, admitted.cap === "user" ? texts.tokenCap(billingTimezone) : texts.spendCap)
+            }
           }
         })
 

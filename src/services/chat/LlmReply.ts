@@ -1,6 +1,7 @@
 import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import { Ai, LlmError } from "../llm/Ai.ts"
 import { buildPrompt, systemPrompt } from "../llm/Prompt.ts"
+import { Spend } from "../llm/Spend.ts"
 import { Tokenizer } from "../llm/Tokenizer.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { storable } from "../platform/Storable.ts"
@@ -53,6 +54,7 @@ export class LlmReply extends Context.Service<LlmReply, {
       const conversations = yield* Conversations
       const stops = yield* Stops
       const tokenizer = yield* Tokenizer
+      const spend = yield* Spend
       const promptBudget = config.contextTokenBudget - config.maxAnswerTokens
       // An answer longer than this (UTF-16 units) is cut: a server that ignores the token limit
       // cannot grow the buffer (and the message) without bound. Tokens rarely exceed 8 units.
@@ -101,18 +103,20 @@ export class LlmReply extends Context.Service<LlmReply, {
             Effect.map(streamed, (failure) => ({ failure, stopped: false })),
             Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
           )
+          // Stopped, the stream sends no usage: the count the prompt is trimmed with stands in.
+          const used = usage ?? (ended.stopped
+            ? {
+              tokensIn: prompt.reduce((sum, m) => sum + tokens.count(m.content), 0),
+              tokensOut: answer.length > 0 ? tokens.count(answer) : 0
+            }
+            : { tokensIn: 0, tokensOut: 0 })
           const record: TurnRecord = {
             // What Postgres (and Telegram) can hold: a NUL from the LLM must not fail the turn.
             answer: storable(answer),
             conversationId,
             model: ai.model,
-            // Stopped, the stream sends no usage: the count the prompt is trimmed with stands in.
-            ...(usage ?? (ended.stopped
-              ? {
-                tokensIn: prompt.reduce((sum, m) => sum + tokens.count(m.content), 0),
-                tokensOut: answer.length > 0 ? tokens.count(answer) : 0
-              }
-              : { tokensIn: 0, tokensOut: 0 })),
+            ...used,
+            costMicroCents: spend.costOf(used.tokensIn, used.tokensOut),
             latencyMs: (yield* Clock.currentTimeMillis) - startedAt,
             ttftMs,
             ...(ended.stopped ? { stopped: true } : {})

@@ -7,11 +7,22 @@ import type { UrlButton } from "../telegram/Telegram.ts"
 /**
  * What a turn decided for a user message, once (a redo keeps it): counted in the quota with the
  * rate limit still to ask (quota_ok), sent to the LLM, answered with the paywall, the fair-use
- * notice or the LLM rate limit's notice, the "slow down" reply, or nothing (silenced past the
+ * notice, the LLM rate limit's notice or a spend cap's (token_cap: the user's daily tokens;
+ * spend_cap: the day's total cost), the "slow down" reply, or nothing (silenced past the
  * updates limit), or "I can only read text" (a message without text, told once per chat per 10
  * minutes).
  */
-export type Gate = "quota_ok" | "llm" | "paywall" | "fair_use" | "rate_limited" | "slow_down" | "silenced" | "text_only"
+export type Gate =
+  | "quota_ok"
+  | "llm"
+  | "paywall"
+  | "fair_use"
+  | "rate_limited"
+  | "token_cap"
+  | "spend_cap"
+  | "slow_down"
+  | "silenced"
+  | "text_only"
 
 /** How far back a notice counts as given: the last `seconds`, or since the quota `day` (YYYY-MM-DD) began in `timeZone` (IANA). */
 export type NoticeWindow = { readonly seconds: number } | { readonly day: string; readonly timeZone: string }
@@ -76,6 +87,8 @@ export interface TurnRecord {
   readonly ttftMs: number | null
   /** The user stopped the answer while it streamed: its usage is recorded as "stopped". */
   readonly stopped?: boolean
+  /** What the LLM call cost, micro-cents (1e-8 USD; Spend.costOf); absent: 0. */
+  readonly costMicroCents?: number
 }
 
 /**
@@ -226,9 +239,9 @@ export class Mailbox extends Context.Service<Mailbox, {
       ) => {
         const statement = record === null || record === undefined || record.model === null ? update : sql`
           with done as (${update})
-          insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, latency_ms, ttft_ms, outcome)
+          insert into usage (message_id, user_id, chat_id, model, tokens_in, tokens_out, cost_micro_cents, latency_ms, ttft_ms, outcome)
           select id, ${mail.userId}, ${mail.chatId}, ${record.model}, ${record.tokensIn}, ${record.tokensOut},
-            ${record.latencyMs}, ${record.ttftMs}, ${record.stopped === true ? "stopped" : outcome}
+            ${record.costMicroCents ?? 0}, ${record.latencyMs}, ${record.ttftMs}, ${record.stopped === true ? "stopped" : outcome}
           from done
           returning message_id`
         return statement.pipe(Effect.mapError(storageOutage), Effect.flatMap(expectOwned(mail)))

@@ -72,6 +72,12 @@ export interface Settings {
   readonly groupReplyMode: "mention" | "all"
   /** Queued messages of one sender this close together (ms) are answered as one; 0: never merged. */
   readonly burstMergeMs: number
+  /** The model's prices, USD per million tokens (LLM_PRICE_INPUT_PER_MTOK, LLM_PRICE_OUTPUT_PER_MTOK); 0: unknown, cost 0. */
+  readonly llmPrices: { readonly inputPerMtok: number; readonly outputPerMtok: number }
+  /** Tokens (in + out) a user may spend a quota day on the free plan (USER_DAILY_TOKENS) and on a paid one (PAID_DAILY_TOKENS); 0: no cap. */
+  readonly dailyTokens: { readonly free: number; readonly paid: number }
+  /** What all turns together may cost a quota day, in USD (DAILY_SPEND_LIMIT_USD); 0: no cap. */
+  readonly dailySpendLimitUsd: number
 }
 
 /** The settings cannot run the program: `message` lists every problem, one per line. */
@@ -87,6 +93,9 @@ const positiveInt = (name: string, fallback: number) =>
 
 const nonNegativeInt = (name: string, fallback: number) =>
   Config.schema(NonNegativeInt, name).pipe(Config.withDefault(fallback))
+
+const nonNegativeNumber = (name: string, fallback: number) =>
+  Config.schema(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)), name).pipe(Config.withDefault(fallback))
 
 const urlWithoutSlash = (name: string) => Config.URL(name).pipe(Config.map((u) => u.toString().replace(/\/$/, "")))
 
@@ -181,7 +190,13 @@ const settings = {
   shutdownGrace: seconds("SHUTDOWN_GRACE_SECONDS", 20),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
   groupReplyMode: oneOf("GROUP_REPLY_MODE", ["mention", "all"], "mention"),
-  burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500)
+  burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500),
+  llmPrices: Config.all({
+    inputPerMtok: nonNegativeNumber("LLM_PRICE_INPUT_PER_MTOK", 0),
+    outputPerMtok: nonNegativeNumber("LLM_PRICE_OUTPUT_PER_MTOK", 0)
+  }),
+  dailyTokens: Config.all({ free: nonNegativeInt("USER_DAILY_TOKENS", 0), paid: nonNegativeInt("PAID_DAILY_TOKENS", 0) }),
+  dailySpendLimitUsd: nonNegativeNumber("DAILY_SPEND_LIMIT_USD", 0)
 } satisfies { readonly [K in Exclude<keyof Settings, "lemonSqueezy" | "rateLimits" | "host">]: Config.Config<Settings[K]> }
 
 /** HOST as given; its default depends on the mode (see Settings.host). */

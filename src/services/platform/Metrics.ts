@@ -2,7 +2,7 @@ import { Metric } from "effect"
 
 /**
  * Every metric the programs export on GET /metrics (Prometheus text, served by
- * http/HealthRoutes.ts). Durations are in seconds, as Prometheus expects.
+ * http/MetricsRoutes.ts). Durations are in seconds, as Prometheus expects.
  */
 
 const secondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -46,6 +46,10 @@ export const activeSubscriptions = gauge("billing_active_subscriptions", "Subscr
 export const monthlyRecurringRevenue = gauge(
   "billing_mrr_cents",
   "Monthly recurring revenue in cents: the last paid subtotal of each active or past-due subscription, by currency"
+)
+export const spendCapHits = counter(
+  "llm_spend_cap_hits_total",
+  "Messages not sent to the LLM past a spend cap: cap=user (USER_DAILY_TOKENS, PAID_DAILY_TOKENS) or daily_spend (DAILY_SPEND_LIMIT_USD)"
 )
 export const quotaHits = counter("billing_quota_hits_total", "Messages past the daily quota, by plan (free: paywall, paid: fair use)")
 export const eventsFlagged = counter(

@@ -5,6 +5,7 @@ import { Quota } from "../../../src/services/billing/Quota.ts"
 import { Subscriptions } from "../../../src/services/billing/Subscriptions.ts"
 import { Admission } from "../../../src/services/chat/Admission.ts"
 import { Mailbox } from "../../../src/services/chat/Mailbox.ts"
+import { Spend } from "../../../src/services/llm/Spend.ts"
 import { RateLimits } from "../../../src/services/platform/RateLimits.ts"
 import { RedisOutage } from "../../../src/services/platform/Redis.ts"
 import { testDatabase } from "../../support/Database.ts"
@@ -36,7 +37,7 @@ const rateLimits = Layer.succeed(
 )
 
 const testLayer = Admission.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(Mailbox.layer, Quota.layer, Subscriptions.layer, rateLimits)),
+  Layer.provideMerge(Layer.mergeAll(Mailbox.layer, Quota.layer, Subscriptions.layer, Spend.layer, rateLimits)),
   Layer.provideMerge(database.layer)
 )
 

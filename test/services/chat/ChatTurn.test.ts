@@ -135,14 +135,27 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.strictEqual(paywall.events.at(-1)?._tag, "complete")
       })))
 
+    it.effect("past a spend cap answers with its notice, never asking the LLM", () =>
+      isolated(Effect.gen(function*() {
+        const stores = yield* Stores
+        stores.admitted = { _tag: "SpendCapped", cap: "user", day: "2026-11-29" }
+        yield* turn(mail({ chatId: 10, text: "one more" }))
+        stores.admitted = { _tag: "SpendCapped", cap: "daily_spend", day: "2026-11-29" }
+        const global = yield* turn(mail({ chatId: 10, text: "and more" }))
+        assert.deepStrictEqual(global.shown, [texts.tokenCap("UTC"), texts.spendCap])
+        assert.lengthOf(yield* AiScript.use((ai) => ai.requests), 0)
+      })))
+
     it.effect("past a quota or the LLM rate limit, once told, stays silent (no reply, the message skipped)", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores
-        stores.toldAlready.add("paywall").add("fair_use").add("rate_limited")
+        stores.toldAlready.add("paywall").add("fair_use").add("rate_limited").add("token_cap").add("spend_cap")
         const admissions: ReadonlyArray<Admitted> = [
           { _tag: "Paywall", limit: 50, day: "2026-11-29" },
           { _tag: "FairUse", limit: 2000, day: "2026-11-29" },
-          { _tag: "RateLimited", perMinute: 5, retryAfterSeconds: 1 }
+          { _tag: "RateLimited", perMinute: 5, retryAfterSeconds: 1 },
+          { _tag: "SpendCapped", cap: "user", day: "2026-11-29" },
+          { _tag: "SpendCapped", cap: "daily_spend", day: "2026-11-29" }
         ]
         for (const [i, admitted] of admissions.entries()) {
           stores.admitted = admitted

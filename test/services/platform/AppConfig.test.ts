@@ -104,6 +104,24 @@ describe("AppConfig", () => {
     expect(refused._tag === "Failure" && refused.failure.message).toContain("- METRICS_PORT: ")
   })
 
+  it("reads the prices and the spend caps, refusing negative ones", async () => {
+    const off = await load(minimal)
+    expect(off._tag === "Success" && [off.success.llmPrices, off.success.dailyTokens, off.success.dailySpendLimitUsd]).toEqual([
+      { inputPerMtok: 0, outputPerMtok: 0 },
+      { free: 0, paid: 0 },
+      0
+    ])
+    const set = await load({ ...minimal, LLM_PRICE_INPUT_PER_MTOK: "0.15", LLM_PRICE_OUTPUT_PER_MTOK: "0.6", USER_DAILY_TOKENS: "20000", PAID_DAILY_TOKENS: "500000", DAILY_SPEND_LIMIT_USD: "25.5" })
+    expect(set._tag === "Success" && [set.success.llmPrices, set.success.dailyTokens, set.success.dailySpendLimitUsd]).toEqual([
+      { inputPerMtok: 0.15, outputPerMtok: 0.6 },
+      { free: 20000, paid: 500000 },
+      25.5
+    ])
+    const refused = await load({ ...minimal, LLM_PRICE_INPUT_PER_MTOK: "-1", USER_DAILY_TOKENS: "1.5", DAILY_SPEND_LIMIT_USD: "lots" })
+    const message = refused._tag === "Failure" ? refused.failure.message : ""
+    for (const name of ["LLM_PRICE_INPUT_PER_MTOK", "USER_DAILY_TOKENS", "DAILY_SPEND_LIMIT_USD"]) expect(message).toContain(name)
+  })
+
   it("turns billing on only with every LEMON_* setting it needs, and names the missing ones", async () => {
     const off = await load(minimal)
     expect(off._tag === "Success" && Option.isNone(off.success.lemonSqueezy)).toBe(true)
