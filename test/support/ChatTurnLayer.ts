@@ -91,7 +91,8 @@ const stores = Layer.effectContext(Effect.sync(() => {
   const conversations = Conversations.of({
     current: (chatId, threadId) => Effect.succeed(`conversation-${chatId}${threadId === null ? "" : `-${threadId}`}`),
     startNew: (chatId) => record({ _tag: "startNew", chatId }).pipe(Effect.as(`conversation-${chatId}-new`)),
-    history: () => Effect.sync(() => state.history)
+    history: () => Effect.sync(() => state.history),
+    sender: (userId) => Effect.succeed(userId === null ? null : { id: userId, name: `User ${userId}` })
   })
   return Context.make(Mailbox, mailbox).pipe(
     Context.add(Conversations, conversations),

@@ -74,10 +74,13 @@ export const DEFAULT_CHUNK_SIZE = 8
 /** Deterministic token estimate: one token per 4 characters, rounded up. */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
 
-/** The default script: `Echo: <content of the last user message>`. */
+/**
+ * The default script: `Echo: <content of the last user message>`, without the sender's label a
+ * group's messages start with (`[Name (id 1)]: `), so answers read the same in every chat.
+ */
 export const echoReply: ReplyScript = (body) => {
   const lastUser = [...(body.messages ?? [])].reverse().find((m) => m.role === "user")
-  return `Echo: ${lastUser === undefined ? "" : contentText(lastUser.content)}`
+  return `Echo: ${lastUser === undefined ? "" : contentText(lastUser.content).replace(/^\[[^\]\n]*\]: /, "")}`
 }
 
 // ---------------------------------------------------------------------------------------------

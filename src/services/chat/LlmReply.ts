@@ -1,6 +1,6 @@
 import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import { Ai, LlmError } from "../llm/Ai.ts"
-import { buildPrompt, systemPrompt } from "../llm/Prompt.ts"
+import { buildPrompt, groupSystemPrompt, labelled, systemPrompt } from "../llm/Prompt.ts"
 import { Spend } from "../llm/Spend.ts"
 import { Tokenizer } from "../llm/Tokenizer.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
@@ -12,7 +12,7 @@ import { Stops } from "./Stops.ts"
 import type { Mail, MailboxError, TurnRecord } from "./Mailbox.ts"
 import type { LiveReply } from "./ReplyWriter.ts"
 
-/** Earlier exchanges read for the prompt, before trimming to the token budget. */
+/** Earlier exchanges read for a private chat's prompt, before trimming to the token budget (groups: GROUP_HISTORY_MESSAGES). */
 const historyLimit = 200
 /** Telegram shows "typing…" for about 5 s: renewed every 4 s while the LLM answers. */
 const typingEvery = Schedule.spaced("4 seconds")
@@ -63,10 +63,15 @@ export class LlmReply extends Context.Service<LlmReply, {
       return LlmReply.of({
         answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, reply: LiveReply, startedAt: number) {
           const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
-          const history = yield* conversations.history(conversationId, mail.id, historyLimit)
+          // In groups, each message is labelled with its sender, and history reaches back less far.
+          const inGroup = mail.chatType === "group" || mail.chatType === "supergroup"
+          const history = yield* conversations.history(conversationId, mail.id, inGroup ? config.groupHistoryMessages : historyLimit)
+          const group = inGroup ? { sender: yield* conversations.sender(mail.userId) } : undefined
           const tokens = yield* tokenizer.counter
-          const message = tokens.fit(mail.text, promptBudget - tokens.count(systemPrompt))
-          const prompt = buildPrompt(history, message.text, promptBudget, tokens.count)
+          // The message's room: the budget less the system prompt and, in groups, its label.
+          const fixed = group ? tokens.count(groupSystemPrompt) + tokens.count(labelled(group.sender, "")) : tokens.count(systemPrompt)
+          const message = tokens.fit(mail.text, promptBudget - fixed)
+          const prompt = buildPrompt(history, message.text, promptBudget, tokens.count, group)
           const typing = telegram.sendTyping(mail.chatId, mail.threadId ?? undefined)
           yield* Effect.forkScoped(typing.pipe(Effect.ignore, Effect.repeat(typingEvery)))
           // Looked for after a first wait (most answers end sooner: no query at all). Postgres

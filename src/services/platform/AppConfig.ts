@@ -72,6 +72,8 @@ export interface Settings {
   readonly groupReplyMode: "mention" | "all"
   /** Queued messages of one sender this close together (ms) are answered as one; 0: never merged. */
   readonly burstMergeMs: number
+  /** Earlier exchanges a group's prompt may hold at most (GROUP_HISTORY_MESSAGES), within the token budget. */
+  readonly groupHistoryMessages: number
   /** The model's prices, USD per million tokens (LLM_PRICE_INPUT_PER_MTOK, LLM_PRICE_OUTPUT_PER_MTOK); 0: unknown, cost 0. */
   readonly llmPrices: { readonly inputPerMtok: number; readonly outputPerMtok: number }
   /** Tokens (in + out) a user may spend a quota day on the free plan (USER_DAILY_TOKENS) and on a paid one (PAID_DAILY_TOKENS); 0: no cap. */
@@ -191,6 +193,7 @@ const settings = {
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1_048_576),
   groupReplyMode: oneOf("GROUP_REPLY_MODE", ["mention", "all"], "mention"),
   burstMergeMs: nonNegativeInt("BURST_MERGE_MS", 1500),
+  groupHistoryMessages: nonNegativeInt("GROUP_HISTORY_MESSAGES", 20),
   llmPrices: Config.all({
     inputPerMtok: nonNegativeNumber("LLM_PRICE_INPUT_PER_MTOK", 0),
     outputPerMtok: nonNegativeNumber("LLM_PRICE_OUTPUT_PER_MTOK", 0)
