@@ -1,3 +1,6 @@
+import { existsSync, readdirSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { mediaMessageUpdate, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack } from "../support/Stack.ts"
@@ -61,4 +64,26 @@ describe("embedded layer set (PGlite, in-process queue, lock and limiter)", () =
     const ready = await fetch(`${stack.url}/ready`)
     expect(await ready.json()).toEqual({ status: "ready", database: "ok", queue: "ok" })
   })
+})
+
+describe("the embedded database's exposure", () => {
+  it("is reached through a unix socket in a private (0700) directory, removed at stop, not a TCP port", async () => {
+    const socketDirs = () => new Set(readdirSync(tmpdir()).filter((name) => name.startsWith("bot-pg-")))
+    const before = socketDirs()
+    const stack = await startStack({ mode: "embedded" })
+    const mine = [...socketDirs()].filter((name) => !before.has(name)).map((name) => join(tmpdir(), name))
+      .filter((dir) => existsSync(join(dir, ".s.PGSQL.5432")))
+    try {
+      expect(mine.length).toBeGreaterThanOrEqual(1)
+      for (const dir of mine) {
+        expect(statSync(dir).mode & 0o777).toBe(0o700)
+        expect(statSync(join(dir, ".s.PGSQL.5432")).isSocket()).toBe(true)
+      }
+      await stack.post({ update_id: 5301, ...textMessageUpdate({ chatId: 5301, text: "over the socket" }) })
+      await stack.telegram.waitFor((t) => t.lastMessage(5301)?.text === "Echo: over the socket" || undefined, 15_000)
+    } finally {
+      await stack.stop()
+    }
+    for (const dir of mine) expect(existsSync(dir)).toBe(false)
+  }, 120_000)
 })

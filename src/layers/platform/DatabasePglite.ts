@@ -2,8 +2,9 @@ import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Layer } from "effect"
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { resolve } from "node:path"
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
 import * as lockfile from "proper-lockfile"
 import { Migrations } from "../../services/platform/Migrations.ts"
 import { StartupError } from "../../services/platform/StartupError.ts"
@@ -13,6 +14,8 @@ import { createIfMissing, startParams } from "./PgliteInitdb.ts"
 // several connections ("portal does not exist"), so the client keeps to one connection and
 // pipelines on it. The server also resets connections past its limit.
 const embeddedConnections = 1
+/** The port in the socket's file name only (`.s.PGSQL.5432`): nothing listens on TCP. */
+const socketPort = 5432
 
 /**
  * The lock's freshness (proper-lockfile renews its mtime every `update` ms): a lock older than
@@ -91,7 +94,7 @@ const lockDataDir = (dir: string) =>
   )
 
 /**
- * Embedded Postgres (PGlite, in WASM, data under `dataDir`) behind a loopback socket, so the same
+ * Embedded Postgres (PGlite, in WASM, data under `dataDir`) behind a unix socket in a private directory, so the same
  * PgClient and SQL run as on a server; migrated before use. Fails with StartupError when
  * DATA_DIR is not a writable directory or another process holds it.
  */
@@ -101,20 +104,26 @@ export const layer = (dataDir: string) =>
       const dir = resolve(dataDir)
       yield* lockDataDir(dir)
       yield* createIfMissing(`${dir}/pglite`)
-      const server = yield* Effect.acquireRelease(
+      // A unix socket in a fresh 0700 directory (mkdtemp's mode), not a TCP port: PGlite's
+      // server has no authentication, so other local users must not reach it (issue 9).
+      const socketDir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(join(tmpdir(), "bot-pg-"))),
+        (socketDir) => Effect.sync(() => rmSync(socketDir, { recursive: true, force: true }))
+      )
+      yield* Effect.acquireRelease(
         Effect.promise(async () => {
           const db = await PGlite.create(`${dir}/pglite`, { startParams })
-          const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: embeddedConnections })
+          const server = new PGLiteSocketServer({ db, path: `${socketDir}/.s.PGSQL.${socketPort}`, maxConnections: embeddedConnections })
           await server.start()
           return server
         }),
         (server) => Effect.promise(() => server.stop().then(() => server.db.close()))
       )
-      const [host, port] = server.getServerConn().split(":")
       yield* Effect.logInfo("embedded Postgres (PGlite) started").pipe(Effect.annotateLogs({ dataDir: dir }))
       return PgClient.layer({
-        host: host!,
-        port: Number(port),
+        // A host that is a directory is the unix socket `${host}/.s.PGSQL.${port}` (libpq's rule, which pg follows).
+        host: socketDir,
+        port: socketPort,
         username: "postgres",
         database: "postgres",
         maxConnections: embeddedConnections,
