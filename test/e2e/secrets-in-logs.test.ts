@@ -152,7 +152,13 @@ describe("secrets in the program's output", () => {
     // (a fixed sentence as the message, the cause in a field of its own)
     expect(output).toMatch(/"level":"INFO","message":"reply postponed","error":"Telegram: Bad Gateway"/)
     expect(output).toMatch(/"message":"reply postponed","error":"Telegram: Network request for 'sendMessage' failed!/)
-    expect(output).toMatch(/"level":"ERROR","message":"the LLM server refuses the API key \(OPENAI_API_KEY\)","error":"401 Incorrect API key provided: \[redacted\]/)
+    // The LLM server's 401 quotes the key's start and end ("sk-logte****...6789"): its words are
+    // never kept, only the status, its error code and a fixed description.
+    expect(output).toMatch(/"level":"ERROR","message":"the LLM server refuses the API key \(OPENAI_API_KEY\)","error":"401 invalid_api_key: the LLM server refused the API key \(OPENAI_API_KEY\)"/)
+    expect(output.includes(secrets.openaiKey.slice(0, 8))).toBe(false)
+    // Nor in the database, where the failed turn's error is stored.
+    expect(query("select error from messages where update_id = 4")).toBe("401 invalid_api_key: the LLM server refused the API key (OPENAI_API_KEY)")
+    expect(query(`select count(*) from messages where error like '%${secrets.openaiKey.slice(0, 8)}%'`)).toBe("0")
     expect(output).toMatch(/"level":"WARN","message":"chat turn failed","error":"500 /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable","error":"database: /)
     expect(output).toMatch(/"level":"WARN","message":"webhook refused: storage or queue unavailable","error":"Redis: /)

@@ -409,12 +409,13 @@ function sendError(
   sendJson(res, status, { error: { ...error, param: null } }, headers)
 }
 
-/** 401 for a wrong key: like OpenAI, the message quotes the key that was sent (OpenAI masks its middle). */
+/** 401 for a wrong key: like OpenAI, the message quotes the key that was sent, its middle masked. */
 function refuseKey(req: IncomingMessage, res: ServerResponse, record: RecordedRequest): void {
   record.status = 401
   const given = (req.headers.authorization ?? "").replace(/^Bearer /, "")
+  const masked = `${given.slice(0, 8)}${"*".repeat(Math.max(0, given.length - 12))}${given.slice(-4)}`
   sendError(res, 401, {
-    message: `Incorrect API key provided: ${given}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    message: `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
     type: "invalid_request_error",
     code: "invalid_api_key"
   })

@@ -38,9 +38,34 @@ export const retryAfterSeconds = (headers: Headers | undefined, now: number): nu
 }
 
 /**
- * Error text comes from the LLM server, which may quote the key back ("Incorrect API key
- * provided: sk-...abcd"): the key and anything shaped like one are cut out before the text
- * reaches a log line or the database.
+ * What an LLM server's error status means, in our words: its own text is never kept, since it
+ * may quote the key back, whole or in part ("Incorrect API key provided: sk-logte*****6789";
+ * issue 9), or say anything at all.
+ */
+const describeStatus = (status: number): string =>
+  status === 401
+    ? "the LLM server refused the API key (OPENAI_API_KEY)"
+    : status === 403
+    ? "the API key may not use this model or endpoint"
+    : status === 404
+    ? "the model or endpoint does not exist there (OPENAI_MODEL, OPENAI_BASE_URL)"
+    : status === 408
+    ? "the LLM server timed out"
+    : status === 429
+    ? "the LLM provider is rate limiting this key or its quota is used up"
+    : status >= 500
+    ? "the LLM server failed"
+    : status >= 400
+    ? "the LLM server refused the request"
+    : "the LLM server answered with an error"
+
+/** The provider's error type or code, kept when it is an identifier ("invalid_api_key", "insufficient_quota"). */
+const errorKind = (error: InstanceType<typeof OpenAI.APIError>): string | undefined =>
+  [error.code, error.type].find((kind): kind is string => typeof kind === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(kind))
+
+/**
+ * Network failures name what the SDK wraps (host, error code: our own runtime's words); the
+ * key is cut out all the same, in case a URL carried it.
  */
 const scrubbed = (text: string, apiKey: string): string =>
   text.replaceAll(apiKey, "[redacted]").replace(/\b(sk|key|api)[-_][A-Za-z0-9_*.-]{6,}/gi, "[redacted]")
@@ -49,10 +74,11 @@ const scrubbed = (text: string, apiKey: string): string =>
 export const toLlmError = (apiKey: string, now: number) => (cause: unknown): LlmError => {
   if (cause instanceof OpenAI.APIError && cause.status !== undefined) {
     const after = retryAfterSeconds(cause.headers, now)
+    const kind = errorKind(cause)
     return new LlmError({
       status: cause.status,
       ...(after !== undefined ? { retryAfterSeconds: after } : {}),
-      message: scrubbed(cause.message, apiKey)
+      message: `${cause.status}${kind === undefined ? "" : ` ${kind}`}: ${describeStatus(cause.status)}`
     })
   }
   // No answer at all (the SDK's "Connection error."): what it wraps names the host and the code.
