@@ -28,6 +28,7 @@ import { Delivery } from "../services/chat/Delivery.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { LlmReply } from "../services/chat/LlmReply.ts"
 import { Spend } from "../services/llm/Spend.ts"
+import { GroupAdmins } from "../services/telegram/GroupAdmins.ts"
 import { Tokenizer } from "../services/llm/Tokenizer.ts"
 import { Mailbox } from "../services/chat/Mailbox.ts"
 import { ReplyWriter } from "../services/chat/ReplyWriter.ts"
@@ -106,7 +107,8 @@ const ServicesLive = ChatTurn.layer.pipe(
     ChatMigration.layer,
     Stops.layer,
     Tokenizer.layer,
-    Spend.layer
+    Spend.layer,
+    GroupAdmins.layer
   )),
   Layer.provideMerge(InfrastructureLive)
 )

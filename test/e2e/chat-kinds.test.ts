@@ -50,6 +50,7 @@ describe("chat kinds (mention mode, bursts off)", () => {
     it("answers a topic message in its topic (send, typing, edits, redo), General without a thread, each topic its own conversation", async () => {
       const chatId = -1_000_000_000_777
       stack.telegram.makeForum(chatId, [77, 78])
+      stack.telegram.makeAdmin(chatId, 701) // /new in a group is for its admins
       const inTopic = (threadId: number | undefined, text: string) =>
         textMessageUpdate({ chatId, userId: 701, chatType: "supergroup", isForum: true, ...(threadId ? { threadId } : {}), ...mentioningBot(text) })
 
@@ -62,7 +63,7 @@ describe("chat kinds (mention mode, bursts off)", () => {
       const second = await post(stack, inTopic(77, "second in 77"))
       await waitForStatus(stack, second, "answered")
 
-      const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "getMe")
+      const calls = stack.telegram.callsFor(chatId).filter((c) => c.method !== "getMe" && c.method !== "getChatMember")
       const threadOf = (text: string) =>
         stack.telegram.messages(chatId).find((m) => m.text === `Echo: ${text}`)?.message_thread_id
       expect(threadOf("first in 77")).toBe(77)
@@ -351,6 +352,29 @@ describe("chat kinds (GROUP_REPLY_MODE=all, BURST_MERGE_MS=3000, 4 free messages
     await waitForStatus(stack, chatter, "answered")
     expect(stack.query(`select count(*) from messages where update_id = ${other}`)).toBe("0")
     expect(shownIn(stack, chatId)).toEqual(["Echo: anyone here?"])
+  })
+
+  it("takes /new in a group only from its admins or the bot's operators, asking Telegram at most once a minute per member", async () => {
+    const chatId = -8_500
+    const say = async (userId: number, text: string, messageId: number) => {
+      const id = await post(stack, textMessageUpdate({ chatId, userId, groupTitle: "Team", text, messageId }))
+      await waitForStatus(stack, id, "answered")
+    }
+    await say(8_501, "remember: the code word is kiwi", 1)
+    await say(8_502, "/new", 2)
+    await say(8_502, "/new", 3)
+    expect(shownIn(stack, chatId).slice(-2)).toEqual([texts.newAdminsOnly, texts.newAdminsOnly])
+    expect(stack.telegram.callsFor(chatId).filter((c) => c.method === "getChatMember")).toHaveLength(1)
+    await say(8_501, "what is the code word?", 4)
+    expect(unlabelled(stack.openai.requests.at(-1)!.body.messages!.at(1)?.content)).toBe("remember: the code word is kiwi")
+    // An admin of the group may; so may an operator of the bot, admin of no group.
+    stack.telegram.makeAdmin(chatId, 8_503)
+    await say(8_503, "/new", 5)
+    expect(shownIn(stack, chatId).at(-1)).toBe(texts.newConversation)
+    await say(8_504, "hello", 6) // known to the bot from now on
+    stack.query("update users set role = 'admin' where id = 8504")
+    await say(8_504, "/new", 7)
+    expect(shownIn(stack, chatId).at(-1)).toBe(texts.newConversation)
   })
 
   it("labels each group message with its sender, so one member's instruction does not read as the next one's request", async () => {

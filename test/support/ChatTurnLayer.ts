@@ -10,6 +10,7 @@ import { Delivery } from "../../src/services/chat/Delivery.ts"
 import { LlmReply } from "../../src/services/chat/LlmReply.ts"
 import { Spend } from "../../src/services/llm/Spend.ts"
 import { Tokenizer } from "../../src/services/llm/Tokenizer.ts"
+import { GroupAdmins } from "../../src/services/telegram/GroupAdmins.ts"
 import { type Gate, type Mail, Mailbox, type TurnRecord } from "../../src/services/chat/Mailbox.ts"
 import { type Admitted, Admission } from "../../src/services/chat/Admission.ts"
 import { BillingReplies } from "../../src/services/billing/BillingReplies.ts"
@@ -115,7 +116,7 @@ export const settings = {
 
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
-  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer)),
+  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer, GroupAdmins.layerTest)),
   Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, Tokenizer.layer, Spend.layerTest, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))

@@ -17,10 +17,10 @@ export interface RecordedRequest {
   readonly interrupted: boolean
 }
 
-/** The default answer: "Echo: <the last message>", in one chunk. */
+/** The default answer: "Echo: <the last message>" (without a group's sender label), in one chunk. */
 export const echo = (messages: ReadonlyArray<ChatMessage>): ScriptedAnswer => ({
   _tag: "Answer",
-  chunks: [`Echo: ${messages.at(-1)?.content ?? ""}`]
+  chunks: [`Echo: ${(messages.at(-1)?.content ?? "").replace(/^\[[^\]\n]*\]: /, "")}`]
 })
 
 /** Inspects and scripts the in-memory LLM of `layer`. */

@@ -245,6 +245,11 @@ export const layer = Layer.effect(
         Effect.asVoid,
         Effect.withSpan("Telegram.deleteWebhook")
       ),
+      getChatMember: Effect.fn("Telegram.getChatMember")(function*(chatId: number, userId: number) {
+        // A read, not a write to the chat: no chat pace.
+        const member = yield* call("getChatMember", {}, (signal) => api.getChatMember(chatId, userId, signal))
+        return member.status
+      }),
       getMe: call("getMe", {}, (signal) => api.getMe(signal)).pipe(
         Effect.flatMap((me) =>
           me.username === undefined

@@ -20,6 +20,7 @@ export type TelegramMethod =
   | "deleteWebhook"
   | "getUpdates"
   | "getMe"
+  | "getChatMember"
   | "answerCallbackQuery"
   | "setMyCommands"
 
@@ -59,6 +60,8 @@ export class TelegramScript extends Context.Service<TelegramScript, {
   readonly failNext: (method: TelegramMethod, error: TelegramError, times?: number) => Effect.Effect<void>
   /** Forgets calls, messages and scripted failures. */
   readonly reset: Effect.Effect<void>
+  /** Makes the user an administrator of the group: getChatMember says "administrator" (others: "member"). */
+  readonly makeAdmin: (chatId: number, userId: number) => Effect.Effect<void>
 }>()("test/TelegramScript") {}
 
 const badRequest = (method: string, description: string) =>
@@ -74,6 +77,8 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
   let calls: Array<RecordedCall> = []
   let chats = new Map<number, Array<ShownMessage>>()
   let failures: Array<{ readonly method: TelegramMethod; readonly error: TelegramError }> = []
+  /** "chatId:userId" of the groups' administrators (TelegramScript.makeAdmin). */
+  const admins = new Set<string>()
   let nextMessageId = 1
 
   /** Records the call and fails it when the script says so. */
@@ -158,6 +163,10 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       if (Redacted.value(secret).length === 0) return yield* badRequest("setWebhook", "secret token is empty")
     }),
     deleteWebhook: call({ method: "deleteWebhook" }).pipe(Effect.withSpan("Telegram.deleteWebhook")),
+    getChatMember: Effect.fn("Telegram.getChatMember")(function*(chatId: number, userId: number) {
+      yield* call({ method: "getChatMember" })
+      return admins.has(`${chatId}:${userId}`) ? "administrator" as const : "member" as const
+    }),
     getMe: call({ method: "getMe" }).pipe(Effect.as({ id: 1, username: "memory_bot" }), Effect.withSpan("Telegram.getMe")),
     getUpdates: Effect.fn("Telegram.getUpdates")(function*(_offset: number, timeoutSeconds: number) {
       yield* call({ method: "getUpdates" })
@@ -174,7 +183,9 @@ export const layer: Layer.Layer<Telegram | TelegramScript> = Layer.effectContext
       Effect.sync(() => {
         for (let i = 0; i < times; i++) failures.push({ method, error })
       }),
+    makeAdmin: (chatId, userId) => Effect.sync(() => void admins.add(`${chatId}:${userId}`)),
     reset: Effect.sync(() => {
+      admins.clear()
       calls = []
       chats = new Map()
       failures = []

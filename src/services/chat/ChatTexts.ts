@@ -10,6 +10,7 @@ export const texts = {
   /** Past the LLM turns per minute. */
   rateLimited: (perMinute: number, seconds: number) =>
     `You can send me ${perMinute} messages a minute. Please try again in ${seconds} second${seconds === 1 ? "" : "s"}.`,
+  newAdminsOnly: "In a group, only its administrators can start a new conversation.",
   tokenCap: (zone: string) =>
     `You've used today's share of the assistant. It starts again at midnight (${zone} time).`,
   spendCap: "The assistant has reached its budget for today. Please try again tomorrow.",

@@ -5,6 +5,7 @@ import { AppConfig } from "../platform/AppConfig.ts"
 import { turnDuration, turns } from "../platform/Metrics.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
+import { GroupAdmins } from "../telegram/GroupAdmins.ts"
 import { SendPacer } from "../telegram/SendPacer.ts"
 import { stopButtonData } from "../../schema/telegram/TelegramUpdate.ts"
 import type { QueueOutage } from "../platform/JobQueue.ts"
@@ -29,6 +30,8 @@ export const maxAttempts = 5
 const rateNoticeEverySeconds = 60
 /** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
 const textOnlyEverySeconds = 600
+
+const isGroup = (mail: Mail) => mail.chatType === "group" || mail.chatType === "supergroup"
 
 /** Billing links are personal: in groups the bot sends people to a private chat. */
 const whereOf = (mail: Mail) => (mail.chatType === "private" ? "private" as const : "group" as const)
@@ -120,6 +123,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const pacer = yield* SendPacer
       const mailbox = yield* Mailbox
       const conversations = yield* Conversations
+      const groupAdmins = yield* GroupAdmins
       const writer = yield* ReplyWriter
       const delivery = yield* Delivery
       const llm = yield* LlmReply
@@ -161,6 +165,10 @@ export class ChatTurn extends Context.Service<ChatTurn, {
         Effect.gen(function*() {
           switch (name) {
             case "new":
+              // A group's conversation is everyone's: only its admins (or the bot's operators) reset it.
+              if (isGroup(mail) && (mail.userId === null || !(yield* groupAdmins.mayManage(mail.chatId, mail.userId)))) {
+                return yield* fixedReply(mail, reply, texts.newAdminsOnly)
+              }
               yield* conversations.startNew(mail.chatId, mail.threadId, mail.userId)
               return yield* fixedReply(mail, reply, texts.newConversation)
             case "subscribe":

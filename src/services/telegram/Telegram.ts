@@ -57,6 +57,9 @@ export const floodWaitError = (method: string, retryAfterSeconds: number) =>
   new TelegramApiError({ method, code: 429, retryAfterSeconds, message: "flood wait in progress" })
 
 /** A button under a message that opens a URL (an inline keyboard's url button). */
+/** A chat member's status (Bot API, ChatMember). */
+export type ChatMemberStatus = "creator" | "administrator" | "member" | "restricted" | "left" | "kicked"
+
 export interface UrlButton {
   readonly text: string
   readonly url: string
@@ -138,6 +141,8 @@ export class Telegram extends Context.Service<Telegram, {
   readonly setWebhook: (url: string, secret: Redacted.Redacted) => Effect.Effect<void, TelegramError>
   /** Stops webhook delivery, so getUpdates may be used. */
   readonly deleteWebhook: Effect.Effect<void, TelegramError>
+  /** A member's status in a group (getChatMember): "creator" and "administrator" may manage it. */
+  readonly getChatMember: (chatId: number, userId: number) => Effect.Effect<ChatMemberStatus, TelegramError>
   /** The bot itself (getMe): its user id and username, as `@username` mentions and t.me links use it. */
   readonly getMe: Effect.Effect<{ readonly id: number; readonly username: string }, TelegramError>
   /** Long polling: waits up to `timeoutSeconds` for updates from `offset` on. */

@@ -61,6 +61,18 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.strictEqual(completed?._tag === "complete" && completed.record.model, null)
       })))
 
+    it.effect("/new in a group only from its admins; anyone else is told so and the conversation goes on", () =>
+      isolated(Effect.gen(function*() {
+        const telegram = yield* TelegramScript
+        const member = yield* turn(mail({ chatId: -30, userId: 31, chatType: "supergroup", text: "/new" }))
+        assert.deepStrictEqual(member.shown, [texts.newAdminsOnly])
+        assert.notInclude(member.events.map((e) => e._tag), "startNew")
+        yield* telegram.makeAdmin(-30, 32)
+        const admin = yield* turn(mail({ chatId: -30, userId: 32, chatType: "supergroup", text: "/new" }))
+        assert.include(admin.events.map((e) => e._tag), "startNew")
+        assert.strictEqual(admin.shown.at(-1), texts.newConversation)
+      })))
+
     it.effect("past the updates limit: says slow down once, then stays silent, never asking the LLM", () =>
       isolated(Effect.gen(function*() {
         const stores = yield* Stores

@@ -166,6 +166,11 @@ export class FakeTelegram {
     this.#chats.makeForum(chatKey(chatId), topicIds)
   }
 
+  /** Makes the user an administrator of the group (getChatMember says "administrator"; others are "member"). */
+  makeAdmin(chatId: ChatId, userId: number): void {
+    this.#chats.makeAdmin(chatKey(chatId), userId)
+  }
+
   /** Delay applied to every call before it is processed (0 = none). */
   setLatency(ms: number): void {
     this.#latencyMs = Math.max(0, ms)

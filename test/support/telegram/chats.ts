@@ -48,10 +48,22 @@ export class ChatStore {
   readonly #chats = new Map<ChatId, ChatState>()
   /** Forum chats (see `makeForum`) and their topic ids. */
   readonly #forums = new Map<ChatId, ReadonlySet<number>>()
+  /** Each group's administrators (see `makeAdmin`); everyone else is a plain member. */
+  readonly #admins = new Map<ChatId, Set<number>>()
 
   clear(): void {
     this.#chats.clear()
     this.#forums.clear()
+    this.#admins.clear()
+  }
+
+  makeAdmin(chatId: ChatId, userId: number): void {
+    this.#admins.set(chatId, (this.#admins.get(chatId) ?? new Set()).add(userId))
+  }
+
+  /** getChatMember's status: "administrator" for those made admins, else "member". */
+  memberStatus(chatId: ChatId, userId: number): "administrator" | "member" {
+    return this.#admins.get(chatId)?.has(userId) === true ? "administrator" : "member"
   }
 
   makeForum(chatId: ChatId, topicIds: ReadonlyArray<number>): void {

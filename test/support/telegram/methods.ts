@@ -84,6 +84,16 @@ export class BotApi {
         return this.#commands.setMyCommands(p)
       case "getMyCommands":
         return this.#commands.getMyCommands(p)
+      case "getChatMember": {
+        const chatId = requireChat(call)
+        const userId = p["user_id"]
+        if (typeof userId !== "number" || !Number.isInteger(userId)) throw badRequest("wrong user_id specified")
+        const status = this.#chats.memberStatus(chatId, userId)
+        const user = { id: userId, is_bot: false, first_name: "Member" }
+        return status === "administrator"
+          ? { status, user, can_be_edited: false, is_anonymous: false, can_manage_chat: true, can_delete_messages: true }
+          : { status, user }
+      }
       case "answerCallbackQuery": {
         // Any non-empty id is accepted: tests check the answer through `calls`.
         const id = p["callback_query_id"]

@@ -20,7 +20,8 @@ const METHODS = [
   "deleteMessage",
   "setMyCommands",
   "getMyCommands",
-  "answerCallbackQuery"
+  "answerCallbackQuery",
+  "getChatMember"
 ] as const
 export type Method = (typeof METHODS)[number]
 
