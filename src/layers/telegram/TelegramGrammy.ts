@@ -67,6 +67,17 @@ const scrubbed = (text: string, token: string): string => {
 }
 
 /**
+ * Telegram's description, as kept in errors (and so in logs and messages.error): its own fixed
+ * form ("Bad Request: chat not found", "Forbidden: bot was blocked by the user"), its detail
+ * up to 160 characters; anything else (a proxy's page, text quoting a token) becomes a fixed sentence with
+ * the code (issue 9: a provider's free text is never kept).
+ */
+export const describeTelegram = (code: number, description: string): string =>
+  /^[A-Z][A-Za-z ]{2,40}(: [\w .,;'"()/:=!?&#+-]{1,160})?$/.test(description) && !/\d{5,}:[\w-]{30,}/.test(description)
+    ? description
+    : `Telegram answered ${code} (its description is not kept)`
+
+/**
  * grammY's error -> ours: Telegram's description, or for a network failure grammY's message and
  * the underlying reason (with the token cut out), so the log names the cause.
  */
@@ -77,24 +88,25 @@ const toTelegramError = (token: string) => (
   cause: unknown
 ): TelegramError => {
   if (cause instanceof GrammyError) {
+    const message = describeTelegram(cause.error_code, cause.description)
     if (chatId !== undefined && isUnreachable(cause)) {
-      return new UnreachableChat({ chatId, message: cause.description })
+      return new UnreachableChat({ chatId, message })
     }
     const movedTo = cause.parameters.migrate_to_chat_id
     if (chatId !== undefined && movedTo !== undefined) {
-      return new ChatMigrated({ chatId, toChatId: movedTo, message: cause.description })
+      return new ChatMigrated({ chatId, toChatId: movedTo, message })
     }
     if (cause.error_code === 400 && /can't parse entities/i.test(cause.description)) {
-      return new RejectedFormatting({ message: cause.description })
+      return new RejectedFormatting({ message })
     }
     if (messageId !== undefined && cause.error_code === 400 && /message to (edit|delete) not found|message can't be (edited|deleted)/i.test(cause.description)) {
-      return new MessageGone({ messageId, message: cause.description })
+      return new MessageGone({ messageId, message })
     }
     return new TelegramApiError({
       method,
       code: cause.error_code,
       ...(cause.parameters.retry_after !== undefined ? { retryAfterSeconds: cause.parameters.retry_after } : {}),
-      message: cause.description
+      message
     })
   }
   const inner = cause instanceof HttpError ? `: ${String(cause.error)}` : ""

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { telegramRetrySchedule, telegramSendRetrySchedule } from "../../../src/layers/telegram/TelegramGrammy.ts"
+import { describeTelegram, telegramRetrySchedule, telegramSendRetrySchedule } from "../../../src/layers/telegram/TelegramGrammy.ts"
 import { TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
 import { retried } from "../../support/retried.ts"
 
@@ -50,4 +50,28 @@ describe("Telegram retry schedules", () => {
       assert.deepStrictEqual(yield* retried(telegramSendRetrySchedule, [api(0)], "1 minute"), { calls: 1, done: true, succeeded: false })
       assert.isTrue((yield* retried(telegramSendRetrySchedule, [api(502)], "1 minute")).succeeded)
     }))
+})
+
+describe("Telegram's error descriptions as kept", () => {
+  it("keeps Telegram's own form, and replaces anything else with the code alone", () => {
+    for (
+      const description of [
+        "Bad Request: MESSAGE_TOO_LONG",
+        "Forbidden: bot was blocked by the user",
+        "Too Many Requests: retry after 31",
+        "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 12",
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+        "Bad Request: wrong file identifier/HTTP URL specified",
+        "Bad Gateway"
+      ]
+    ) assert.strictEqual(describeTelegram(400, description), description)
+    for (
+      const description of [
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        "Unauthorized: 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw is not valid",
+        "Bad Request: line one\nline two",
+        `Bad Request: ${"x".repeat(200)}`
+      ]
+    ) assert.strictEqual(describeTelegram(502, description), "Telegram answered 502 (its description is not kept)")
+  })
 })
