@@ -275,6 +275,8 @@ describe("chat turns with tight limits", () => {
       expect(answer.length).toBeGreaterThan(790) // 800, the trailing space trimmed by the query's output
       expect(answer.length).toBeLessThanOrEqual(800)
       expect(stack.telegram.messages(chatId).map((m) => m.text).join("")).toBe(answer.trimEnd())
+      // Cut before the server's usage report: the bot's own count is recorded, for the caps.
+      expect(stack.query(`select u.tokens_out >= 100 from usage u join messages m on m.id = u.message_id where m.update_id = ${updateId}`)).toBe("t")
     } finally {
       stack.resetFakes()
     }

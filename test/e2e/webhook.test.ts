@@ -310,6 +310,8 @@ describe("/metrics on its own port (METRICS_PORT)", () => {
       expect(metrics.status).toBe(200)
       expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m)
       expect((await fetch(`${stack.url}/metrics`)).status).toBe(404)
+      // Through a proxy on this machine, the request came from outside: no token, no metrics.
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { headers: { "x-forwarded-for": "203.0.113.9" } })).status).toBe(401)
       expect((await fetch(`http://127.0.0.1:${metricsPort}/ready`)).status).toBe(404)
       expect((await fetch(`${stack.url}/ready`)).status).toBe(200)
     } finally {

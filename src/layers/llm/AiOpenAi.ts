@@ -2,6 +2,7 @@ import OpenAI from "openai"
 import { Clock, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
 import { Ai, type AiChunk, LlmError } from "../../services/llm/Ai.ts"
+import { encodingOf } from "../../services/llm/Tokenizer.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
 import { causeChain } from "../../services/platform/CauseChain.ts"
@@ -81,6 +82,11 @@ export const toLlmError = (apiKey: string, now: number) => (cause: unknown): Llm
       message: `${cause.status}${kind === undefined ? "" : ` ${kind}`}: ${describeStatus(cause.status)}`
     })
   }
+  // An error event inside the stream (no HTTP status): the server's words are not kept either.
+  if (cause instanceof OpenAI.APIError && !(cause instanceof OpenAI.APIConnectionError)) {
+    const kind = errorKind(cause)
+    return new LlmError({ status: 0, message: `${kind === undefined ? "" : `${kind}: `}the LLM server sent an error in the stream` })
+  }
   // No answer at all (the SDK's "Connection error."): what it wraps names the host and the code.
   return new LlmError({ status: 0, message: scrubbed(causeChain(cause), apiKey) })
 }
@@ -98,9 +104,11 @@ export const layer = Layer.effect(
     })
     const model = config.openaiModel
     // OpenAI's API takes max_completion_tokens (max_tokens is deprecated there and refused by its
-    // reasoning models); many OpenAI-compatible servers (vLLM, llama.cpp, Ollama...) only know
-    // max_tokens: both go to them, so the answer is bounded on every server.
-    const isOpenAi = Option.match(config.openaiBaseUrl, { onNone: () => true, onSome: (url) => new URL(url).hostname === "api.openai.com" })
+    // reasoning models, on Azure and gateways too); many OpenAI-compatible servers of other
+    // models (vLLM, llama.cpp, Ollama...) only know max_tokens: both go to those, so the answer
+    // is bounded on every server.
+    const isOpenAi = Option.match(config.openaiBaseUrl, { onNone: () => true, onSome: (url) => new URL(url).hostname === "api.openai.com" }) ||
+      encodingOf(model).exact
     const countTokens = (direction: "in" | "out", tokens: number) =>
       Metric.update(Metric.withAttributes(llmTokens, { direction, model }), tokens)
 

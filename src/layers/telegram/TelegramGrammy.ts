@@ -69,11 +69,11 @@ const scrubbed = (text: string, token: string): string => {
 /**
  * Telegram's description, as kept in errors (and so in logs and messages.error): its own fixed
  * form ("Bad Request: chat not found", "Forbidden: bot was blocked by the user"), its detail
- * up to 160 characters; anything else (a proxy's page, text quoting a token) becomes a fixed sentence with
+ * up to 300 characters; anything else (a proxy's page, text quoting a token) becomes a fixed sentence with
  * the code (issue 9: a provider's free text is never kept).
  */
 export const describeTelegram = (code: number, description: string): string =>
-  /^[A-Z][A-Za-z ]{2,40}(: [\w .,;'"()/:=!?&#+-]{1,160})?$/.test(description) && !/\d{5,}:[\w-]{30,}/.test(description)
+  /^[A-Z][A-Za-z ]{2,40}(: [\w .,;'"()/:=!?&#+-]{1,300})?$/.test(description) && !/\d{5,}:[\w-]{30,}/.test(description)
     ? description
     : `Telegram answered ${code} (its description is not kept)`
 

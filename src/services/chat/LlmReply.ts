@@ -108,13 +108,12 @@ export class LlmReply extends Context.Service<LlmReply, {
             Effect.map(streamed, (failure) => ({ failure, stopped: false })),
             Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
           )
-          // Stopped, the stream sends no usage: the count the prompt is trimmed with stands in.
-          const used = usage ?? (ended.stopped
-            ? {
-              tokensIn: prompt.reduce((sum, m) => sum + tokens.count(m.content), 0),
-              tokensOut: answer.length > 0 ? tokens.count(answer) : 0
-            }
-            : { tokensIn: 0, tokensOut: 0 })
+          // Without the server's usage (stopped, cut, timed out, failed mid-stream, or a server
+          // that never reports it) the bot's own count stands in: the spend caps must see every turn.
+          const used = usage ?? {
+            tokensIn: prompt.reduce((sum, m) => sum + tokens.count(m.content), 0),
+            tokensOut: answer.length > 0 ? tokens.count(answer) : 0
+          }
           const record: TurnRecord = {
             // What Postgres (and Telegram) can hold: a NUL from the LLM must not fail the turn.
             answer: storable(answer),

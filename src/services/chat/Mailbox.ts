@@ -343,7 +343,7 @@ export class Mailbox extends Context.Service<Mailbox, {
           const rows = yield* sql<{ told: boolean }>`
             select exists (
               select 1 from messages where user_id = ${mail.userId} and id < ${mail.id}
-                and gate in ${sql.in(gates)} and received_at >= ${since}
+                and gate in ${sql.in(gates)} and status <> 'skipped' and received_at >= ${since}
             ) as told`.pipe(Effect.mapError(storageOutage))
           return rows[0]?.told === true
         }),

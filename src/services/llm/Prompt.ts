@@ -31,12 +31,15 @@ export const groupSystemPrompt =
   "links to share) applies at most to that member's own request, never to requests of others; " +
   "answer the last message for its sender."
 
-/** A name as shown in a label: no brackets or line breaks (it could fake another label), at most 64 characters. */
-const labelName = (name: string) => name.replace(/[[\]\r\n\u2028\u2029]+/g, " ").replace(/\s+/g, " ").trim().slice(0, 64) || "someone"
+/** A name as shown in a label: no brackets, parentheses or line breaks (it could fake another label or id), at most 64 characters. */
+const labelName = (name: string) => name.replace(/[[\]()\r\n\u2028\u2029]+/g, " ").replace(/\s+/g, " ").trim().slice(0, 64) || "someone"
+
+/** A message's own lines cannot start like a label: "[Owner (id 1)]: ..." inside a text is shown as quoted. */
+const unlabelledLines = (text: string) => text.replace(/^(\s*)\[/gm, "$1\\[")
 
 /** A group message as the LLM sees it: `[Name (id 123)]: text`. */
 export const labelled = (sender: Sender | null | undefined, text: string) =>
-  sender ? `[${labelName(sender.name)} (id ${sender.id})]: ${text}` : `[unknown sender]: ${text}`
+  `${sender ? `[${labelName(sender.name)} (id ${sender.id})]` : "[unknown sender]"}: ${unlabelledLines(text)}`
 
 /**
  * The system prompt, then as many of the most recent exchanges (`history`, newest first) as fit

@@ -31,9 +31,12 @@ export const tokenCounter = async (model: string): Promise<(text: string) => num
   const { countTokens } = encoding === "o200k_base"
     ? await import("gpt-tokenizer/encoding/o200k_base")
     : await import("gpt-tokenizer/encoding/cl100k_base")
+  // "<|endoftext|>" in a message is text, not a special token (gpt-tokenizer throws on it by default).
+  const asText = { disallowedSpecial: new Set<string>() }
+  const tokens = (text: string) => countTokens(text, asText)
   return exact
-    ? (text) => countTokens(text) + messageOverhead
-    : (text) => Math.max(Math.ceil(countTokens(text) * 1.1), Math.ceil(utf8.encode(text).length / 3)) + messageOverhead
+    ? (text) => tokens(text) + messageOverhead
+    : (text) => Math.max(Math.ceil(tokens(text) * 1.1), Math.ceil(utf8.encode(text).length / 3)) + messageOverhead
 }
 
 /** A model's token counts (see tokenCounter). */

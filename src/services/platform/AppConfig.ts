@@ -311,6 +311,10 @@ const load = Effect.gen(function*() {
   if (budget !== undefined && answer !== undefined && answer >= budget) {
     problems.push(`MAX_ANSWER_TOKENS (${answer}) must be below CONTEXT_TOKEN_BUDGET (${budget}): the rest is the prompt's room`)
   }
+  const prices = values.llmPrices as Settings["llmPrices"] | undefined
+  if ((values.dailySpendLimitUsd as number | undefined ?? 0) > 0 && prices && prices.inputPerMtok === 0 && prices.outputPerMtok === 0) {
+    problems.push("DAILY_SPEND_LIMIT_USD needs the model's prices (LLM_PRICE_INPUT_PER_MTOK, LLM_PRICE_OUTPUT_PER_MTOK): without them every turn costs 0")
+  }
   const given = yield* collect(host, problems)
   const listenOn = Option.getOrElse(
     (given.host as Option.Option<string> | undefined) ?? Option.none(),

@@ -52,26 +52,35 @@ const codeBlock = (language: string | undefined): Mark =>
     : tag("pre")
 
 /**
- * The host a link really opens, or undefined when the bot must not send it as a link: only
- * absolute http(s) URLs with a host. `tg:` (user mentions by id, `tg://user?id=`), `mailto:`,
- * `javascript:`, `data:` and relative paths keep just their text (issue 9: the LLM's Markdown
- * is not trusted to choose where a tap leads).
+ * The link as sent and the host it opens, or undefined when the bot must not send it as a link:
+ * only absolute http(s) URLs with a host, re-serialised by the WHATWG parser (so a client that
+ * reads `https://paypal.com\@evil.example` otherwise opens the same host we saw). `tg:` (user
+ * mentions by id, `tg://user?id=`), `mailto:`, `javascript:`, `data:` and relative paths keep
+ * just their text (issue 9: the LLM's Markdown is not trusted to choose where a tap leads).
  */
-const linkHost = (href: string): string | undefined => {
+const safeLink = (href: string): { readonly href: string; readonly host: string } | undefined => {
   if (!/^https?:\/\//i.test(href.trim())) return undefined
   try {
-    const host = new URL(href.trim()).hostname
-    return host === "" ? undefined : host
+    const url = new URL(href.trim())
+    return url.hostname === "" ? undefined : { href: url.href, host: url.hostname }
   } catch {
     return undefined
   }
 }
 
-const bareHost = (host: string): string => host.toLowerCase().replace(/^www\./, "").replace(/\.$/, "")
+/** A host compared by its registrable form: ASCII (punycode), lower case, no "www.", no final dot. */
+const bareHost = (host: string): string => {
+  try {
+    return new URL(`http://${host}`).hostname.replace(/^www\./, "").replace(/\.$/, "")
+  } catch {
+    return host.toLowerCase()
+  }
+}
 
-/** The domain a link's visible text names ("paypal.com", "https://paypal.com/login"), if it reads as one. */
-const namedHost = (text: string): string | undefined =>
-  /^\s*(?:[a-z][a-z0-9+.-]*:\/\/)?((?:[a-z0-9\u00a1-\uffff-]+\.)+[a-z\u00a1-\uffff]{2,})(?:[:/?#]\S*)?\s*$/i.exec(text)?.[1]
+/** The domains a link's visible text names ("paypal.com", "log in at https://paypal.com/x"), normalised (NFKC: full-width dots). */
+const namedHosts = (text: string): Array<string> =>
+  [...text.normalize("NFKC").matchAll(/(?:^|[^\p{L}\p{N}.@-])((?:[\p{L}\p{N}-]+\.)+\p{L}{2,})(?=$|[^\p{L}\p{N}-])/gu)]
+    .map((match) => match[1]!)
 
 // Markdown decodes entity references in text (not in code). marked already decodes numeric ones; the common
 // named ones are done here (a Map, so "&constructor;" can't reach Object.prototype); any other stays literal.
@@ -109,15 +118,15 @@ const inlineToken = (token: MarkedToken, marks: ReadonlyArray<Mark>): Array<Run>
     case "link":
     case "image": {
       // An image can't be sent inline, so it becomes a link to it with its alt text.
-      const host = linkHost(token.href)
-      const inner = host !== undefined ? [...marks, tag("a", ` href="${escapeAttribute(token.href.trim())}"`)] : marks
+      const link = safeLink(token.href)
+      const inner = link !== undefined ? [...marks, tag("a", ` href="${escapeAttribute(link.href)}"`)] : marks
       const content = inline(token.tokens, inner)
       const shown = plainOf(content).trim() !== "" ? content : [{ text: token.href, marks: inner }]
       // Text that names another domain than the target ("[paypal.com](https://evil.example)")
       // gets the real one beside it, outside the link.
-      const named = namedHost(plainOf(shown))
-      return host !== undefined && named !== undefined && bareHost(named) !== bareHost(host)
-        ? [...shown, { text: ` (${bareHost(host)})`, marks }]
+      const target = link === undefined ? undefined : bareHost(link.host)
+      return target !== undefined && namedHosts(plainOf(shown)).some((named) => bareHost(named) !== target)
+        ? [...shown, { text: ` (${target})`, marks }]
         : shown
     }
     case "html":

@@ -68,6 +68,16 @@ describe("OpenAI errors", () => {
     assert.strictEqual(odd.message, "401: the LLM server refused the API key (OPENAI_API_KEY)")
   })
 
+  it("keeps none of the words of an error sent inside the stream", () => {
+    const apiKey = "sk-live-0123456789abcdef"
+    const cause = new OpenAI.APIError(undefined, { code: "server_error" }, `overloaded, key sk-live-01****cdef`, undefined)
+    const error = toLlmError(apiKey, now)(cause)
+    assert.deepStrictEqual({ status: error.status, message: error.message }, {
+      status: 0,
+      message: "server_error: the LLM server sent an error in the stream"
+    })
+  })
+
   it("reports a network failure as status 0, without a Retry-After", () => {
     const error = toLlmError("sk-x", now)(new TypeError("fetch failed"))
     assert.deepStrictEqual({ status: error.status, retryAfterSeconds: error.retryAfterSeconds, message: error.message }, {

@@ -62,7 +62,8 @@ describe("Telegram's error descriptions as kept", () => {
         "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 12",
         "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
         "Bad Request: wrong file identifier/HTTP URL specified",
-        "Bad Gateway"
+        "Bad Gateway",
+        "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"
       ]
     ) assert.strictEqual(describeTelegram(400, description), description)
     for (
@@ -70,7 +71,7 @@ describe("Telegram's error descriptions as kept", () => {
         "<html><body><h1>502 Bad Gateway</h1></body></html>",
         "Unauthorized: 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw is not valid",
         "Bad Request: line one\nline two",
-        `Bad Request: ${"x".repeat(200)}`
+        `Bad Request: ${"x".repeat(301)}`
       ]
     ) assert.strictEqual(describeTelegram(502, description), "Telegram answered 502 (its description is not kept)")
   })

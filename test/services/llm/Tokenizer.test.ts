@@ -39,6 +39,13 @@ describe("Tokenizer", () => {
     }
   })
 
+  it("counts special-token text (\"<|endoftext|>\") as plain text instead of failing", async () => {
+    for (const model of ["gpt-4o", "gpt-4", "llama-3"]) {
+      const count = await tokenCounter(model)
+      expect(count("<|endoftext|> hi <|im_start|>system")).toBeGreaterThan(4)
+    }
+  })
+
   it("never cuts a surrogate pair in half", async () => {
     const tokens = tokenCountOf(await tokenCounter("gpt-4o"))
     const cut = tokens.fit("😀".repeat(5_000), 500)

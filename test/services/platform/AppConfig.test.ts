@@ -117,6 +117,9 @@ describe("AppConfig", () => {
       { free: 20000, paid: 500000 },
       25.5
     ])
+    // A spend limit without prices could never be reached: every turn would cost 0.
+    const unpriced = await load({ ...minimal, DAILY_SPEND_LIMIT_USD: "5" })
+    expect(unpriced._tag === "Failure" && unpriced.failure.message).toContain("DAILY_SPEND_LIMIT_USD needs the model's prices")
     const refused = await load({ ...minimal, LLM_PRICE_INPUT_PER_MTOK: "-1", USER_DAILY_TOKENS: "1.5", DAILY_SPEND_LIMIT_USD: "lots" })
     const message = refused._tag === "Failure" ? refused.failure.message : ""
     for (const name of ["LLM_PRICE_INPUT_PER_MTOK", "USER_DAILY_TOKENS", "DAILY_SPEND_LIMIT_USD"]) expect(message).toContain(name)

@@ -135,33 +135,41 @@ describe("toTelegramChunks: conversions", () => {
   })
 
   it("only http(s) links become <a>; every other scheme keeps just its text", () => {
-    expect(html("[site](https://e.x/a?b=1&c=\"d\")")).toBe(`<a href="https://e.x/a?b=1&amp;c=&quot;d&quot;">site</a>`)
-    expect(html("[x](http://e.x) [c](tg://resolve?domain=x) [m](mailto:a@b.c)")).toBe(`<a href="http://e.x">x</a> c m`)
+    expect(html("[site](https://e.x/a?b=1&c=\"d\")")).toBe(`<a href="https://e.x/a?b=1&amp;c=%22d%22">site</a>`)
+    expect(html("[x](http://e.x) [c](tg://resolve?domain=x) [m](mailto:a@b.c)")).toBe(`<a href="http://e.x/">x</a> c m`)
     expect(html("[bad](javascript:alert(1)) [rel](/path) [ftp](ftp://e.x) [d](data:text/html,<b>hi</b>)")).toBe("bad rel ftp d")
     expect(html("[JaVaScRiPt](JAVASCRIPT:alert(1)) [v](vbscript:x) [f](file:///etc/passwd) [h](https:no-slashes)")).toBe("JaVaScRiPt v f h")
     // No mention of a user by id from LLM text (Telegram's text_mention is <a href="tg://user?id=...">).
     expect(html("[Pavel](tg://user?id=1) [admin](tg://openmessage?user_id=1)")).toBe("Pavel admin")
     expect(html("write to ops@e.example")).toBe("write to ops@e.example")
-    expect(html("[**bold** link](https://e.x)")).toBe(`<a href="https://e.x"><b>bold</b> link</a>`)
-    expect(html("[](https://e.x)")).toBe(`<a href="https://e.x">https://e.x</a>`)
-    expect(html("see <https://e.x> or https://f.y")).toBe(`see <a href="https://e.x">https://e.x</a> or <a href="https://f.y">https://f.y</a>`)
+    expect(html("[**bold** link](https://e.x)")).toBe(`<a href="https://e.x/"><b>bold</b> link</a>`)
+    expect(html("[](https://e.x)")).toBe(`<a href="https://e.x/">https://e.x</a>`)
+    expect(html("see <https://e.x> or https://f.y")).toBe(`see <a href="https://e.x/">https://e.x</a> or <a href="https://f.y/">https://f.y</a>`)
     expect(html("![a cat](https://e.x/cat.png)")).toBe(`<a href="https://e.x/cat.png">a cat</a>`)
   })
 
   it("shows a link's real domain beside text that names another one", () => {
     expect(html("[paypal.com](https://evil.example/login)")).toBe(`<a href="https://evil.example/login">paypal.com</a> (evil.example)`)
     expect(html("[https://bank.example/secure](http://phish.example)")).toBe(
-      `<a href="http://phish.example">https://bank.example/secure</a> (phish.example)`
+      `<a href="http://phish.example/">https://bank.example/secure</a> (phish.example)`
     )
     expect(html("**[WWW.Bank.Example](https://login.bank-example.net)**")).toBe(
-      `<b><a href="https://login.bank-example.net">WWW.Bank.Example</a> (login.bank-example.net)</b>`
+      `<b><a href="https://login.bank-example.net/">WWW.Bank.Example</a> (login.bank-example.net)</b>`
     )
     // The same domain (with or without www, any case), or text that is not a domain: as is.
     expect(html("[www.Example.com](https://example.com/x) [example.com/docs](https://www.example.com/docs)")).toBe(
       `<a href="https://example.com/x">www.Example.com</a> <a href="https://www.example.com/docs">example.com/docs</a>`
     )
+    // The host a client opens is the one compared: the link is sent as the URL parser reads it.
+    expect(html("[paypal.com](https://paypal.com\\\\@evil.example)")).toBe(`<a href="https://paypal.com/@evil.example">paypal.com</a>`)
+    expect(html("[paypal.com](https://paypal.com@evil.example)")).toBe(`<a href="https://paypal.com@evil.example/">paypal.com</a> (evil.example)`)
+    // A domain inside the text, with a final dot, or with a full-width dot is still named.
+    expect(html("[Log in at paypal.com.](https://evil.example)")).toBe(`<a href="https://evil.example/">Log in at paypal.com.</a> (evil.example)`)
+    expect(html("[paypal\uff0ecom](https://evil.example)")).toBe(`<a href="https://evil.example/">paypal\uff0ecom</a> (evil.example)`)
+    // An internationalised domain is its punycode: no false alarm.
+    expect(html("[münchen.de](https://xn--mnchen-3ya.de/)")).toBe(`<a href="https://xn--mnchen-3ya.de/">münchen.de</a>`)
     expect(html("[click here](https://evil.example) [v1.2](https://e.example)")).toBe(
-      `<a href="https://evil.example">click here</a> <a href="https://e.example">v1.2</a>`
+      `<a href="https://evil.example/">click here</a> <a href="https://e.example/">v1.2</a>`
     )
   })
 
@@ -218,7 +226,7 @@ describe("toTelegramChunks: conversions", () => {
 
   it("plain is the visible text without markup", () => {
     expect(render("# Title\n\n**b** [l](https://e.x) `c`\n\n> q")).toEqual([
-      { html: `<b>Title</b>\n\n<b>b</b> <a href="https://e.x">l</a> <code>c</code>\n\n<blockquote>q</blockquote>`, plain: "Title\n\nb l c\n\nq" }
+      { html: `<b>Title</b>\n\n<b>b</b> <a href="https://e.x/">l</a> <code>c</code>\n\n<blockquote>q</blockquote>`, plain: "Title\n\nb l c\n\nq" }
     ])
   })
 })
