@@ -54,4 +54,19 @@ describe("Postgres or Redis away at webhook time", () => {
     await waitForStatus(stack, 3003, "answered", 10_000)
     expect(stack.telegram.messages(3003).map((m) => m.text)).toEqual(["Echo: lost wake-up"])
   })
+
+  it("leaves a chat whose turn is still working alone: one wake-up for a turn that outlasts several sweeps", async () => {
+    const wakeUps = async () => Number(/queue_wait_seconds_count(?:\{[^}]*\})? (\d+)/.exec(await (await fetch(`${stack.url}/metrics`)).text())?.[1] ?? 0)
+    const before = await wakeUps()
+    // A 4 s answer: four sweeps (SWEEP_INTERVAL_SECONDS=1) pass while its chat's lock is held.
+    stack.openai.setReply(() => ({ text: "a slow answer, streamed over four seconds", chunkSize: 4, chunkDelayMs: 400 }))
+    try {
+      expect((await stack.post({ update_id: 3004, ...textMessageUpdate({ chatId: 3004, text: "take your time" }) })).status).toBe(200)
+      await waitForStatus(stack, 3004, "answered", 20_000)
+      expect(stack.telegram.messages(3004).map((m) => m.text)).toEqual(["a slow answer, streamed over four seconds"])
+    } finally {
+      stack.openai.reset()
+    }
+    expect((await wakeUps()) - before).toBe(1)
+  })
 })

@@ -9,6 +9,7 @@ export const layer = Layer.sync(ChatLock, () => {
       if (held.has(chatId)) return Option.none<A>()
       held.add(chatId)
       return yield* effect.pipe(Effect.map(Option.some), Effect.ensuring(Effect.sync(() => held.delete(chatId))))
-    })
+    }),
+    held: (chatIds) => Effect.sync(() => new Set(chatIds.filter((chatId) => held.has(chatId))))
   })
 })

@@ -71,6 +71,11 @@ export const layer = (lease: Duration.Duration) =>
         redisCall(() => scripted.botLockRelease(key(chatId), token)).pipe(Effect.ignore)
 
       return ChatLock.of({
+        held: Effect.fn("ChatLock.held")(function*(chatIds: ReadonlyArray<number>) {
+          if (chatIds.length === 0) return new Set<number>()
+          const tokens = yield* redisCall(() => client.mget(chatIds.map(key)))
+          return new Set(chatIds.filter((_, i) => tokens[i] !== null))
+        }),
         withLock: Effect.fn("ChatLock.withLock")(function*<A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) {
           const token = randomUUID()
           if (!(yield* acquire(chatId, token))) return Option.none<A>()

@@ -25,4 +25,6 @@ export class ChatLock extends Context.Service<ChatLock, {
     chatId: number,
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<Option.Option<A>, E | RedisOutage | LostLock, R>
+  /** Which of `chatIds` have a holder now (a live lease): their turn is still working. Fails with RedisOutage. */
+  readonly held: (chatIds: ReadonlyArray<number>) => Effect.Effect<ReadonlySet<number>, RedisOutage>
 }>()("bot/ChatLock") {}

@@ -294,6 +294,20 @@ describe.each(layerSets)("coordination contract: $name", ({ layer, name }) => {
         expect(runs).toBe(1)
       })))
 
+    it("held names the chats that have a holder now, and only while it holds them", () =>
+      run(Effect.gen(function*() {
+        const lock = yield* ChatLock
+        const entered = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        expect(yield* lock.held([])).toEqual(new Set())
+        const holder = yield* Effect.forkChild(lock.withLock(21, Deferred.succeed(entered, undefined).pipe(Effect.andThen(Deferred.await(release)))))
+        yield* Deferred.await(entered)
+        expect(yield* lock.held([21, 22])).toEqual(new Set([21]))
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(yield* lock.held([21, 22])).toEqual(new Set())
+      })))
+
     it("a second holder of the same chat gets None without running its effect; other chats are free", () =>
       run(Effect.gen(function*() {
         const lock = yield* ChatLock
