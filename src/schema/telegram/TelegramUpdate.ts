@@ -164,7 +164,10 @@ export type InboundUpdate =
 /** Where no group message is classified, the bot's identity is not needed. */
 const privateOnly: Audience = { botId: 0, username: "", commands: [], groupReplyMode: "mention" }
 
-const isGroup = (chat: TelegramChat) => chat.type === "group" || chat.type === "supergroup"
+/** Whether a chat type (Telegram's `Chat.type`) is a group, basic or super: several people share it. */
+export const isGroupType = (type: string) => type === "group" || type === "supergroup"
+
+const isGroup = (chat: TelegramChat) => isGroupType(chat.type)
 
 const sliceOf = (text: string, entity: MessageEntity) => text.slice(entity.offset, entity.offset + entity.length)
 

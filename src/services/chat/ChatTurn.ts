@@ -7,7 +7,7 @@ import type { RedisOutage } from "../platform/Redis.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { GroupAdmins } from "../telegram/GroupAdmins.ts"
 import { SendPacer } from "../telegram/SendPacer.ts"
-import { stopButtonData } from "../../schema/telegram/TelegramUpdate.ts"
+import { isGroupType, stopButtonData } from "../../schema/telegram/TelegramUpdate.ts"
 import type { QueueOutage } from "../platform/JobQueue.ts"
 import { floodWaitError, maxWaitSeconds, type UrlButton } from "../telegram/Telegram.ts"
 import { Admission } from "./Admission.ts"
@@ -31,7 +31,6 @@ const rateNoticeEverySeconds = 60
 /** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
 const textOnlyEverySeconds = 600
 
-const isGroup = (mail: Mail) => mail.chatType === "group" || mail.chatType === "supergroup"
 
 /** Billing links are personal: in groups the bot sends people to a private chat. */
 const whereOf = (mail: Mail) => (mail.chatType === "private" ? "private" as const : "group" as const)
@@ -166,7 +165,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           switch (name) {
             case "new":
               // A group's conversation is everyone's: only its admins (or the bot's operators) reset it.
-              if (isGroup(mail) && (mail.userId === null || !(yield* groupAdmins.mayManage(mail.chatId, mail.userId)))) {
+              if (isGroupType(mail.chatType) && (mail.userId === null || !(yield* groupAdmins.mayManage(mail.chatId, mail.userId)))) {
                 return yield* fixedReply(mail, reply, texts.newAdminsOnly)
               }
               yield* conversations.startNew(mail.chatId, mail.threadId, mail.userId)

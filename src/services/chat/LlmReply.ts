@@ -1,4 +1,5 @@
 import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import { isGroupType } from "../../schema/telegram/TelegramUpdate.ts"
 import { Ai, LlmError } from "../llm/Ai.ts"
 import { buildPrompt, groupSystemPrompt, labelled, systemPrompt } from "../llm/Prompt.ts"
 import { Spend } from "../llm/Spend.ts"
@@ -64,7 +65,7 @@ export class LlmReply extends Context.Service<LlmReply, {
         answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, reply: LiveReply, startedAt: number) {
           const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
           // In groups, each message is labelled with its sender, and history reaches back less far.
-          const inGroup = mail.chatType === "group" || mail.chatType === "supergroup"
+          const inGroup = isGroupType(mail.chatType)
           const history = yield* conversations.history(conversationId, mail.id, inGroup ? config.groupHistoryMessages : historyLimit)
           const group = inGroup ? { sender: yield* conversations.sender(mail.userId) } : undefined
           const tokens = yield* tokenizer.counter
