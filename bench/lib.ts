@@ -1,11 +1,15 @@
 /**
  * Helpers shared by the benchmark's processes: realistic Telegram updates, percentiles, per-process
- * CPU time from /proc, databases on the real Postgres, and child processes driven over IPC.
+ * CPU time and memory from /proc, databases on the real Postgres, child processes driven over
+ * IPC, and the real programs (package.json's scripts) started as operators start them.
  */
-import { type ChildProcess, fork } from "node:child_process"
+import { type ChildProcess, fork, spawn } from "node:child_process"
 import { createWriteStream, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
+import { type AddressInfo, createServer } from "node:net"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
 import pg from "pg"
 
 export const pgHost = process.env.PGHOST ?? "127.0.0.1"
@@ -422,3 +426,191 @@ export const nodeFlagsOf = (script: string): Array<string> => {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------------------------------------
+// The real programs, as child processes (package.json's scripts, their Node flags included)
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+/** The entry point each package.json script runs. */
+export const entryPoints: Readonly<Record<string, string>> = {
+  start: "src/main/all.ts",
+  "start:api": "src/main/api.ts",
+  "start:worker": "src/main/worker.ts",
+  migrate: "src/main/migrate.ts"
+}
+
+/** The bot token and OpenAI key the benchmarks give the programs and the fakes. */
+export const benchBotToken = "123456:TEST-TOKEN"
+export const benchOpenaiKey = "sk-bench-key"
+
+/**
+ * A memory field of /proc/PID/status in bytes (VmRSS: the resident set now; VmHWM: its
+ * high-water mark over the process's life); 0 once the process is gone.
+ */
+export const procStatusBytes = (pid: number, field: "VmRSS" | "VmHWM"): number => {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return match ? Number(match[1]) * 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+/** A port nobody listens on at the moment, on 127.0.0.1. */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+export interface RssSample {
+  readonly at: number
+  readonly rss: number
+}
+
+export interface Program {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly pid: number
+  /** http://127.0.0.1:PORT (port 0 when it serves no HTTP). */
+  readonly url: string
+  readonly logFile: string
+  /** RSS samples (bytes) since the last `mark()`, with their times (ms). */
+  readonly samples: () => ReadonlyArray<RssSample>
+  readonly mark: () => void
+  /** The kernel's RSS high-water mark for the process's life, bytes. */
+  readonly peak: () => number
+  /** Resolves with the exit code (null: killed by a signal). */
+  readonly exited: Promise<number | null>
+  /** SIGTERM, then SIGKILL after 20 s; idempotent. */
+  readonly stop: () => Promise<void>
+}
+
+/** Polls GET /ready until 200 (bounded); fails early when the program exits. */
+export const waitReady = async (url: string, timeoutMs: number, program?: Pick<Program, "name" | "child" | "logFile">) => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (program !== undefined && program.child.exitCode !== null) {
+      throw new Error(`${program.name} exited with code ${program.child.exitCode} before it was ready (log: ${program.logFile})`)
+    }
+    const ok = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status === 200, () => false)
+    if (ok) return
+    await sleep(100)
+  }
+  throw new Error(`${url}/ready not 200 within ${timeoutMs} ms${program === undefined ? "" : ` (log: ${program.logFile})`}`)
+}
+
+/**
+ * Starts a package.json script's program as operators do (`node [its flags] entry`), its output
+ * in `logDir/name.log`, sampling its RSS every `sampleEveryMs` (50) from the start. With `port`,
+ * waits (bounded by `readyTimeoutMs`, 120 s) for GET /ready; a program that is not ready is stopped.
+ */
+export const startProgram = async (
+  name: string,
+  script: string,
+  env: Readonly<Record<string, string>>,
+  options: { readonly logDir: string; readonly port?: number; readonly sampleEveryMs?: number; readonly readyTimeoutMs?: number }
+): Promise<Program> => {
+  const entry = entryPoints[script]
+  if (entry === undefined) throw new Error(`no entry point for script ${script}`)
+  const logFile = join(options.logDir, `${name}.log`)
+  const log = createWriteStream(logFile)
+  const child = spawn(process.execPath, [...nodeFlagsOf(script), entry], { cwd: root, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] })
+  child.stdout.pipe(log)
+  child.stderr.pipe(log)
+  const pid = child.pid
+  if (pid === undefined) throw new Error(`could not start ${name}`)
+  let samples: Array<RssSample> = []
+  const timer = setInterval(() => samples.push({ at: Date.now(), rss: procStatusBytes(pid, "VmRSS") }), options.sampleEveryMs ?? 50)
+  let peak = 0
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  const program: Program = {
+    name,
+    child,
+    pid,
+    url: `http://127.0.0.1:${options.port ?? 0}`,
+    logFile,
+    samples: () => samples,
+    mark: () => {
+      samples = []
+    },
+    peak: () => Math.max(peak, procStatusBytes(pid, "VmHWM")),
+    exited,
+    stop: async () => {
+      peak = program.peak()
+      clearInterval(timer)
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+      const killer = setTimeout(() => child.kill("SIGKILL"), 20_000)
+      await exited
+      clearTimeout(killer)
+    }
+  }
+  if (options.port !== undefined) {
+    await waitReady(program.url, options.readyTimeoutMs ?? 120_000, program).catch(async (error: unknown) => {
+      await program.stop()
+      throw error
+    })
+  }
+  return program
+}
+
+/** `npm run migrate` on the given storage, to its end (bounded); fails unless it exits 0. */
+export const migrateDatabase = async (env: Readonly<Record<string, string>>, logDir: string, timeoutMs = 120_000) => {
+  const program = await startProgram("migrate", "migrate", { ...env, LOG_LEVEL: "Error" }, { logDir })
+  const timer = setTimeout(() => void program.stop(), timeoutMs)
+  const code = await program.exited
+  clearTimeout(timer)
+  await program.stop()
+  if (code !== 0) throw new Error(`migrate exited with ${code} (log: ${program.logFile})`)
+}
+
+/** The settings every benchmark gives the programs: webhook mode on 127.0.0.1, the fakes, quiet logs. */
+export const botEnv = (port: number, fakes: { readonly telegramUrl: string; readonly openaiUrl: string }): Record<string, string> => ({
+  PORT: String(port),
+  PUBLIC_URL: "https://bot.example.com",
+  HOST: "127.0.0.1",
+  TELEGRAM_BOT_TOKEN: benchBotToken,
+  TELEGRAM_WEBHOOK_SECRET: webhookSecret,
+  TELEGRAM_API_ROOT: fakes.telegramUrl,
+  OPENAI_API_KEY: benchOpenaiKey,
+  OPENAI_BASE_URL: `${fakes.openaiUrl}/v1`,
+  OPENAI_MODEL: "gpt-bench",
+  LOG_LEVEL: "Error",
+  SHUTDOWN_GRACE_SECONDS: "5"
+})
+
+/**
+ * A new database and a flushed Redis DB for programs that run apart (start:api, start:worker);
+ * `release` drops the one and flushes the other. `redis` stays connected until then.
+ */
+export const sharedStorage = async (database: string, redisDb: number) => {
+  await createDatabase(database)
+  const redis = new Redis({ host: redisHost, port: redisPort, db: redisDb, maxRetriesPerRequest: 1 })
+  await redis.flushdb()
+  return {
+    env: { DATABASE_URL: databaseUrl(database), REDIS_URL: `redis://${redisHost}:${redisPort}/${redisDb}` } as Record<string, string>,
+    redis,
+    release: async () => {
+      await redis.flushdb().catch(() => undefined)
+      redis.disconnect()
+      await dropDatabase(database)
+    }
+  }
+}
+
+/** POSTs one update body to the program's webhook with the secret; the HTTP status (0: no answer). */
+export const postWebhook = async (url: string, body: string, timeoutMs = 10_000): Promise<number> => {
+  const response = await fetch(`${url}/telegram/webhook`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret },
+    body,
+    signal: AbortSignal.timeout(timeoutMs)
+  }).catch(() => undefined)
+  await response?.arrayBuffer().catch(() => undefined)
+  return response?.status ?? 0
+}

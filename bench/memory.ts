@@ -16,91 +16,40 @@
  * "idle" the median of the samples over the last 5 s of a 15 s quiet period. Needs Postgres
  * (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379, DB 6, flushed before and after).
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Redis } from "ioredis"
 import { type FakeOpenAI, startFakeOpenAI } from "../test/support/FakeOpenAI.ts"
 import { type FakeTelegram, startFakeTelegram } from "../test/support/telegram/FakeTelegram.ts"
-import { createDatabase, databaseUrl, dropDatabase, nodeFlagsOf, percentile, redisHost, redisPort, sleep, startChild, textUpdateBody, webhookSecret } from "./lib.ts"
+import {
+  benchBotToken,
+  benchOpenaiKey,
+  botEnv,
+  freePort,
+  migrateDatabase,
+  percentile,
+  postWebhook,
+  type Program,
+  sharedStorage,
+  sleep,
+  startChild,
+  startProgram,
+  textUpdateBody
+} from "./lib.ts"
 import type { LoadFigures } from "./load.ts"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
 const logDir = mkdtempSync(join(tmpdir(), "bench-memory-"))
-const botToken = "123456:TEST-TOKEN"
-const openaiKey = "sk-bench-key"
 const redisDb = 6
-const entryPoints: Record<string, string> = { start: "src/main/all.ts", "start:api": "src/main/api.ts", "start:worker": "src/main/worker.ts", migrate: "src/main/migrate.ts" }
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)
 const log = (line: string) => process.stderr.write(`[memory] ${line}\n`)
 const cleanups: Array<() => Promise<void>> = []
 
-interface Program {
-  readonly name: string
-  readonly child: ChildProcess
-  readonly url: string
-  /** RSS samples in bytes since the last `mark()`, with their times (ms). */
-  readonly samples: () => Array<{ readonly at: number; readonly rss: number }>
-  readonly mark: () => void
-  /** The kernel's RSS high-water mark for the process's life, bytes. */
-  readonly peak: () => number
-  readonly stop: () => Promise<void>
-}
-
-const statusField = (pid: number, field: string): number => {
-  try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-    return match ? Number(match[1]) * 1024 : 0
-  } catch {
-    return 0
-  }
-}
-
-const ready = async (url: string, timeoutMs: number) => {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status === 200, () => false)
-    if (ok) return
-    await sleep(100)
-  }
-  throw new Error(`${url}/ready not 200 within ${timeoutMs} ms`)
-}
-
-/** Starts a package.json script's program as operators do, sampling its RSS from the start. */
+/** Starts a package.json script's program as operators do, sampling its RSS from the start; stopped on exit. */
 const start = async (name: string, script: string, env: Record<string, string>, port?: number): Promise<Program> => {
-  const logFile = createWriteStream(join(logDir, `${name}.log`))
-  const child = spawn(process.execPath, [...nodeFlagsOf(script), entryPoints[script] ?? ""], { cwd: root, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] })
-  child.stdout.pipe(logFile)
-  child.stderr.pipe(logFile)
-  const pid = child.pid
-  if (pid === undefined) throw new Error(`could not start ${name}`)
-  let samples: Array<{ at: number; rss: number }> = []
-  const timer = setInterval(() => samples.push({ at: Date.now(), rss: statusField(pid, "VmRSS") }), 50)
-  let peak = 0
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const program: Program = {
-    name,
-    child,
-    url: `http://127.0.0.1:${port ?? 0}`,
-    samples: () => samples,
-    mark: () => {
-      samples = []
-    },
-    peak: () => Math.max(peak, statusField(pid, "VmHWM")),
-    stop: async () => {
-      peak = program.peak()
-      clearInterval(timer)
-      if (child.exitCode === null) child.kill("SIGTERM")
-      const killer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-      await exited
-      clearTimeout(killer)
-    }
-  }
+  const program = await startProgram(name, script, env, port === undefined ? { logDir } : { logDir, port })
   cleanups.push(program.stop)
-  if (port !== undefined) await ready(program.url, 120_000)
   return program
 }
 
@@ -112,31 +61,16 @@ const settled = (program: Program, ms = 5_000) => {
 }
 const maxOf = (program: Program) => Math.max(...program.samples().map((s) => s.rss))
 
-const freePort = (() => {
-  let next = 20_000 + (process.pid % 5_000)
-  return () => next++
-})()
-
 const fakes = async (): Promise<{ telegram: FakeTelegram; openai: FakeOpenAI }> => {
-  const telegram = await startFakeTelegram({ token: botToken })
-  const openai = await startFakeOpenAI({ apiKey: openaiKey })
+  const telegram = await startFakeTelegram({ token: benchBotToken })
+  const openai = await startFakeOpenAI({ apiKey: benchOpenaiKey })
   cleanups.push(async () => void (await Promise.all([telegram.close(), openai.close()])))
   return { telegram, openai }
 }
 
 const baseEnv = (port: number, f: { telegram: FakeTelegram; openai: FakeOpenAI }): Record<string, string> => ({
-  PORT: String(port),
-  PUBLIC_URL: "https://bot.example.com",
-  HOST: "127.0.0.1",
-  TELEGRAM_BOT_TOKEN: botToken,
-  TELEGRAM_WEBHOOK_SECRET: webhookSecret,
-  TELEGRAM_API_ROOT: f.telegram.url,
-  OPENAI_API_KEY: openaiKey,
-  OPENAI_BASE_URL: `${f.openai.url}/v1`,
-  OPENAI_MODEL: "gpt-bench",
-  LOG_LEVEL: "Error",
-  RATE_LIMIT_LLM_PER_MINUTE: "1000",
-  SHUTDOWN_GRACE_SECONDS: "5"
+  ...botEnv(port, { telegramUrl: f.telegram.url, openaiUrl: f.openai.url }),
+  RATE_LIMIT_LLM_PER_MINUTE: "1000"
 })
 
 /** Posts one update per chat to the webhook, `concurrency` at a time; returns how many got 200. */
@@ -146,14 +80,7 @@ const postChats = async (url: string, chats: number, firstId: number, concurrenc
   const lane = async () => {
     while (next < chats) {
       const n = firstId + next++
-      const response = await fetch(`${url}/telegram/webhook`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": webhookSecret },
-        body: textUpdateBody(n, { users: chats, userBase: 800_000_000 }),
-        signal: AbortSignal.timeout(10_000)
-      }).catch(() => undefined)
-      await response?.arrayBuffer()
-      if (response?.status === 200) ok++
+      if ((await postWebhook(url, textUpdateBody(n, { users: chats, userBase: 800_000_000 }))) === 200) ok++
     }
   }
   await Promise.all(Array.from({ length: concurrency }, lane))
@@ -178,7 +105,7 @@ const embedded = async () => {
   const f = await fakes()
   const dataDir = mkdtempSync(join(tmpdir(), "bench-memory-data-"))
   cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }))
-  const port = freePort()
+  const port = await freePort()
   const env = { ...baseEnv(port, f), DATA_DIR: dataDir }
   log("embedded: first start on a new DATA_DIR")
   const first = await start("embedded-first", "start", env, port)
@@ -204,28 +131,18 @@ const embedded = async () => {
 }
 
 const withSharedStorage = async (name: string) => {
-  const database = `bench_memory_${name}_${process.pid}`
-  await createDatabase(database)
-  cleanups.push(() => dropDatabase(database))
-  const redis = new Redis({ host: redisHost, port: redisPort, db: redisDb, maxRetriesPerRequest: 1 })
-  await redis.flushdb()
-  cleanups.push(async () => {
-    await redis.flushdb()
-    redis.disconnect()
-  })
-  return { DATABASE_URL: databaseUrl(database), REDIS_URL: `redis://${redisHost}:${redisPort}/${redisDb}` }
+  const storage = await sharedStorage(`bench_memory_${name}_${process.pid}`, redisDb)
+  cleanups.push(storage.release)
+  return storage.env
 }
 
-const migrate = async (storage: Record<string, string>) => {
-  const program = await start("migrate", "migrate", { ...storage, LOG_LEVEL: "Error" })
-  if (program.child.exitCode === null) await new Promise((resolve) => program.child.once("exit", resolve))
-}
+const migrate = (storage: Record<string, string>) => migrateDatabase(storage, logDir)
 
 const api = async () => {
   const f = await fakes()
   const storage = await withSharedStorage("api")
   await migrate(storage)
-  const port = freePort()
+  const port = await freePort()
   const program = await start("api", "start:api", { ...baseEnv(port, f), ...storage }, port)
   await sleep(10_000)
   row("api, idle", settled(program), "")
@@ -243,10 +160,10 @@ const worker = async () => {
   const f = await fakes()
   const storage = await withSharedStorage("worker")
   await migrate(storage)
-  const port = freePort()
+  const port = await freePort()
   const env = { ...baseEnv(port, f), ...storage, WORKER_CONCURRENCY: "200" }
   const apiProgram = await start("worker-api", "start:api", env, port)
-  const program = await start("worker", "start:worker", { ...env, PORT: String(freePort()) })
+  const program = await start("worker", "start:worker", { ...env, PORT: String(await freePort()) })
   await sleep(10_000)
   row("worker, idle", settled(program), "")
   const chats = 200

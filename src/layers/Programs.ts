@@ -36,7 +36,7 @@ import { AppConfig, BaseConfig, InvalidConfig } from "../services/platform/AppCo
 import { Readiness } from "../services/platform/Readiness.ts"
 import { Redis } from "../services/platform/Redis.ts"
 import { BotIdentity } from "../services/telegram/BotIdentity.ts"
-import { SendPacer } from "../services/telegram/SendPacer.ts"
+import { SendBudget } from "../services/telegram/SendBudget.ts"
 import * as AiOpenAi from "./llm/AiOpenAi.ts"
 import * as ChatLockMemory from "./platform/ChatLockMemory.ts"
 import * as ChatLockRedis from "./platform/ChatLockRedis.ts"
@@ -47,6 +47,7 @@ import * as JobQueueMemory from "./platform/JobQueueMemory.ts"
 import * as Logging from "./platform/Logging.ts"
 import * as RateLimiterMemory from "./platform/RateLimiterMemory.ts"
 import * as RateLimiterRedis from "./platform/RateLimiterRedis.ts"
+import * as SendBudgetRedis from "./telegram/SendBudgetRedis.ts"
 import * as Tracing from "./platform/Tracing.ts"
 import * as TelegramGrammy from "./telegram/TelegramGrammy.ts"
 
@@ -59,13 +60,13 @@ const DatabaseLive = Layer.unwrap(Effect.gen(function*() {
   })
 }))
 
-/** JobQueue, ChatLock and RateLimiter on Redis when REDIS_URL is set, in process otherwise. */
+/** JobQueue, ChatLock, RateLimiter and the send budget on Redis when REDIS_URL is set, in process otherwise. */
 const CoordinationLive = Layer.unwrap(Effect.gen(function*() {
   const config = yield* AppConfig
   return Option.match(config.redisUrl, {
-    onNone: () => Layer.mergeAll(JobQueueMemory.layer, ChatLockMemory.layer, RateLimiterMemory.layer),
+    onNone: () => Layer.mergeAll(JobQueueMemory.layer, ChatLockMemory.layer, RateLimiterMemory.layer, SendBudget.layer),
     onSome: (url) =>
-      Layer.mergeAll(JobQueueBullMq.layer, ChatLockRedis.layer(config.turnLease), RateLimiterRedis.layer).pipe(
+      Layer.mergeAll(JobQueueBullMq.layer, ChatLockRedis.layer(config.turnLease), RateLimiterRedis.layer, SendBudgetRedis.layer).pipe(
         Layer.provide(Redis.layer(url))
       )
   })
@@ -74,8 +75,7 @@ const CoordinationLive = Layer.unwrap(Effect.gen(function*() {
 /** Storage, coordination and the outside services every program uses. */
 const InfrastructureLive = Layer.mergeAll(
   DatabaseLive,
-  CoordinationLive,
-  TelegramGrammy.layer.pipe(Layer.provideMerge(SendPacer.layer)),
+  TelegramGrammy.layer.pipe(Layer.provideMerge(CoordinationLive)),
   AiOpenAi.layer
 )
 

@@ -17,7 +17,7 @@ import { BillingReplies } from "../../src/services/billing/BillingReplies.ts"
 import { ReplyWriter } from "../../src/services/chat/ReplyWriter.ts"
 import type { Exchange } from "../../src/services/llm/Prompt.ts"
 import { AppConfig } from "../../src/services/platform/AppConfig.ts"
-import { SendPacer } from "../../src/services/telegram/SendPacer.ts"
+import { SendBudget } from "../../src/services/telegram/SendBudget.ts"
 
 /** What the turn asked of the mailbox and the conversations, in order. */
 export type StoreEvent =
@@ -117,7 +117,7 @@ export const settings = {
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
   Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer, GroupAdmins.layerTest)),
-  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendPacer.layer, Tokenizer.layer, Spend.layerTest, stores)),
+  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendBudget.layer, Tokenizer.layer, Spend.layerTest, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
 )

@@ -3,7 +3,7 @@ import { Duration, Effect, identity, Layer, Metric, Redacted, Schedule } from "e
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { retryAfterBackoff } from "../../services/platform/Backoff.ts"
 import { telegramApiErrors } from "../../services/platform/Metrics.ts"
-import { SendPacer } from "../../services/telegram/SendPacer.ts"
+import { SendBudget } from "../../services/telegram/SendBudget.ts"
 import {
   type BotCommand,
   type Button,
@@ -149,19 +149,19 @@ export const layer = Layer.effect(
   Telegram,
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const pacer = yield* SendPacer
+    const budget = yield* SendBudget
     const token = Redacted.value(config.telegramBotToken)
     const api = new Api(token, { apiRoot: config.telegramApiRoot })
     const toError = toTelegramError(token)
 
-    /** One Bot API call: its turn from the pacer, a timeout, the error's metric, then its retry schedule. */
+    /** One Bot API call: its turn from the send budget, a timeout, the error's metric, then its retry schedule. */
     const call = <A>(
       method: string,
       { chatId, messageId }: Target,
       run: (signal: GrammySignal) => Promise<A>,
       options: { readonly timeout?: Duration.Duration; readonly retry?: boolean } = {}
     ) =>
-      pacer.awaitTurn(method, chatId).pipe(
+      budget.awaitTurn(method, chatId).pipe(
         Effect.andThen(
           Effect.tryPromise({
             try: (signal) => run(signal as unknown as GrammySignal),
@@ -176,8 +176,8 @@ export const layer = Layer.effect(
         Effect.tapError((error) =>
           Effect.gen(function*() {
             yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: metricCode(error) }), 1)
-            if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined && chatId !== undefined) {
-              yield* pacer.rememberFloodWait(chatId, error.retryAfterSeconds)
+            if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined) {
+              yield* budget.rememberFloodWait(chatId, error.retryAfterSeconds)
             }
           })
         ),

@@ -6,7 +6,7 @@ import { turnDuration, turns } from "../platform/Metrics.ts"
 import type { RedisOutage } from "../platform/Redis.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
 import { GroupAdmins } from "../telegram/GroupAdmins.ts"
-import { SendPacer } from "../telegram/SendPacer.ts"
+import { SendBudget } from "../telegram/SendBudget.ts"
 import { isGroupType, stopButtonData } from "../../schema/telegram/TelegramUpdate.ts"
 import type { QueueOutage } from "../platform/JobQueue.ts"
 import { floodWaitError, maxWaitSeconds, type UrlButton } from "../telegram/Telegram.ts"
@@ -119,7 +119,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
     ChatTurn,
     Effect.gen(function*() {
       const { billingTimezone } = yield* AppConfig
-      const pacer = yield* SendPacer
+      const budget = yield* SendBudget
       const mailbox = yield* Mailbox
       const conversations = yield* Conversations
       const groupAdmins = yield* GroupAdmins
@@ -158,7 +158,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           if (keyRefused) yield* Effect.logError("the LLM server refuses the API key (OPENAI_API_KEY)", error.message)
           else yield* Effect.logWarning("chat turn failed", error.message)
           return "failed" as const
-        }).pipe(Effect.scoped) // the typing indicator lasts until the answer is delivered
+        })
 
       const command = (mail: Mail, reply: LiveReply, name: Command) =>
         Effect.gen(function*() {
@@ -248,8 +248,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
 
       const turn = (mail: Mail, plan: Plan, startedAt: number) =>
         Effect.gen(function*() {
-          // Nothing can be delivered before the chat's flood wait ends: do not ask the LLM yet.
-          const floodWait = yield* pacer.floodWaitSeconds(mail.chatId)
+          // Nothing can be delivered before the chat's (or the bot's) flood wait ends: do not ask the LLM yet.
+          const floodWait = yield* budget.floodWaitSeconds(mail.chatId)
           if (floodWait > maxWaitSeconds) return yield* delivery.postpone(mail, floodWaitError("sendMessage", floodWait))
           const reply = yield* openReply(mail)
           switch (plan._tag) {

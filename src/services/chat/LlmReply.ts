@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Semaphore, Stream } from "effect"
 import { isGroupType } from "../../schema/telegram/TelegramUpdate.ts"
 import { Ai, LlmError } from "../llm/Ai.ts"
 import { buildPrompt, groupSystemPrompt, labelled, systemPrompt } from "../llm/Prompt.ts"
@@ -7,7 +7,7 @@ import { Tokenizer } from "../llm/Tokenizer.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { storable } from "../platform/Storable.ts"
 import type { StorageOutage } from "../platform/StorageOutage.ts"
-import { Telegram, type TelegramError } from "../telegram/Telegram.ts"
+import type { TelegramError } from "../telegram/Telegram.ts"
 import { Conversations } from "./Conversations.ts"
 import { Stops } from "./Stops.ts"
 import type { Mail, MailboxError, TurnRecord } from "./Mailbox.ts"
@@ -15,8 +15,6 @@ import type { LiveReply } from "./ReplyWriter.ts"
 
 /** Earlier exchanges read for a private chat's prompt, before trimming to the token budget (groups: GROUP_HISTORY_MESSAGES). */
 const historyLimit = 200
-/** Telegram shows "typing…" for about 5 s: renewed every 4 s while the LLM answers. */
-const typingEvery = Schedule.spaced("4 seconds")
 /** How often a streaming turn looks for the user's stop (a press lands in Postgres, maybe from another process). */
 const stopCheckEvery = "1 second"
 
@@ -38,20 +36,22 @@ export class LlmReply extends Context.Service<LlmReply, {
    * in `reply` as it streams, and stops it after TURN_TIMEOUT_SECONDS or when the user asks
    * (Stops; the request is aborted). An LLM failure (or the time limit) is returned, not failed
    * with: what streamed before it is in the record. `startedAt` (epoch ms) is the turn's start.
-   * Shows "typing…" from the request on, until the caller's scope closes (after delivery).
+   * At most LLM_CONCURRENCY answers stream at once per process; the reply shows its progress
+   * (typing, then previews) only while its answer streams, never while it waits.
    */
   readonly answer: (
     mail: Mail,
     reply: LiveReply,
     startedAt: number
-  ) => Effect.Effect<LlmOutcome, StorageOutage | MailboxError | TelegramError, Scope.Scope>
+  ) => Effect.Effect<LlmOutcome, StorageOutage | MailboxError | TelegramError>
 }>()("bot/LlmReply") {
   static readonly layer = Layer.effect(
     LlmReply,
     Effect.gen(function*() {
       const config = yield* AppConfig
       const ai = yield* Ai
-      const telegram = yield* Telegram
+      // LLM calls are I/O: many stream at once, bounded by memory and the provider's limits.
+      const streaming = yield* Semaphore.make(config.llmConcurrency)
       const conversations = yield* Conversations
       const stops = yield* Stops
       const tokenizer = yield* Tokenizer
@@ -73,8 +73,6 @@ export class LlmReply extends Context.Service<LlmReply, {
           const fixed = group ? tokens.count(groupSystemPrompt) + tokens.count(labelled(group.sender, "")) : tokens.count(systemPrompt)
           const message = tokens.fit(mail.text, promptBudget - fixed)
           const prompt = buildPrompt(history, message.text, promptBudget, tokens.count, group)
-          const typing = telegram.sendTyping(mail.chatId, mail.threadId ?? undefined)
-          yield* Effect.forkScoped(typing.pipe(Effect.ignore, Effect.repeat(typingEvery)))
           // Looked for after a first wait (most answers end sooner: no query at all). Postgres
           // away while looking: not a stop; the answer goes on.
           const stopAsked = Effect.gen(function*() {
@@ -104,10 +102,15 @@ export class LlmReply extends Context.Service<LlmReply, {
             // Only the LLM's failures end here; Telegram's and the database's go up to the turn.
             Effect.catchTag("LlmError", (error) => Effect.succeed(Option.some(error)))
           )
-          // The first to end wins: a stop interrupts the stream, which aborts the request.
-          const ended = yield* Effect.raceFirst(
-            Effect.map(streamed, (failure) => ({ failure, stopped: false })),
-            Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
+          // The first to end wins: a stop interrupts the stream, which aborts the request. The
+          // progress shown ends with it: a finished answer waiting for its turn shows no typing.
+          const ended = yield* reply.showProgress.pipe(
+            Effect.andThen(Effect.raceFirst(
+              Effect.map(streamed, (failure) => ({ failure, stopped: false })),
+              Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
+            )),
+            Effect.scoped,
+            streaming.withPermit
           )
           // Without the server's usage (stopped, cut, timed out, failed mid-stream, or a server
           // that never reports it) the bot's own count stands in: the spend caps must see every turn.

@@ -1,5 +1,5 @@
-import { Clock, Context, Effect, Layer } from "effect"
-import { SendPacer } from "../telegram/SendPacer.ts"
+import { Clock, Context, Deferred, Duration, Effect, Layer, type Scope } from "effect"
+import { SendBudget, SendPriority } from "../telegram/SendBudget.ts"
 import { type Button, type SendOptions, Telegram, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
 import { maxMessageLength, type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
 import { texts } from "./ChatTexts.ts"
@@ -7,16 +7,29 @@ import type { MailboxError } from "./Mailbox.ts"
 
 /** Telegram takes about one message or edit per second per chat before answering 429. */
 export const previewEveryMillis = 1_000
+/** Telegram shows "typing…" for about 5 s: renewed every 4 s while there is no text to show. */
+export const typingEveryMillis = 4_000
 /** Shown at the end of a preview while the answer is still streaming. */
 export const cursor = " ▍"
 
-/** A reply being written: previews while the answer streams, then the final formatted text. */
+/** A reply being written: signs of progress while the answer streams, then the final formatted text. */
 export interface LiveReply {
-  /** Shows the answer so far, at most once per `previewEveryMillis` (calls in between are dropped). */
+  /**
+   * Shows the reply coming until the scope closes (the LLM is done): "typing…" while there is no
+   * text (renewed every `typingEveryMillis`), then the latest `preview` text, at most once per
+   * `previewEveryMillis`. Each sign waits for its turn of the send budget, at priority "first"
+   * until the chat has seen one, "update" after, without holding up the caller; what it shows is
+   * chosen when its turn comes (the text of then, typing only while there is none).
+   */
+  readonly showProgress: Effect.Effect<void, never, Scope.Scope>
+  /**
+   * The answer so far, for `showProgress` to show. Fails with what made a sign fail for good (the
+   * chat unreachable, the mailbox away): the reply cannot go on. A sign Telegram refuses is skipped.
+   */
   readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | MailboxError>
   /**
    * Shows the final answer, split over as many messages as it needs, formatted, with `buttons`
-   * under the last one; returns their ids.
+   * under the last one; returns their ids. Paid at priority "final".
    */
   readonly finish: (
     markdown: string,
@@ -59,7 +72,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
     ReplyWriter,
     Effect.gen(function*() {
       const telegram = yield* Telegram
-      const pacer = yield* SendPacer
+      const budget = yield* SendBudget
 
       const open = (
         { chatId, draftId, replyTo, stopData, threadId }: ReplyTarget,
@@ -70,7 +83,6 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const ids = [...existingIds]
           // What each message shows now; unknown (null) for messages of an earlier attempt.
           const shown: Array<string | null> = ids.map(() => null)
-          let lastPreviewAt = Number.NEGATIVE_INFINITY
 
           const placement = {
             ...(threadId !== undefined ? { threadId } : {}),
@@ -125,13 +137,58 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             effect.pipe(Effect.catchTag(["TelegramApiError", "RejectedFormatting", "MessageGone", "ChatMigrated"], (error) =>
               Effect.logDebug("preview skipped", error.message))))
 
+          // The progress shown so far, and the latest text to show.
+          const progress = {
+            latest: "",
+            shown: "",
+            previewAt: Number.NEGATIVE_INFINITY,
+            typingAt: Number.NEGATIVE_INFINITY,
+            // A chat showing an earlier attempt's messages has seen a sign already.
+            seen: existingIds.length > 0,
+            failure: undefined as TelegramError | MailboxError | undefined,
+            changed: Deferred.makeUnsafe<void>()
+          }
+
+          /** The sign due when the turn came: the latest text, or typing while there is none. */
+          const sign = Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            if (progress.latest.length === 0) {
+              progress.typingAt = now
+              yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
+            } else {
+              progress.previewAt = now
+              progress.shown = progress.latest
+              yield* showPreview(progress.latest)
+            }
+            progress.seen = true
+          })
+
+          /** One step of showProgress: waits for the next sign to be due, then for its turn, then shows it. */
+          const step = Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const text = progress.latest.length > 0
+            if (text && progress.latest === progress.shown) return yield* Deferred.await(progress.changed)
+            const due = text ? progress.previewAt + previewEveryMillis : progress.typingAt + typingEveryMillis
+            // Waiting for typing, text may come (and is due at once).
+            if (now < due) return yield* Effect.raceFirst(Effect.sleep(Duration.millis(due - now)), Deferred.await(progress.changed))
+            const priority = progress.seen ? "update" as const : "first" as const
+            yield* budget.prepaid(chatId, priority, sign).pipe(Effect.provideService(SendPriority, priority))
+          })
+
+          const showProgress = Effect.forkScoped(
+            Effect.forever(step).pipe(
+              Effect.catchTag("TelegramApiError", (error) => Effect.logDebug("progress not shown", error.message)),
+              Effect.catch((error) => Effect.sync(() => void (progress.failure = error)))
+            )
+          ).pipe(Effect.asVoid, Effect.withSpan("ReplyWriter.showProgress"))
+
           const preview = (markdown: string) =>
-            Effect.gen(function*() {
-              const now = yield* Clock.currentTimeMillis
-              // Previews are optional: under a send backlog they give way to final answers.
-              if (now - lastPreviewAt < previewEveryMillis || (yield* pacer.congested)) return
-              lastPreviewAt = now
-              yield* showPreview(markdown)
+            Effect.suspend(() => {
+              if (progress.failure !== undefined) return Effect.fail(progress.failure)
+              progress.latest = markdown
+              const changed = progress.changed
+              progress.changed = Deferred.makeUnsafe<void>()
+              return Deferred.succeed(changed, undefined).pipe(Effect.asVoid)
             })
 
           const finish = Effect.fn("ReplyWriter.finish")(function*(markdown: string, buttons: ReadonlyArray<UrlButton> = []) {
@@ -152,7 +209,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             return [...ids] as ReadonlyArray<number>
           })
 
-          return { preview, finish }
+          return { showProgress, preview, finish }
         }).pipe(Effect.withSpan("ReplyWriter.open"))
 
       return ReplyWriter.of({ open })

@@ -47,7 +47,12 @@ export interface Settings {
   readonly metricsToken: Option.Option<Redacted.Redacted>
   readonly otlpEndpoint: Option.Option<string>
   readonly dataDir: string
+  /** Chats a worker process answers at once (turns mostly wait: on the LLM, then on the send budget). */
   readonly workerConcurrency: number
+  /** LLM requests a worker process streams at once; a turn waiting for Telegram holds none. */
+  readonly llmConcurrency: number
+  /** The bot's send budget: Bot API calls writing to chats per second, all processes together. */
+  readonly telegramSendsPerSecond: number
   readonly turnLease: Duration.Duration
   readonly turnTimeout: Duration.Duration
   readonly contextTokenBudget: number
@@ -183,7 +188,12 @@ const settings = {
     Config.option
   ),
   dataDir: Config.NonEmptyString("DATA_DIR").pipe(Config.withDefault("./data")),
-  workerConcurrency: positiveInt("WORKER_CONCURRENCY", 50),
+  workerConcurrency: positiveInt("WORKER_CONCURRENCY", 500),
+  llmConcurrency: positiveInt("LLM_CONCURRENCY", 200),
+  // Telegram answers 429 past about 30 a second per bot (Bot API FAQ): a margin under it.
+  telegramSendsPerSecond: Config.schema(Schema.Finite.check(Schema.isGreaterThan(0)), "TELEGRAM_SENDS_PER_SECOND").pipe(
+    Config.withDefault(28)
+  ),
   turnLease: seconds("TURN_LEASE_SECONDS", 30),
   turnTimeout: seconds("TURN_TIMEOUT_SECONDS", 180),
   contextTokenBudget: positiveInt("CONTEXT_TOKEN_BUDGET", 6000),

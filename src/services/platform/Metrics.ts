@@ -56,3 +56,7 @@ export const eventsFlagged = counter(
   "billing_events_flagged_total",
   "LemonSqueezy events stored but not applied (no user we know, a payload we cannot read): see lemonsqueezy_events.flagged"
 )
+export const sendWait = seconds(
+  "telegram_send_wait_seconds",
+  "Time a Bot API call that writes to a chat waited for its turn of the send budget, by priority (final, first, update)"
+)

@@ -99,7 +99,7 @@ export interface SendOptions extends Placement {
 /**
  * The Bot API calls the bot makes (https://core.telegram.org/bots/api). Implementations:
  * `layers/telegram/TelegramGrammy.ts` (grammY's Api on TELEGRAM_API_ROOT: every call has a
- * timeout and a declared retry schedule, honours 429 retry_after and is paced by the SendPacer)
+ * timeout and a declared retry schedule, honours 429 retry_after and waits for its turn of the SendBudget)
  * and `TelegramMemory.ts` (in-memory chats and scripted failures, for service tests).
  */
 export class Telegram extends Context.Service<Telegram, {

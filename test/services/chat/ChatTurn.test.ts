@@ -7,7 +7,7 @@ import type { Admitted } from "../../../src/services/chat/Admission.ts"
 import { texts } from "../../../src/services/chat/ChatTexts.ts"
 import { ChatTurn, maxAttempts } from "../../../src/services/chat/ChatTurn.ts"
 import { systemPrompt } from "../../../src/services/llm/Prompt.ts"
-import { SendPacer } from "../../../src/services/telegram/SendPacer.ts"
+import { SendBudget } from "../../../src/services/telegram/SendBudget.ts"
 import { ChatMigrated, RejectedFormatting, TelegramApiError, UnreachableChat } from "../../../src/services/telegram/Telegram.ts"
 import { chatTurnLayer, mail, Stores } from "../../support/ChatTurnLayer.ts"
 
@@ -43,6 +43,12 @@ const isolated = <A, E, R>(body: Effect.Effect<A, E, R>) =>
     stores.toldTextOnly = false
     stores.stopRequested.clear()
   }).pipe(Effect.andThen(body))
+
+/** Lets `millis` pass in 100 ms steps, so the fibers a turn forks (its progress, the send budget) keep up with the clock. */
+const elapse = (millis: number) =>
+  Effect.gen(function*() {
+    for (let t = 0; t < millis; t += 100) yield* TestClock.adjust(Math.min(100, millis - t))
+  })
 
 const gatewayDown = (method = "sendMessage") => new TelegramApiError({ method, code: 502, message: "Bad Gateway" })
 
@@ -218,29 +224,31 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
     it.effect("streams a private chat's answer as drafts, at most one a second, then sends it once", () =>
       isolated(Effect.gen(function*() {
         const ai = yield* AiScript
-        // Five pieces 400 ms apart: at 400 ms (the first), 1,600 ms (a second later) and not at
-        // 800, 1,200 or 2,000 ms.
+        // Five pieces 400 ms apart: a draft at 400 ms (the first), then a second later with the
+        // text of then (1,400 ms: three pieces); the stream ends at 2,000 ms, before the next.
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["one ", "two ", "three ", "four ", "five"], delay: "400 millis" }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: 11, text: "count" })))
-        yield* TestClock.adjust("3 seconds")
+        yield* elapse(3_000)
         const { calls, shown } = yield* Fiber.join(fiber)
         const drafts = calls.filter((c) => c.method === "sendMessageDraft").map((c) => c.text)
-        assert.deepStrictEqual(drafts, ["one ▍", "one two three four ▍"])
+        assert.deepStrictEqual(drafts, ["one ▍", "one two three ▍"])
         assert.deepStrictEqual(calls.filter((c) => c.method === "sendMessage").map((c) => c.text), ["one two three four five"])
         assert.deepStrictEqual(shown, ["one two three four five"])
         assert.lengthOf(calls.filter((c) => c.method === "editMessageText"), 0)
       })))
 
-    it.effect("streams into a group by editing one message, then edits in the final text", () =>
+    it.effect("streams into a group by editing one message at the group's pace (20 a minute), then edits in the final text", () =>
       isolated(Effect.gen(function*() {
         const ai = yield* AiScript
-        yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["alpha ", "beta ", "gamma"], delay: "600 millis" }))
+        // Pieces at 2, 4 and 6 s: the message is sent at 2 s, edited when the group's pace allows
+        // (3.6 s later, with the text of then), and edited once more with the final text.
+        yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["alpha ", "beta ", "gamma"], delay: "2 seconds" }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: -12, chatType: "group", text: "go" })))
-        yield* TestClock.adjust("2 seconds")
+        yield* elapse(7_000)
         const { calls, events, shown } = yield* Fiber.join(fiber)
         assert.deepStrictEqual(calls.filter((c) => c.method !== "sendChatAction").map((c) => `${c.method}:${c.text}`), [
           "sendMessage:alpha ▍",
-          "editMessageText:alpha beta gamma ▍",
+          "editMessageText:alpha beta ▍",
           "editMessageText:alpha beta gamma"
         ])
         assert.deepStrictEqual(shown, ["alpha beta gamma"])
@@ -253,7 +261,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         const ai = yield* AiScript
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["late"], delay: "9 seconds" }))
         const fiber = yield* Effect.forkChild(turn(mail({ chatId: 13, text: "slow" })))
-        yield* TestClock.adjust("9 seconds")
+        yield* elapse(9_500)
         const { calls } = yield* Fiber.join(fiber)
         assert.strictEqual(calls.filter((c) => c.method === "sendChatAction").length, 3) // 0, 4 and 8 s
       })))
@@ -405,27 +413,6 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.lengthOf(yield* requestsTo("given up"), 0)
       })))
 
-    it.effect("postpones without asking the LLM while the chat's flood wait is over 30 s, uncounted", () =>
-      isolated(Effect.gen(function*() {
-        const pacer = yield* SendPacer
-        yield* pacer.rememberFloodWait(32, 31)
-        const m = mail({ chatId: 32, text: "wait" })
-        const { calls, events, exit } = yield* turn(m)
-        assert.isTrue(exit._tag === "Failure")
-        assert.deepStrictEqual(events, [{ _tag: "release", messageId: m.id, countAttempt: false, answered: undefined }])
-        assert.lengthOf(calls, 0)
-        assert.lengthOf(yield* requestsTo("wait"), 0)
-      })))
-
-    it.effect("goes ahead when the chat's flood wait is exactly 30 s (the longest sat out)", () =>
-      isolated(Effect.gen(function*() {
-        const pacer = yield* SendPacer
-        yield* pacer.rememberFloodWait(33, 30)
-        const { exit, shown } = yield* turn(mail({ chatId: 33, text: "just in time" }))
-        assert.isTrue(exit._tag === "Success")
-        assert.deepStrictEqual(shown, ["Echo: just in time"])
-      })))
-
     it.effect("hands the message back uncounted when the turn is interrupted (shutdown)", () =>
       isolated(Effect.gen(function*() {
         const ai = yield* AiScript
@@ -497,7 +484,7 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         yield* ai.answerWith(() => ({ _tag: "Answer", chunks: ["one ", "two ", "three"], delay: "1 second" }))
         const m = mail({ chatId: -46, chatType: "supergroup", threadId: 7, replyTo: 99, text: "in a topic" })
         const fiber = yield* Effect.forkChild(turn(m))
-        yield* TestClock.adjust("5 seconds")
+        yield* elapse(5_000)
         const { calls } = yield* Fiber.join(fiber)
         const sends = calls.filter((c) => c.method === "sendMessage")
         assert.deepStrictEqual(sends.map((c) => [c.threadId, c.replyTo]), [[7, 99]])
@@ -520,4 +507,28 @@ layer(chatTurnLayer)("ChatTurn", (it) => {
         assert.deepStrictEqual((yield* Stores).events.filter((e) => e._tag === "move"), [{ _tag: "move", chatId: -47, toChatId: -1047 }])
       })))
   })
+})
+
+// A 429 pauses the whole bot (SendBudget): these turns get a send budget of their own.
+layer(chatTurnLayer)("ChatTurn flood waits", (it) => {
+  it.effect("goes ahead when the chat's flood wait is exactly 30 s (the longest sat out)", () =>
+    isolated(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      yield* budget.rememberFloodWait(33, 30)
+      const { exit, shown } = yield* turn(mail({ chatId: 33, text: "just in time" }))
+      assert.isTrue(exit._tag === "Success")
+      assert.deepStrictEqual(shown, ["Echo: just in time"])
+    })))
+
+  it.effect("postpones without asking the LLM while the chat's (and so the bot's) flood wait is over 30 s, uncounted", () =>
+    isolated(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      yield* budget.rememberFloodWait(32, 31)
+      const m = mail({ chatId: 32, text: "wait" })
+      const { calls, events, exit } = yield* turn(m)
+      assert.isTrue(exit._tag === "Failure")
+      assert.deepStrictEqual(events, [{ _tag: "release", messageId: m.id, countAttempt: false, answered: undefined }])
+      assert.lengthOf(calls, 0)
+      assert.lengthOf(yield* requestsTo("wait"), 0)
+    })))
 })

@@ -3,53 +3,77 @@ import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import * as TelegramMemory from "../../../src/layers/telegram/TelegramMemory.ts"
 import { TelegramScript } from "../../../src/layers/telegram/TelegramMemory.ts"
-import { cursor, previewEveryMillis, ReplyWriter } from "../../../src/services/chat/ReplyWriter.ts"
-import { SendPacer } from "../../../src/services/telegram/SendPacer.ts"
+import { cursor, previewEveryMillis, ReplyWriter, type ReplyTarget } from "../../../src/services/chat/ReplyWriter.ts"
+import { SendBudget } from "../../../src/services/telegram/SendBudget.ts"
 import { Telegram } from "../../../src/services/telegram/Telegram.ts"
 
-const testLayer = ReplyWriter.layer.pipe(Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, SendPacer.layer)))
+const testLayer = ReplyWriter.layer.pipe(Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, SendBudget.layerTest(20))))
 
-/** Each test on its own Telegram and pacer: no message, send slot or preview time carries over. */
-const fresh = <A, E>(body: Effect.Effect<A, E, ReplyWriter | Telegram | TelegramScript | SendPacer>) =>
+/** Each test on its own Telegram and send budget (20 a second): no message, turn or preview time carries over. */
+const fresh = <A, E>(body: Effect.Effect<A, E, ReplyWriter | Telegram | TelegramScript | SendBudget>) =>
   Effect.provide(body, testLayer)
 
-/** A reply in `chatId` (a group: previews are edited messages), its persisted ids recorded. */
-const open = (chatId: number, existingIds: ReadonlyArray<number> = []) =>
+/** A reply to `target` (a number: that group chat, whose previews are edited messages), its persisted ids recorded. */
+const open = (target: number | ReplyTarget, existingIds: ReadonlyArray<number> = []) =>
   Effect.gen(function*() {
     const persisted: Array<ReadonlyArray<number>> = []
     const reply = yield* ReplyWriter.use((writer) =>
-      writer.open({ chatId }, existingIds, (ids) => Effect.sync(() => void persisted.push([...ids]))))
+      writer.open(typeof target === "number" ? { chatId: target } : target, existingIds, (ids) => Effect.sync(() => void persisted.push([...ids]))))
     return { reply, persisted }
   })
+
+/** Lets `millis` pass in 50 ms steps, so the forked progress and budget keep up with the clock. */
+const elapse = (millis: number) =>
+  Effect.gen(function*() {
+    for (let t = 0; t < millis; t += 50) yield* TestClock.adjust(Math.min(50, millis - t))
+  })
+
+/** The signs of progress the chat got: typing and drafts. */
+const signs = (chatId: number) =>
+  TelegramScript.use((t) => t.calls).pipe(Effect.map((calls) =>
+    calls.filter((c) => c.chatId === chatId).map((c) => (c.method === "sendChatAction" ? "typing" : `draft:${c.text}`))))
 
 const texts = (chatId: number) => TelegramScript.use((t) => t.messages(chatId)).pipe(Effect.map((ms) => ms.map((m) => m.text)))
 
 describe("ReplyWriter", () => {
-  it.effect(`previews at most once per ${previewEveryMillis} ms: ${previewEveryMillis - 1} ms later is dropped, ${previewEveryMillis} ms is shown`, () =>
-    fresh(Effect.gen(function*() {
-      const { reply } = yield* open(-1)
+  it.effect(`shows typing until there is text, then the latest text at most once per ${previewEveryMillis} ms`, () =>
+    fresh(Effect.scoped(Effect.gen(function*() {
+      const { reply } = yield* open({ chatId: 1, draftId: 5 })
+      yield* reply.showProgress
+      yield* elapse(100)
       yield* reply.preview("one")
-      yield* TestClock.adjust(previewEveryMillis - 1)
+      yield* elapse(100)
       yield* reply.preview("one two")
-      assert.deepStrictEqual(yield* texts(-1), [`one${cursor}`])
-      yield* TestClock.adjust(1)
+      yield* elapse(previewEveryMillis - 300)
+      assert.deepStrictEqual(yield* signs(1), ["typing", `draft:one${cursor}`])
       yield* reply.preview("one two three")
-      assert.deepStrictEqual(yield* texts(-1), [`one two three${cursor}`])
-    })))
+      yield* elapse(200)
+      assert.deepStrictEqual(yield* signs(1), ["typing", `draft:one${cursor}`, `draft:one two three${cursor}`])
+    }))))
 
-  it.effect("skips previews while sends wait for the bot's pace; the final text still goes", () =>
-    fresh(Effect.gen(function*() {
-      const pacer = yield* SendPacer
-      const backlog = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 40 }), () => pacer.awaitTurn("sendMessage", undefined), {
-        concurrency: "unbounded",
-        discard: true
-      }))
+  it.effect("a sign waiting for its turn shows what is there when the turn comes: text, not typing", () =>
+    fresh(Effect.scoped(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      // 20 final answers queued first: a second's worth at 20 a second.
+      const backlog = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 20 }, (_, i) => 100 + i), (chat) =>
+        budget.awaitTurn("sendMessage", chat), { concurrency: "unbounded", discard: true }))
       yield* Effect.yieldNow
-      const { reply } = yield* open(-2)
-      yield* reply.preview("not now")
-      assert.deepStrictEqual(yield* texts(-2), [])
-      yield* TestClock.adjust("2 seconds")
+      const { reply } = yield* open({ chatId: 2, draftId: 6 })
+      yield* reply.showProgress
+      yield* elapse(100)
+      yield* reply.preview("hello")
+      assert.deepStrictEqual(yield* signs(2), [])
+      yield* elapse(1_000)
       yield* Fiber.join(backlog)
+      assert.deepStrictEqual(yield* signs(2), [`draft:hello${cursor}`])
+    }))))
+
+  it.effect("shows nothing more once the answer is done (its scope closed), however long delivery waits", () =>
+    fresh(Effect.gen(function*() {
+      const { reply } = yield* open({ chatId: -2 })
+      yield* Effect.scoped(reply.showProgress.pipe(Effect.andThen(elapse(100))))
+      yield* elapse(10_000)
+      assert.deepStrictEqual(yield* signs(-2), ["typing"])
       yield* reply.finish("final")
       assert.deepStrictEqual(yield* texts(-2), ["final"])
     })))

@@ -1,0 +1,279 @@
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric } from "effect"
+import { AppConfig } from "../platform/AppConfig.ts"
+import { sendWait } from "../platform/Metrics.ts"
+import { floodWaitError, maxWaitSeconds, type TelegramApiError } from "./Telegram.ts"
+
+/**
+ * Who a send is for, most urgent first (issue 10): a final answer; the first sign of life in a
+ * chat that has seen nothing of its reply yet (typing, or a first draft); then further drafts,
+ * edits and typing with what is left.
+ */
+export type SendPriority = "final" | "first" | "update"
+const priorities: ReadonlyArray<SendPriority> = ["final", "first", "update"]
+
+/** The priority the Telegram layer pays a call with; "final" unless the caller says otherwise. */
+export const SendPriority = Context.Reference<SendPriority>("bot/SendPriority", { defaultValue: () => "final" })
+
+/** A turn taken ahead of the call it pays for (`SendBudget.prepaid`): the chat's next counted call is free. */
+interface Pass {
+  readonly chatId: number
+  used: boolean
+}
+const SendPass = Context.Reference<Pass | undefined>("bot/SendPass", { defaultValue: () => undefined })
+
+/** The Bot API calls that write to a chat: each one is paid from the budget. */
+const countedMethods = new Set(["sendMessage", "editMessageText", "sendMessageDraft", "sendChatAction", "deleteMessage"])
+/** A chat action is no message: it counts for the bot, not against the chat's own limit. */
+const chatPaced = (method: string) => method !== "sendChatAction"
+
+/**
+ * Telegram's per-chat limits (https://core.telegram.org/bots/faq#broadcasting-to-users): about
+ * one message a second in a chat, short bursts allowed; at most 20 a minute in a group. Paced as
+ * a GCRA: one send per `intervalMs`, up to `burst` at once after a rest. A group's interval keeps
+ * any minute at 20 even after a burst of 3: (60 + 2 × 3.6) / 3.6 < 19.
+ */
+const privateChat = { intervalMs: 1_000, burst: 3 }
+const groupChat = { intervalMs: 3_600, burst: 3 }
+const chatRule = (chatId: number) => (chatId > 0 ? privateChat : groupChat)
+
+/**
+ * The bot-wide pace every process shares: in process (`SendBudget.layer`) or in Redis
+ * (`layers/telegram/SendBudgetRedis.ts`).
+ */
+export interface BotPace {
+  /** Takes one send: 0 when taken, else the ms until one is free (nothing taken). */
+  readonly take: Effect.Effect<number>
+  /** No send for anyone for `millis` (a 429's retry_after). */
+  readonly pause: (millis: number) => Effect.Effect<void>
+}
+
+/** One send every 1000 / `sendsPerSecond` ms, no burst: a second never holds more than `sendsPerSecond` + 1. */
+export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
+  Effect.sync(() => {
+    const intervalMs = 1000 / sendsPerSecond
+    let nextAt = Number.NEGATIVE_INFINITY
+    return {
+      take: Clock.currentTimeMillis.pipe(Effect.map((now) => {
+        if (nextAt > now) return nextAt - now
+        nextAt = now + intervalMs
+        return 0
+      })),
+      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
+    }
+  })
+
+interface Waiter {
+  readonly chatId: number | undefined
+  /** undefined: a prepaid turn, whose call (and so the chat's charge) comes after. */
+  readonly method: string | undefined
+  readonly priority: SendPriority
+  readonly seq: number
+  readonly since: number
+  readonly granted: Deferred.Deferred<void>
+}
+
+/** Past this many chats remembered (their pace, last turn, flood wait), the rested ones are dropped. */
+const pruneAbove = 10_000
+
+/**
+ * The bot's send budget (issue 10): every Bot API call that writes to a chat waits for its turn.
+ * Turns go out at the bot-wide pace (TELEGRAM_SENDS_PER_SECOND, shared by every process through
+ * BotPace), within each chat's limits, highest priority first and, within a priority, to the
+ * chat served least recently (round robin: a chat never served comes first). A 429 pauses the
+ * whole bot for its retry_after, and its chat until then. Time comes from the Clock.
+ */
+export class SendBudget extends Context.Service<SendBudget, {
+  /**
+   * Waits until `method` may be called for `chatId` (undefined: not chat-bound), at the
+   * SendPriority in context. Fails at once with TelegramApiError 429 when the chat (or the bot)
+   * must wait more than 30 s. Calls that do not write to a chat only sit out a flood wait.
+   */
+  readonly awaitTurn: (method: string, chatId: number | undefined) => Effect.Effect<void, TelegramApiError>
+  /**
+   * Takes the chat's next turn at `priority`, then runs `effect`, whose first counted call to the
+   * chat uses it: what to send can be chosen once the turn came (the latest text, not the text
+   * of when the wait began).
+   */
+  readonly prepaid: <A, E, R>(
+    chatId: number,
+    priority: SendPriority,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | TelegramApiError, R>
+  /** A 429: nothing for the chat (when given) nor anyone else before `seconds` pass. */
+  readonly rememberFloodWait: (chatId: number | undefined, seconds: number) => Effect.Effect<void>
+  /** Seconds left of the chat's flood wait, 0 when it may be written to now. */
+  readonly floodWaitSeconds: (chatId: number) => Effect.Effect<number>
+}>()("bot/SendBudget") {
+  /** The budget on `pace`. */
+  static readonly make = (pace: BotPace) =>
+    Effect.gen(function*() {
+      const waiters = new Set<Waiter>()
+      // Per chat: when its pace lets the next send go (GCRA's theoretical arrival time), when it
+      // was last served (the round robin), until when it is flood-waiting.
+      const chatNextAt = new Map<number, number>()
+      const lastServed = new Map<number, number>()
+      const floodUntil = new Map<number, number>()
+      let botPausedUntil = 0
+      let seq = 0
+      let arrived = yield* Deferred.make<void>()
+      let dispatching = false
+
+      /** When the waiter's chat lets it go (ms): "update" sends only into a rested chat. */
+      const readyAt = (waiter: Waiter) => {
+        if (waiter.chatId === undefined) return 0
+        const flood = floodUntil.get(waiter.chatId) ?? 0
+        if (waiter.method !== undefined && !chatPaced(waiter.method)) return flood
+        const { burst, intervalMs } = chatRule(waiter.chatId)
+        const tolerance = waiter.priority === "update" ? 0 : (burst - 1) * intervalMs
+        return Math.max((chatNextAt.get(waiter.chatId) ?? 0) - tolerance, flood)
+      }
+
+      /** The chat's pace moves one send on. */
+      const charge = (chatId: number, now: number) => {
+        if (chatNextAt.size > pruneAbove) prune(now)
+        chatNextAt.set(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs)
+      }
+
+      /** The waiter to serve now, or when the first one will be ready. */
+      const pick = (now: number): { readonly next?: Waiter; readonly retryAt: number } => {
+        let retryAt = Number.POSITIVE_INFINITY
+        for (const priority of priorities) {
+          let best: Waiter | undefined
+          let bestServed = 0
+          for (const waiter of waiters) {
+            if (waiter.priority !== priority) continue
+            const at = readyAt(waiter)
+            if (at > now) {
+              retryAt = Math.min(retryAt, at)
+              continue
+            }
+            const served = waiter.chatId === undefined ? Number.NEGATIVE_INFINITY : lastServed.get(waiter.chatId) ?? Number.NEGATIVE_INFINITY
+            if (best === undefined || served < bestServed || (served === bestServed && waiter.seq < best.seq)) {
+              best = waiter
+              bestServed = served
+            }
+          }
+          if (best !== undefined) return { next: best, retryAt: now }
+        }
+        return { retryAt }
+      }
+
+      const grant = (waiter: Waiter, now: number) =>
+        Effect.gen(function*() {
+          waiters.delete(waiter)
+          if (waiter.chatId !== undefined) {
+            if (waiter.method !== undefined && chatPaced(waiter.method)) charge(waiter.chatId, now)
+            lastServed.set(waiter.chatId, now)
+          }
+          yield* Metric.update(Metric.withAttributes(sendWait, { priority: waiter.priority }), (now - waiter.since) / 1000)
+          yield* Deferred.succeed(waiter.granted, undefined)
+        })
+
+      const prune = (now: number) => {
+        for (const [chatId, at] of chatNextAt) {
+          if (at > now) continue
+          chatNextAt.delete(chatId)
+          lastServed.delete(chatId)
+        }
+        for (const [chatId, until] of floodUntil) if (until <= now) floodUntil.delete(chatId)
+      }
+
+      /** Sleeps `millis`, or less when a waiter arrives (it may come first). */
+      const sleepOrArrival = (millis: number) =>
+        Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(1, millis))), Deferred.await(arrived))
+
+      // One dispatcher hands out the turns, one at a time, while any call waits. It runs on the
+      // fiber context (the Clock) of the call that started it, and ends when none is left.
+      const dispatch = Effect.gen(function*() {
+        while (waiters.size > 0) {
+          if (yield* Deferred.isDone(arrived)) arrived = yield* Deferred.make<void>()
+          const now = yield* Clock.currentTimeMillis
+          const { next, retryAt } = pick(now)
+          if (next === undefined) {
+            yield* sleepOrArrival(retryAt - now)
+            continue
+          }
+          const wait = yield* pace.take
+          if (wait > 0) {
+            yield* Effect.sleep(Duration.millis(wait))
+            continue
+          }
+          // The taken send goes to whoever comes first now (the waiter may have left meanwhile).
+          const taken = yield* Clock.currentTimeMillis
+          const winner = waiters.has(next) ? next : pick(taken).next
+          if (winner !== undefined) yield* grant(winner, taken)
+        }
+      }).pipe(Effect.ensuring(Effect.sync(() => void (dispatching = false))))
+
+      /** What is left of the chat's flood wait, or the bot's pause (ms). */
+      const pausedMillis = (chatId: number | undefined) =>
+        Clock.currentTimeMillis.pipe(Effect.map((now) =>
+          Math.max(0, botPausedUntil - now, chatId === undefined ? 0 : (floodUntil.get(chatId) ?? now) - now)
+        ))
+
+      const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority) =>
+        Effect.gen(function*() {
+          const seconds = Math.ceil((yield* pausedMillis(chatId)) / 1000)
+          if (seconds > maxWaitSeconds) return yield* floodWaitError(method ?? "sendMessage", seconds)
+          const waiter: Waiter = {
+            chatId,
+            method,
+            priority,
+            seq: seq++,
+            since: yield* Clock.currentTimeMillis,
+            granted: yield* Deferred.make<void>()
+          }
+          waiters.add(waiter)
+          yield* Deferred.succeed(arrived, undefined)
+          if (!dispatching) {
+            dispatching = true
+            yield* Effect.forkDetach(dispatch)
+          }
+          yield* Deferred.await(waiter.granted).pipe(Effect.onInterrupt(() => Effect.sync(() => waiters.delete(waiter))))
+        })
+
+      return SendBudget.of({
+        awaitTurn: Effect.fn("SendBudget.awaitTurn")(function*(method: string, chatId: number | undefined) {
+          if (!countedMethods.has(method)) {
+            const left = yield* pausedMillis(chatId)
+            if (Math.ceil(left / 1000) > maxWaitSeconds) return yield* floodWaitError(method, Math.ceil(left / 1000))
+            if (left > 0) yield* Effect.sleep(Duration.millis(left))
+            return
+          }
+          const pass = yield* SendPass
+          if (pass !== undefined && !pass.used && pass.chatId === chatId) {
+            pass.used = true
+            if (chatPaced(method)) charge(chatId, yield* Clock.currentTimeMillis)
+            return
+          }
+          yield* queue(method, chatId, yield* SendPriority)
+        }),
+        prepaid: <A, E, R>(chatId: number, priority: SendPriority, effect: Effect.Effect<A, E, R>) =>
+          queue(undefined, chatId, priority).pipe(
+            Effect.andThen(Effect.provideService(effect, SendPass, { chatId, used: false })),
+            Effect.withSpan("SendBudget.prepaid")
+          ),
+        rememberFloodWait: Effect.fn("SendBudget.rememberFloodWait")(function*(chatId: number | undefined, seconds: number) {
+          const now = yield* Clock.currentTimeMillis
+          // Telegram does not say whether a 429 is the chat's or the bot's: the bot's budget
+          // already keeps under both, so a 429 means it was passed; everyone waits.
+          botPausedUntil = Math.max(botPausedUntil, now + seconds * 1000)
+          yield* pace.pause(seconds * 1000)
+          if (chatId !== undefined) floodUntil.set(chatId, Math.max(floodUntil.get(chatId) ?? 0, now + seconds * 1000))
+        }),
+        floodWaitSeconds: Effect.fn("SendBudget.floodWaitSeconds")(function*(chatId: number) {
+          return Math.ceil((yield* pausedMillis(chatId)) / 1000)
+        })
+      })
+    })
+
+  /** One process's budget at `sendsPerSecond`, without settings (tests). */
+  static readonly layerTest = (sendsPerSecond: number) =>
+    Layer.effect(SendBudget, Effect.flatMap(memoryPace(sendsPerSecond), SendBudget.make))
+
+  /** The budget of one process, at TELEGRAM_SENDS_PER_SECOND (without REDIS_URL). */
+  static readonly layer = Layer.unwrap(Effect.gen(function*() {
+    const { telegramSendsPerSecond } = yield* AppConfig
+    return SendBudget.layerTest(telegramSendsPerSecond)
+  }))
+}

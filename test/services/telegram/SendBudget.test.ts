@@ -1,0 +1,156 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
+import { SendBudget, SendPriority } from "../../../src/services/telegram/SendBudget.ts"
+import { maxWaitSeconds } from "../../../src/services/telegram/Telegram.ts"
+
+const rate = 10
+/** Each test on a budget of its own, at 10 sends a second. */
+const fresh = <A, E>(body: Effect.Effect<A, E, SendBudget>) => Effect.provide(body, SendBudget.layerTest(rate))
+
+interface Grant {
+  readonly label: string
+  readonly at: number
+}
+
+/** Lets `millis` pass in 10 ms steps, so the budget's dispatcher keeps up with the clock. */
+const elapse = (millis: number) =>
+  Effect.gen(function*() {
+    for (let t = 0; t < millis; t += 10) yield* TestClock.adjust(Math.min(10, millis - t))
+  })
+
+/** Queues a call; its grant (label and time) lands in `grants`. */
+const call = (grants: Array<Grant>, label: string, method: string, chatId: number | undefined, priority: SendPriority = "final") =>
+  SendBudget.use((budget) => budget.awaitTurn(method, chatId)).pipe(
+    Effect.provideService(SendPriority, priority),
+    Effect.andThen(Clock.currentTimeMillis),
+    Effect.map((at) => void grants.push({ label, at })),
+    Effect.forkChild
+  )
+
+describe("SendBudget", () => {
+  it.effect(`spaces the bot's sends 1/${rate} s apart: no second holds more than ${rate} + 1`, () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      for (let chat = 1; chat <= 25; chat++) yield* call(grants, `c${chat}`, "sendMessage", chat)
+      yield* elapse(3_000)
+      assert.lengthOf(grants, 25)
+      for (let i = 1; i < grants.length; i++) assert.isAtLeast(grants[i]!.at - grants[i - 1]!.at, 1000 / rate - 1e-6)
+    })))
+
+  it.effect("serves final answers first, then first signs of life, then further previews", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      // A backlog of previews and first signs, then finals arrive: each final goes before them.
+      for (let chat = 1; chat <= 5; chat++) yield* call(grants, "update", "editMessageText", chat, "update")
+      for (let chat = 11; chat <= 15; chat++) yield* call(grants, "first", "sendMessageDraft", chat, "first")
+      for (let chat = 21; chat <= 25; chat++) yield* call(grants, "final", "sendMessage", chat)
+      yield* elapse(2_000)
+      // The first grant went at once (to the first waiter); every later one by priority.
+      const rank = { final: 0, first: 1, update: 2 } as const
+      const later = grants.slice(1).map((g) => rank[g.label as keyof typeof rank])
+      assert.lengthOf(grants, 15, JSON.stringify(grants))
+      assert.deepStrictEqual(later, [...later].sort())
+      assert.isAtLeast(later.filter((r) => r === 0).length, 4)
+    })))
+
+  it.effect("round robin: a burst in one chat does not hold the others back; a chat never served goes first", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      // Group chat -1 has 10 calls queued first (groups take 3 at once, then one per 3.6 s).
+      for (let i = 0; i < 10; i++) yield* call(grants, "burst", "sendMessage", -1)
+      for (let chat = 1; chat <= 10; chat++) yield* call(grants, `c${chat}`, "sendMessage", chat)
+      yield* elapse(3_000)
+      const order = grants.map((g) => g.label)
+      // Each single chat is served before the burst's second call: the burst's chat was served last.
+      assert.strictEqual(order[0], "burst")
+      assert.deepStrictEqual(order.slice(1, 11), Array.from({ length: 10 }, (_, i) => `c${i + 1}`))
+      assert.isAtMost(order.filter((l) => l === "burst").length, 3)
+    })))
+
+  it.effect("keeps each chat's own limit: a private chat takes 3 at once then 1 a second; a group 1 every 3.6 s", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      for (let i = 0; i < 5; i++) yield* call(grants, "private", "sendMessage", 7)
+      for (let i = 0; i < 4; i++) yield* call(grants, "group", "sendMessage", -7)
+      yield* elapse(8_000)
+      const times = (label: string) => grants.filter((g) => g.label === label).map((g) => g.at)
+      const [p, g] = [times("private"), times("group")]
+      assert.lengthOf(p, 5)
+      assert.isBelow(p[2]! - p[0]!, 1_000)
+      assert.isAtLeast(p[3]! - p[0]!, 1_000)
+      assert.isAtLeast(p[4]! - p[3]!, 1_000)
+      assert.lengthOf(g, 4)
+      assert.isAtLeast(g[3]! - g[0]!, 3_600)
+    })))
+
+  it.effect("a preview goes only into a rested chat; the final answer may use the chat's burst", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      yield* call(grants, "final 1", "sendMessage", 8)
+      yield* elapse(200)
+      yield* call(grants, "preview", "sendMessageDraft", 8, "update")
+      yield* call(grants, "final 2", "sendMessage", 8)
+      yield* elapse(2_000)
+      const at = Object.fromEntries(grants.map((g) => [g.label, g.at]))
+      assert.isBelow(at["final 2"]!, 500)
+      assert.isAtLeast(at["preview"]!, 2_000 - 1e-6) // rested only after both finals' seconds
+    })))
+
+  it.effect("a chat action counts for the bot but not against the chat's own limit", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      for (let i = 0; i < 4; i++) yield* call(grants, "typing", "sendChatAction", 9, "update")
+      yield* call(grants, "preview", "sendMessageDraft", 9, "update")
+      yield* elapse(1_000)
+      assert.lengthOf(grants, 5)
+      assert.isBelow(Math.max(...grants.map((g) => g.at)), 600)
+    })))
+
+  it.effect("a 429 pauses every chat for its retry_after; past 30 s a call fails at once", () =>
+    fresh(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      const grants: Array<Grant> = []
+      yield* budget.rememberFloodWait(100, 2)
+      assert.strictEqual(yield* budget.floodWaitSeconds(100), 2)
+      assert.strictEqual(yield* budget.floodWaitSeconds(101), 2) // the bot waits as a whole
+      yield* call(grants, "other chat", "sendMessage", 101)
+      yield* call(grants, "same chat", "sendMessage", 100)
+      yield* elapse(1_900)
+      assert.lengthOf(grants, 0)
+      yield* elapse(500)
+      assert.deepStrictEqual(grants.map((g) => g.label).sort(), ["other chat", "same chat"])
+      assert.isAtLeast(Math.min(...grants.map((g) => g.at)), 2_000)
+
+      yield* budget.rememberFloodWait(200, maxWaitSeconds + 1)
+      const error = yield* Effect.flip(budget.awaitTurn("sendMessage", 201))
+      assert.strictEqual(error.code, 429)
+      // Reads are no writes: they only sit out the wait, and fail past 30 s too.
+      const read = yield* Effect.flip(budget.awaitTurn("getChatMember", undefined))
+      assert.strictEqual(read.code, 429)
+    })))
+
+  it.effect("prepaid: the turn is taken first, and the chat's next counted call inside uses it", () =>
+    fresh(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      const grants: Array<Grant> = []
+      // A backlog of finals: a prepaid first sign waits behind them, then both of its calls go.
+      for (let chat = 1; chat <= 5; chat++) yield* call(grants, "final", "sendMessage", chat)
+      const inside = yield* Effect.forkChild(budget.prepaid(
+        50,
+        "first",
+        Effect.gen(function*() {
+          const started = yield* Clock.currentTimeMillis
+          yield* budget.awaitTurn("sendMessageDraft", 50) // free: the turn was taken
+          const free = yield* Clock.currentTimeMillis
+          yield* budget.awaitTurn("sendMessageDraft", 50) // paid again: waits for the pace
+          return { started, free, paid: yield* Clock.currentTimeMillis }
+        })
+      ))
+      yield* elapse(2_000)
+      const { free, paid, started } = yield* Fiber.join(inside)
+      assert.isAtLeast(started, Math.max(...grants.map((g) => g.at)))
+      assert.strictEqual(free, started)
+      assert.isAbove(paid, free)
+    })))
+})
