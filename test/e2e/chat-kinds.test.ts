@@ -10,6 +10,7 @@ import {
   stoppedGenerationUpdate,
   textMessageUpdate
 } from "../support/telegram/FakeTelegram.ts"
+import { echoReply } from "../support/FakeOpenAI.ts"
 import { botToken, type Stack, startStack, waitForStatus } from "../support/Stack.ts"
 
 const botId = Number(botToken.split(":")[0])
@@ -50,6 +51,8 @@ describe("chat kinds (mention mode, bursts off)", () => {
     it("answers a topic message in its topic (send, typing, edits, redo), General without a thread, each topic its own conversation", async () => {
       const chatId = -1_000_000_000_777
       stack.telegram.makeForum(chatId, [77, 78])
+      // Typing shows while the LLM thinks, until the first text.
+      stack.openai.setReply(async (body) => ({ text: String(await echoReply(body)), firstTokenDelayMs: 600 }))
       stack.telegram.makeAdmin(chatId, 701) // /new in a group is for its admins
       const inTopic = (threadId: number | undefined, text: string) =>
         textMessageUpdate({ chatId, userId: 701, chatType: "supergroup", isForum: true, ...(threadId ? { threadId } : {}), ...mentioningBot(text) })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { texts } from "../../src/services/chat/ChatTexts.ts"
-import { mediaMessageUpdate, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
+import { mediaMessageUpdate, mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { openaiKey, type Stack, startStack, waitForMetric, waitForStatus } from "../support/Stack.ts"
 
 describe("resilience of a turn", () => {
@@ -25,12 +25,13 @@ describe("resilience of a turn", () => {
   }, 90_000)
 
   it("does not ask the LLM while the chat's flood wait is longer than a turn sits out", async () => {
-    const chatId = 7005
+    // A group: its 429 is its own (a private chat's would pause the whole bot for 40 s).
+    const chatId = -7005
     const postponed = /chat_turns_total\{[^}]*outcome="postponed"[^}]*\} (\d+)/
     const before = Number(postponed.exec(await (await fetch(`${stack.url}/metrics`)).text())?.[1] ?? 0)
     // The first send gets a 40 s flood wait: the answer is kept and the message handed back.
     stack.telegram.failNext("sendMessage", { code: 429, retryAfter: 40 }, 1)
-    expect((await stack.post({ update_id: 7005, ...textMessageUpdate({ chatId, text: "flooded" }) })).status).toBe(200)
+    expect((await stack.post({ update_id: 7005, ...textMessageUpdate({ chatId, userId: 7005, groupTitle: "Team", ...mentioningBot("flooded") }) })).status).toBe(200)
     await stack.telegram.waitFor((t) => t.callsFor(chatId, "sendMessage").length >= 1 || undefined, 10_000)
     // Wait until later turns (the queue's retries, the sweeper) took the message up and postponed it again.
     await waitForMetric(stack, postponed, (n) => n >= before + 3, 20_000)

@@ -164,7 +164,8 @@ describe("chat turns", () => {
 
   it("streams into a private chat as a draft, about once a second, then sends the full text once", async () => {
     const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ")
-    stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
+    // Typing shows while the LLM thinks, until the first text.
+    stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100, firstTokenDelayMs: 800 }))
     const chatId = 808
     const updateId = await send(stack, chatId, "stream please")
     await waitForStatus(stack, updateId, "answered", 20_000)
@@ -183,7 +184,7 @@ describe("chat turns", () => {
     expect(stack.telegram.drafts(chatId)).toEqual([]) // the real message replaced the draft
   })
 
-  it("streams into a group by editing one message about once a second, then the full text", async () => {
+  it("streams into a group by editing one message at the group's pace (20 a minute), then the full text", async () => {
     const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ")
     stack.openai.setReply(() => ({ text: answer, chunkSize: 6, chunkDelayMs: 100 }))
     const chatId = -808
@@ -196,6 +197,9 @@ describe("chat turns", () => {
     expect(calls.length).toBeGreaterThanOrEqual(3) // first message, edits, final edit
     expect(calls.length).toBeLessThanOrEqual(Math.ceil(answer.length / 6) / 4) // throttled, not one per delta
     expect(calls.slice(1).map((c) => c.method)).toEqual(calls.slice(1).map(() => "editMessageText"))
+    // Previews go only into a rested group: one every 3.6 s (the final edit may use the burst).
+    const previews = calls.slice(0, -1).map((c) => c.at)
+    for (let i = 1; i < previews.length; i++) expect(previews[i]! - previews[i - 1]!).toBeGreaterThanOrEqual(3_500)
     expect(stack.telegram.callsFor(chatId, "sendMessageDraft")).toEqual([])
     expect(stack.telegram.messages(chatId).map((m) => m.text)).toEqual([answer])
     // A reply to the question, with a Stop button while it streamed, none once done.

@@ -117,7 +117,7 @@ export const settings = {
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
   Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer, GroupAdmins.layerTest)),
-  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendBudget.layer, Tokenizer.layer, Spend.layerTest, stores)),
+  Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendBudget.layerTest(Number.POSITIVE_INFINITY, { chatLimits: false }), Tokenizer.layer, Spend.layerTest, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))
 )

@@ -1,5 +1,5 @@
 import type { Redis as IORedis } from "ioredis"
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Redis, redisCall } from "../../services/platform/Redis.ts"
 import { type BotPace, memoryPace, SendBudget } from "../../services/telegram/SendBudget.ts"
@@ -28,8 +28,9 @@ type WithPaceCommand = IORedis & {
 
 /**
  * The send budget shared by every process on REDIS_URL: one pace in Redis (an atomic script),
- * each process's own priorities and chats' pace on top. Redis away: the process paces alone at
- * the same rate until it is back (with two processes, up to twice the rate: sends matter more).
+ * each process's own priorities and chats' pace on top. Redis away (or not answering within
+ * 1 s): the process paces alone at the same rate until it is back, trying Redis once a second
+ * (with two processes, up to twice the rate: sends matter more).
  */
 export const layer = Layer.effect(
   SendBudget,
@@ -40,26 +41,39 @@ export const layer = Layer.effect(
     const scripted = client as WithPaceCommand
     const intervalMicros = Math.round(1_000_000 / telegramSendsPerSecond)
     const fallback = yield* memoryPace(telegramSendsPerSecond)
-    let away = false
+    // When Redis went away (ms), or 0: while away it is tried again once a second only, so a
+    // hung connection does not slow every send to its timeout.
+    let awaySince = 0
+    let triedAt = 0
 
-    const alone = <A>(local: Effect.Effect<A>) => (error: { readonly message: string }) =>
+    /** `shared` through Redis, or `local` while Redis is away or does not answer within 1 s. */
+    const viaRedis = <A>(shared: () => Promise<A>, local: Effect.Effect<A>) =>
       Effect.gen(function*() {
-        if (!away) yield* Effect.logWarning("Redis is away: this process paces its Telegram sends alone", error.message)
-        away = true
-        return yield* local
+        const now = yield* Clock.currentTimeMillis
+        if (awaySince > 0 && now - triedAt < 1_000) return yield* local
+        triedAt = now
+        return yield* redisCall(shared).pipe(
+          Effect.timeoutOrElse({ duration: "1 second", orElse: () => Effect.fail({ message: "no answer within 1 s" }) }),
+          Effect.tap(() => Effect.sync(() => void (awaySince = 0))),
+          Effect.catch((error) =>
+            Effect.gen(function*() {
+              if (awaySince === 0) {
+                awaySince = now
+                yield* Effect.logWarning("Redis is away: this process paces its Telegram sends alone", error.message)
+              }
+              return yield* local
+            })
+          )
+        )
       })
-    const backAgain = Effect.sync(() => void (away = false))
 
     const pace: BotPace = {
-      take: redisCall(() => scripted.botSendPace(key, "take", intervalMicros)).pipe(
-        Effect.tap(backAgain),
-        Effect.map((micros) => micros / 1000),
-        Effect.catch(alone(fallback.take))
+      take: viaRedis(() => scripted.botSendPace(key, "take", intervalMicros), fallback.take.pipe(Effect.map((ms) => ms * 1000))).pipe(
+        Effect.map((micros) => micros / 1000)
       ),
       pause: (millis) =>
-        redisCall(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000))).pipe(
-          Effect.asVoid,
-          Effect.catch(alone(fallback.pause(millis)))
+        viaRedis(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000)), fallback.pause(millis).pipe(Effect.as(0))).pipe(
+          Effect.asVoid
         )
     }
     return yield* SendBudget.make(pace)

@@ -170,17 +170,16 @@ export const layer = Layer.effect(
             Effect.timeoutOrElse({
               duration: options.timeout ?? callTimeout,
               orElse: () => Effect.fail(new TelegramApiError({ method, code: 0, message: `${method} timed out` }))
-            })
+            }),
+            // Only Telegram's own 429s: the budget's "wait longer than 30 s" must not extend the wait.
+            Effect.tapError((error) =>
+              error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined
+                ? budget.rememberFloodWait(chatId, error.retryAfterSeconds)
+                : Effect.void
+            )
           )
         ),
-        Effect.tapError((error) =>
-          Effect.gen(function*() {
-            yield* Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: metricCode(error) }), 1)
-            if (error._tag === "TelegramApiError" && error.retryAfterSeconds !== undefined) {
-              yield* budget.rememberFloodWait(chatId, error.retryAfterSeconds)
-            }
-          })
-        ),
+        Effect.tapError((error) => Metric.update(Metric.withAttributes(telegramApiErrors, { method, code: metricCode(error) }), 1)),
         options.retry === false
           ? identity
           : Effect.retry(method === "sendMessage" ? telegramSendRetrySchedule : telegramRetrySchedule)

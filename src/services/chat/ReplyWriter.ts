@@ -3,7 +3,7 @@ import { SendBudget, SendPriority } from "../telegram/SendBudget.ts"
 import { type Button, type SendOptions, Telegram, type TelegramError, type UrlButton } from "../telegram/Telegram.ts"
 import { maxMessageLength, type TelegramChunk, toTelegramChunks } from "../telegram/TelegramMarkdown.ts"
 import { texts } from "./ChatTexts.ts"
-import type { MailboxError } from "./Mailbox.ts"
+import type { MailboxError, MailTakenOver } from "./Mailbox.ts"
 
 /** Telegram takes about one message or edit per second per chat before answering 429. */
 export const previewEveryMillis = 1_000
@@ -24,7 +24,8 @@ export interface LiveReply {
   readonly showProgress: Effect.Effect<void, never, Scope.Scope>
   /**
    * The answer so far, for `showProgress` to show. Fails with what made a sign fail for good (the
-   * chat unreachable, the mailbox away): the reply cannot go on. A sign Telegram refuses is skipped.
+   * chat unreachable, the mail taken over by another turn): the reply cannot go on. A sign Telegram refuses (or asks to wait over 30 s
+   * for) is skipped.
    */
   readonly preview: (markdown: string) => Effect.Effect<void, TelegramError | MailboxError>
   /**
@@ -91,43 +92,55 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const stopButtons: ReadonlyArray<Button> = stopData !== undefined ? [{ text: texts.stopButton, data: stopData }] : []
 
           // Sent and stored as one step: interrupted between the two, a redo would not know the
-          // message exists and would send a second one. Only the first message replies to the question.
+          // message exists and would send a second one. The turn is taken before (interruptibly:
+          // a wait for the budget must not hold up whoever stops this). Only the first message
+          // replies to the question.
           const send = (index: number, text: string, options: SendOptions) =>
-            Effect.uninterruptible(Effect.gen(function*() {
+            Effect.gen(function*() {
               const { replyTo: _replyTo, ...inTopic } = placement
-              ids[index] = yield* telegram.sendMessage(chatId, text, { ...options, ...(index === 0 ? placement : inTopic) })
-              yield* persistIds(ids)
-            }))
+              yield* budget.prepaid(chatId, yield* SendPriority, Effect.uninterruptible(Effect.gen(function*() {
+                ids[index] = yield* telegram.sendMessage(chatId, text, { ...options, ...(index === 0 ? placement : inTopic) })
+                yield* persistIds(ids)
+              })))
+            })
 
-          /** Puts `text` in the index-th reply message, sending it if it does not exist yet. */
+          /**
+           * Puts `text` in the index-th reply message, sending it if it does not exist yet; false
+           * when it shows that already (no call). A preview does not send anew a message the user
+           * deleted: the final text will.
+           */
           const show = (index: number, text: string, options: SendOptions) =>
             Effect.gen(function*() {
               const key = JSON.stringify([text, options.html === true, options.buttons ?? []])
-              if (shown[index] === key) return
+              if (shown[index] === key) return false
               const existing = ids[index]
               if (existing === undefined) yield* send(index, text, options)
               else {
                 yield* telegram.editMessageText(chatId, existing, text, options).pipe(
                   // The user deleted the reply an earlier attempt sent: send it anew.
-                  Effect.catchTag("MessageGone", () => send(index, text, options))
+                  Effect.catchTag("MessageGone", (gone) => (options.preview === true ? Effect.fail(gone) : send(index, text, options)))
                 )
               }
               shown[index] = key
+              return true
             })
 
-          /** Formatted, or as plain text when Telegram refuses the formatting: never lost. */
-          const showFinal = (index: number, chunk: TelegramChunk, buttons: ReadonlyArray<Button> = []) =>
-            show(index, chunk.html, { html: true, buttons }).pipe(
-              Effect.catchTag("RejectedFormatting", () => show(index, chunk.plain, { buttons }))
+          /** Formatted, or (the final text) as plain text when Telegram refuses the formatting: never lost. */
+          const showFinal = (index: number, chunk: TelegramChunk, buttons: ReadonlyArray<Button> = [], preview = false) =>
+            show(index, chunk.html, { html: true, buttons, ...(preview ? { preview } : {}) }).pipe(
+              Effect.catchTag("RejectedFormatting", (refused) => (preview ? Effect.fail(refused) : show(index, chunk.plain, { buttons })))
             )
 
+          /**
+           * One call at most (a sign is one turn of the budget): the first earlier chunk not shown
+           * yet as it is now complete, formatted; else the growing one as plain text, in a draft
+           * where the chat has them and no message of an earlier attempt is there.
+           */
           const showPreview = Effect.fn("ReplyWriter.preview")(function*(markdown: string) {
             const chunks = toTelegramChunks(markdown, maxMessageLength - cursor.length)
             const last = chunks.length - 1
             if (last < 0) return
-            // Earlier chunks are complete: show them formatted; the growing one as plain text, in
-            // a draft where the chat has them and no message of an earlier attempt is there.
-            for (let i = 0; i < last; i++) yield* showFinal(i, chunks[i]!)
+            for (let i = 0; i < last; i++) if (yield* showFinal(i, chunks[i]!, [], true)) return
             const growing = chunks[last]!.plain + cursor
             if (draftId !== undefined && ids[last] === undefined) {
               yield* telegram.sendDraft(chatId, draftId, growing, { ...(threadId !== undefined ? { threadId } : {}), canStop: true })
@@ -145,22 +158,28 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             typingAt: Number.NEGATIVE_INFINITY,
             // A chat showing an earlier attempt's messages has seen a sign already.
             seen: existingIds.length > 0,
-            failure: undefined as TelegramError | MailboxError | undefined,
+            // The chat cannot be written to (blocked, gone), or another turn took the mail over: the reply ends.
+            failure: undefined as TelegramError | MailTakenOver | undefined,
+            // A sent message's id could not be stored (the mailbox away): the final text stores it.
+            unsaved: false,
             changed: Deferred.makeUnsafe<void>()
           }
 
-          /** The sign due when the turn came: the latest text, or typing while there is none. */
+          /**
+           * The sign due when the turn came: the latest text, or typing while there is none. A
+           * preview, once its turn came, is not cut off (a cancelled edit may still land after the
+           * final one); typing may be.
+           */
           const sign = Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
+            progress.seen = true
             if (progress.latest.length === 0) {
               progress.typingAt = now
-              yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
-            } else {
-              progress.previewAt = now
-              progress.shown = progress.latest
-              yield* showPreview(progress.latest)
+              return yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
             }
-            progress.seen = true
+            progress.previewAt = now
+            progress.shown = progress.latest
+            yield* Effect.uninterruptible(showPreview(progress.latest))
           })
 
           /** One step of showProgress: waits for the next sign to be due, then for its turn, then shows it. */
@@ -169,17 +188,23 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             const text = progress.latest.length > 0
             if (text && progress.latest === progress.shown) return yield* Deferred.await(progress.changed)
             const due = text ? progress.previewAt + previewEveryMillis : progress.typingAt + typingEveryMillis
-            // Waiting for typing, text may come (and is due at once).
-            if (now < due) return yield* Effect.raceFirst(Effect.sleep(Duration.millis(due - now)), Deferred.await(progress.changed))
+            if (now < due) {
+              const rest = Effect.sleep(Duration.millis(due - now))
+              // Waiting to renew typing, text may come (and is due at once).
+              return yield* (text ? rest : Effect.raceFirst(rest, Deferred.await(progress.changed)))
+            }
             const priority = progress.seen ? "update" as const : "first" as const
-            yield* budget.prepaid(chatId, priority, sign).pipe(Effect.provideService(SendPriority, priority))
+            yield* budget.prepaid(chatId, priority, sign).pipe(
+              Effect.provideService(SendPriority, priority),
+              // The chat (or bot) must wait over 30 s: no sign until then; the final text will wait.
+              Effect.catchTag("TelegramApiError", (error) =>
+                Effect.logDebug("progress not shown", error.message).pipe(Effect.andThen(Effect.sleep("1 second")))),
+              Effect.catchTag("StorageOutage", () => Effect.sync(() => void (progress.unsaved = true)))
+            )
           })
 
           const showProgress = Effect.forkScoped(
-            Effect.forever(step).pipe(
-              Effect.catchTag("TelegramApiError", (error) => Effect.logDebug("progress not shown", error.message)),
-              Effect.catch((error) => Effect.sync(() => void (progress.failure = error)))
-            )
+            Effect.forever(step).pipe(Effect.catch((error) => Effect.sync(() => void (progress.failure = error))))
           ).pipe(Effect.asVoid, Effect.withSpan("ReplyWriter.showProgress"))
 
           const preview = (markdown: string) =>
@@ -192,6 +217,8 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             })
 
           const finish = Effect.fn("ReplyWriter.finish")(function*(markdown: string, buttons: ReadonlyArray<UrlButton> = []) {
+            // A sign already found the chat unreachable (or the mail taken over): do not write again.
+            if (progress.failure !== undefined) return yield* Effect.fail(progress.failure)
             const chunks = toTelegramChunks(markdown)
             const final = chunks.length > 0 ? chunks : toTelegramChunks(texts.empty)
             // The buttons go under the last message, where the reply ends.
@@ -206,6 +233,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               )
               yield* persistIds(ids)
             }
+            if (progress.unsaved) yield* persistIds(ids)
             return [...ids] as ReadonlyArray<number>
           })
 

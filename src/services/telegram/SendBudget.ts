@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Duration, Effect, Layer, Metric } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, References } from "effect"
 import { AppConfig } from "../platform/AppConfig.ts"
 import { sendWait } from "../platform/Metrics.ts"
 import { floodWaitError, maxWaitSeconds, type TelegramApiError } from "./Telegram.ts"
@@ -79,33 +79,38 @@ const pruneAbove = 10_000
  * The bot's send budget (issue 10): every Bot API call that writes to a chat waits for its turn.
  * Turns go out at the bot-wide pace (TELEGRAM_SENDS_PER_SECOND, shared by every process through
  * BotPace), within each chat's limits, highest priority first and, within a priority, to the
- * chat served least recently (round robin: a chat never served comes first). A 429 pauses the
- * whole bot for its retry_after, and its chat until then. Time comes from the Clock.
+ * chat served least recently (round robin: a chat never served comes first). A 429 pauses its
+ * chat for its retry_after, and the whole bot unless the chat is a group. Time comes from the Clock.
  */
 export class SendBudget extends Context.Service<SendBudget, {
   /**
    * Waits until `method` may be called for `chatId` (undefined: not chat-bound), at the
    * SendPriority in context. Fails at once with TelegramApiError 429 when the chat (or the bot)
-   * must wait more than 30 s. Calls that do not write to a chat only sit out a flood wait.
+   * must wait more than 30 s. Calls that do not write to a chat only sit out the chat's own
+   * flood wait (reads, callback answers and getUpdates go on during the bot's pause).
    */
   readonly awaitTurn: (method: string, chatId: number | undefined) => Effect.Effect<void, TelegramApiError>
   /**
    * Takes the chat's next turn at `priority`, then runs `effect`, whose first counted call to the
    * chat uses it: what to send can be chosen once the turn came (the latest text, not the text
-   * of when the wait began).
+   * of when the wait began), and the call itself can be made uninterruptible without waiting
+   * there. Inside a turn taken for the chat and not used yet, takes none.
    */
   readonly prepaid: <A, E, R>(
     chatId: number,
     priority: SendPriority,
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | TelegramApiError, R>
-  /** A 429: nothing for the chat (when given) nor anyone else before `seconds` pass. */
+  /**
+   * A 429: nothing for the chat (when given) before `seconds` pass; nothing for anyone either,
+   * unless the chat is a group (its own 20-a-minute limit).
+   */
   readonly rememberFloodWait: (chatId: number | undefined, seconds: number) => Effect.Effect<void>
   /** Seconds left of the chat's flood wait, 0 when it may be written to now. */
   readonly floodWaitSeconds: (chatId: number) => Effect.Effect<number>
 }>()("bot/SendBudget") {
-  /** The budget on `pace`. */
-  static readonly make = (pace: BotPace) =>
+  /** The budget on `pace`; `chatLimits: false` lets every chat take any number of turns (tests). */
+  static readonly make = (pace: BotPace, { chatLimits = true }: { readonly chatLimits?: boolean } = {}) =>
     Effect.gen(function*() {
       const waiters = new Set<Waiter>()
       // Per chat: when its pace lets the next send go (GCRA's theoretical arrival time), when it
@@ -122,7 +127,7 @@ export class SendBudget extends Context.Service<SendBudget, {
       const readyAt = (waiter: Waiter) => {
         if (waiter.chatId === undefined) return 0
         const flood = floodUntil.get(waiter.chatId) ?? 0
-        if (waiter.method !== undefined && !chatPaced(waiter.method)) return flood
+        if (!chatLimits || (waiter.method !== undefined && !chatPaced(waiter.method))) return flood
         const { burst, intervalMs } = chatRule(waiter.chatId)
         const tolerance = waiter.priority === "update" ? 0 : (burst - 1) * intervalMs
         return Math.max((chatNextAt.get(waiter.chatId) ?? 0) - tolerance, flood)
@@ -163,19 +168,18 @@ export class SendBudget extends Context.Service<SendBudget, {
           waiters.delete(waiter)
           if (waiter.chatId !== undefined) {
             if (waiter.method !== undefined && chatPaced(waiter.method)) charge(waiter.chatId, now)
+            if (lastServed.size > pruneAbove) prune(now)
             lastServed.set(waiter.chatId, now)
           }
           yield* Metric.update(Metric.withAttributes(sendWait, { priority: waiter.priority }), (now - waiter.since) / 1000)
           yield* Deferred.succeed(waiter.granted, undefined)
         })
 
+      /** Forgets rested chats: their pace, flood wait and place in the round robin no longer matter. */
       const prune = (now: number) => {
-        for (const [chatId, at] of chatNextAt) {
-          if (at > now) continue
-          chatNextAt.delete(chatId)
-          lastServed.delete(chatId)
-        }
+        for (const [chatId, at] of chatNextAt) if (at <= now) chatNextAt.delete(chatId)
         for (const [chatId, until] of floodUntil) if (until <= now) floodUntil.delete(chatId)
+        for (const chatId of lastServed.keys()) if (!chatNextAt.has(chatId)) lastServed.delete(chatId)
       }
 
       /** Sleeps `millis`, or less when a waiter arrives (it may come first). */
@@ -184,8 +188,10 @@ export class SendBudget extends Context.Service<SendBudget, {
 
       // One dispatcher hands out the turns, one at a time, while any call waits. It runs on the
       // fiber context (the Clock) of the call that started it, and ends when none is left.
+      // Whether to go on, and the flag cleared, in one step: a call arriving in between starts a new one.
+      const goOn = Effect.sync(() => waiters.size > 0 || (dispatching = false))
       const dispatch = Effect.gen(function*() {
-        while (waiters.size > 0) {
+        while (yield* goOn) {
           if (yield* Deferred.isDone(arrived)) arrived = yield* Deferred.make<void>()
           const now = yield* Clock.currentTimeMillis
           const { next, retryAt } = pick(now)
@@ -203,12 +209,12 @@ export class SendBudget extends Context.Service<SendBudget, {
           const winner = waiters.has(next) ? next : pick(taken).next
           if (winner !== undefined) yield* grant(winner, taken)
         }
-      }).pipe(Effect.ensuring(Effect.sync(() => void (dispatching = false))))
+      }).pipe(Effect.onError(() => Effect.sync(() => void (dispatching = false))))
 
-      /** What is left of the chat's flood wait, or the bot's pause (ms). */
-      const pausedMillis = (chatId: number | undefined) =>
+      /** What is left of the chat's flood wait and, for writes, the bot's pause (ms). */
+      const pausedMillis = (chatId: number | undefined, writes = true) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) =>
-          Math.max(0, botPausedUntil - now, chatId === undefined ? 0 : (floodUntil.get(chatId) ?? now) - now)
+          Math.max(0, writes ? botPausedUntil - now : 0, chatId === undefined ? 0 : (floodUntil.get(chatId) ?? now) - now)
         ))
 
       const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority) =>
@@ -223,19 +229,27 @@ export class SendBudget extends Context.Service<SendBudget, {
             since: yield* Clock.currentTimeMillis,
             granted: yield* Deferred.make<void>()
           }
-          waiters.add(waiter)
-          yield* Deferred.succeed(arrived, undefined)
-          if (!dispatching) {
-            dispatching = true
-            yield* Effect.forkDetach(dispatch)
-          }
+          // Queued and the dispatcher started as one step, so an interruption leaves neither half-done.
+          yield* Effect.uninterruptible(Effect.gen(function*() {
+            waiters.add(waiter)
+            yield* Deferred.succeed(arrived, undefined)
+            if (!dispatching) {
+              dispatching = true
+              // Its own trace and no log annotations: it serves every chat, not the first caller's.
+              yield* Effect.forkDetach(dispatch.pipe(
+                Effect.withSpan("SendBudget.dispatch", { root: true }),
+                Effect.provideService(References.CurrentLogAnnotations, {})
+              ))
+            }
+          }))
           yield* Deferred.await(waiter.granted).pipe(Effect.onInterrupt(() => Effect.sync(() => waiters.delete(waiter))))
         })
 
       return SendBudget.of({
         awaitTurn: Effect.fn("SendBudget.awaitTurn")(function*(method: string, chatId: number | undefined) {
           if (!countedMethods.has(method)) {
-            const left = yield* pausedMillis(chatId)
+            // Reads and callback answers (chat-bound or not) wait only for the chat's own flood wait.
+            const left = yield* pausedMillis(chatId, false)
             if (Math.ceil(left / 1000) > maxWaitSeconds) return yield* floodWaitError(method, Math.ceil(left / 1000))
             if (left > 0) yield* Effect.sleep(Duration.millis(left))
             return
@@ -249,17 +263,22 @@ export class SendBudget extends Context.Service<SendBudget, {
           yield* queue(method, chatId, yield* SendPriority)
         }),
         prepaid: <A, E, R>(chatId: number, priority: SendPriority, effect: Effect.Effect<A, E, R>) =>
-          queue(undefined, chatId, priority).pipe(
-            Effect.andThen(Effect.provideService(effect, SendPass, { chatId, used: false })),
-            Effect.withSpan("SendBudget.prepaid")
-          ),
+          Effect.gen(function*() {
+            const pass = yield* SendPass
+            // Inside a turn already taken for the chat and not used yet: that one pays.
+            if (pass !== undefined && !pass.used && pass.chatId === chatId) return yield* effect
+            yield* queue(undefined, chatId, priority)
+            return yield* Effect.provideService(effect, SendPass, { chatId, used: false })
+          }).pipe(Effect.withSpan("SendBudget.prepaid")),
         rememberFloodWait: Effect.fn("SendBudget.rememberFloodWait")(function*(chatId: number | undefined, seconds: number) {
           const now = yield* Clock.currentTimeMillis
-          // Telegram does not say whether a 429 is the chat's or the bot's: the bot's budget
-          // already keeps under both, so a 429 means it was passed; everyone waits.
+          if (chatId !== undefined) floodUntil.set(chatId, Math.max(floodUntil.get(chatId) ?? 0, now + seconds * 1000))
+          // Telegram does not say whose limit a 429 is. A group's own limit (20 a minute) is the
+          // likely one there: only the group waits. Elsewhere the chats' limits are lenient and
+          // kept, so it is the bot's: everyone waits.
+          if (chatId !== undefined && chatId < 0) return
           botPausedUntil = Math.max(botPausedUntil, now + seconds * 1000)
           yield* pace.pause(seconds * 1000)
-          if (chatId !== undefined) floodUntil.set(chatId, Math.max(floodUntil.get(chatId) ?? 0, now + seconds * 1000))
         }),
         floodWaitSeconds: Effect.fn("SendBudget.floodWaitSeconds")(function*(chatId: number) {
           return Math.ceil((yield* pausedMillis(chatId)) / 1000)
@@ -267,9 +286,12 @@ export class SendBudget extends Context.Service<SendBudget, {
       })
     })
 
-  /** One process's budget at `sendsPerSecond`, without settings (tests). */
-  static readonly layerTest = (sendsPerSecond: number) =>
-    Layer.effect(SendBudget, Effect.flatMap(memoryPace(sendsPerSecond), SendBudget.make))
+  /**
+   * One process's budget at `sendsPerSecond`, without settings (tests); `chatLimits: false` for
+   * tests where time stands still (no chat waits for its pace, flood waits still hold).
+   */
+  static readonly layerTest = (sendsPerSecond: number, options?: { readonly chatLimits?: boolean }) =>
+    Layer.effect(SendBudget, Effect.flatMap(memoryPace(sendsPerSecond), (pace) => SendBudget.make(pace, options)))
 
   /** The budget of one process, at TELEGRAM_SENDS_PER_SECOND (without REDIS_URL). */
   static readonly layer = Layer.unwrap(Effect.gen(function*() {

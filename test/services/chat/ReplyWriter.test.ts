@@ -3,7 +3,7 @@ import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import * as TelegramMemory from "../../../src/layers/telegram/TelegramMemory.ts"
 import { TelegramScript } from "../../../src/layers/telegram/TelegramMemory.ts"
-import { cursor, previewEveryMillis, ReplyWriter, type ReplyTarget } from "../../../src/services/chat/ReplyWriter.ts"
+import { cursor, type LiveReply, previewEveryMillis, ReplyWriter, type ReplyTarget } from "../../../src/services/chat/ReplyWriter.ts"
 import { SendBudget } from "../../../src/services/telegram/SendBudget.ts"
 import { Telegram } from "../../../src/services/telegram/Telegram.ts"
 
@@ -26,6 +26,14 @@ const open = (target: number | ReplyTarget, existingIds: ReadonlyArray<number> =
 const elapse = (millis: number) =>
   Effect.gen(function*() {
     for (let t = 0; t < millis; t += 50) yield* TestClock.adjust(Math.min(50, millis - t))
+  })
+
+/** The final answer shown, its sends paid from the budget (20 a second) as time passes. */
+const finished = (reply: LiveReply, markdown: string) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(reply.finish(markdown))
+    yield* elapse(5_000)
+    return yield* Fiber.join(fiber)
   })
 
 /** The signs of progress the chat got: typing and drafts. */
@@ -74,7 +82,7 @@ describe("ReplyWriter", () => {
       yield* Effect.scoped(reply.showProgress.pipe(Effect.andThen(elapse(100))))
       yield* elapse(10_000)
       assert.deepStrictEqual(yield* signs(-2), ["typing"])
-      yield* reply.finish("final")
+      yield* finished(reply, "final")
       assert.deepStrictEqual(yield* texts(-2), ["final"])
     })))
 
@@ -82,7 +90,7 @@ describe("ReplyWriter", () => {
     fresh(Effect.gen(function*() {
       const paragraph = "word ".repeat(800).trim() // 3,999 characters
       const { persisted, reply } = yield* open(-3)
-      const ids = yield* reply.finish([paragraph, paragraph, paragraph].join("\n\n"))
+      const ids = yield* finished(reply, [paragraph, paragraph, paragraph].join("\n\n"))
       const shown = yield* texts(-3)
       assert.strictEqual(shown.length, 3)
       for (const text of shown) assert.isAtMost(text.length, 4096)
@@ -92,10 +100,10 @@ describe("ReplyWriter", () => {
   it.effect("an answer of exactly 4096 characters is one message; 4097 are two", () =>
     fresh(Effect.gen(function*() {
       const { reply: exact } = yield* open(-4)
-      yield* exact.finish("x".repeat(4096))
+      yield* finished(exact, "x".repeat(4096))
       assert.deepStrictEqual((yield* texts(-4)).map((t) => t.length), [4096])
       const { reply: over } = yield* open(-5)
-      yield* over.finish("x".repeat(4097))
+      yield* finished(over, "x".repeat(4097))
       assert.deepStrictEqual((yield* texts(-5)).map((t) => t.length), [4096, 1])
     })))
 
@@ -104,7 +112,7 @@ describe("ReplyWriter", () => {
       const telegram = yield* Telegram
       const earlier = [yield* telegram.sendMessage(-6, "part 1 ▍"), yield* telegram.sendMessage(-6, "part 2 ▍")]
       const { persisted, reply } = yield* open(-6, earlier)
-      const ids = yield* reply.finish("short")
+      const ids = yield* finished(reply, "short")
       assert.deepStrictEqual(ids, earlier.slice(0, 1))
       assert.deepStrictEqual(yield* texts(-6), ["short"])
       assert.deepStrictEqual(persisted, [earlier.slice(0, 1)])
@@ -116,7 +124,7 @@ describe("ReplyWriter", () => {
       const gone = yield* telegram.sendMessage(-7, "old ▍")
       yield* telegram.deleteMessage(-7, gone)
       const { persisted, reply } = yield* open(-7, [gone])
-      const ids = yield* reply.finish("new")
+      const ids = yield* finished(reply, "new")
       assert.notStrictEqual(ids[0], gone)
       assert.deepStrictEqual(yield* texts(-7), ["new"])
       assert.deepStrictEqual(persisted, [ids])

@@ -107,6 +107,21 @@ describe("SendBudget", () => {
       assert.isBelow(Math.max(...grants.map((g) => g.at)), 600)
     })))
 
+  it.effect("a 429 in a group pauses only that group (its own limit)", () =>
+    fresh(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      const grants: Array<Grant> = []
+      yield* budget.rememberFloodWait(-100, 5)
+      assert.strictEqual(yield* budget.floodWaitSeconds(-100), 5)
+      assert.strictEqual(yield* budget.floodWaitSeconds(100), 0)
+      yield* call(grants, "group", "sendMessage", -100)
+      yield* call(grants, "private", "sendMessage", 100)
+      yield* elapse(500)
+      assert.deepStrictEqual(grants.map((g) => g.label), ["private"])
+      yield* elapse(5_000)
+      assert.deepStrictEqual(grants.map((g) => g.label), ["private", "group"])
+    })))
+
   it.effect("a 429 pauses every chat for its retry_after; past 30 s a call fails at once", () =>
     fresh(Effect.gen(function*() {
       const budget = yield* SendBudget
@@ -125,8 +140,10 @@ describe("SendBudget", () => {
       yield* budget.rememberFloodWait(200, maxWaitSeconds + 1)
       const error = yield* Effect.flip(budget.awaitTurn("sendMessage", 201))
       assert.strictEqual(error.code, 429)
-      // Reads are no writes: they only sit out the wait, and fail past 30 s too.
-      const read = yield* Effect.flip(budget.awaitTurn("getChatMember", undefined))
+      // Reads are no writes: they go on during the bot's pause, and wait only for their own chat.
+      yield* budget.awaitTurn("getChatMember", undefined)
+      yield* budget.awaitTurn("answerCallbackQuery", undefined)
+      const read = yield* Effect.flip(budget.awaitTurn("getChatMember", 200))
       assert.strictEqual(read.code, 429)
     })))
 
