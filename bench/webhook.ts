@@ -25,8 +25,6 @@
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
-import type { AddressInfo } from "node:net"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { monitorEventLoopDelay } from "node:perf_hooks"
@@ -47,6 +45,7 @@ import {
   dbWork,
   distinctUsers,
   dropDatabase,
+  freePort,
   histogramBuckets,
   machineBusySeconds,
   markerOf,
@@ -105,16 +104,6 @@ const redisDbs = { baseline: 3, product: 4, e2e: 5 } as const
 const tag = `${process.pid}`
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 const flushRedis = async (db: number) => {
   const redis = new Redis({ host: redisHost, port: redisPort, db, lazyConnect: true, maxRetriesPerRequest: 1 })

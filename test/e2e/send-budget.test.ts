@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { ProgramProcess } from "../support/ProgramProcess.ts"
+import { killAll, ProgramProcess } from "../support/ProgramProcess.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
 import { textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import type { TelegramCall } from "../support/telegram/types.ts"
@@ -39,12 +39,7 @@ describe("the send budget, across worker processes", () => {
   beforeAll(async () => {
     stack = await startStack({ program: "api" })
   })
-  afterEach(async () => {
-    for (const worker of workers.splice(0)) {
-      worker.kill("SIGKILL")
-      await worker.exited
-    }
-  })
+  afterEach(() => killAll(workers))
   afterAll(() => stack.stop())
 
   it(`two workers on one Redis never send more than ${sendsPerSecond} a second together`, async () => {

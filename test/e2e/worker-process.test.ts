@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { mentioningBot, textMessageUpdate } from "../support/telegram/FakeTelegram.ts"
 import { type Stack, startStack, waitForStatus } from "../support/Stack.ts"
-import { ProgramProcess } from "../support/ProgramProcess.ts"
+import { killAll, ProgramProcess } from "../support/ProgramProcess.ts"
 
 const longAnswer = Array.from({ length: 50 }, (_, i) => `part${i}`).join(" ")
 
@@ -16,12 +16,7 @@ describe("the worker as its own process", () => {
   beforeAll(async () => {
     stack = await startStack({ program: "api" })
   })
-  afterEach(async () => {
-    for (const worker of workers.splice(0)) {
-      worker.kill("SIGKILL")
-      await worker.exited
-    }
-  })
+  afterEach(() => killAll(workers))
   afterAll(() => stack.stop())
 
   it("redoes a turn killed mid-way after a restart: one reply, no answer lost or doubled", async () => {

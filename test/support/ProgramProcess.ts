@@ -32,3 +32,11 @@ export class ProgramProcess {
     this.#child.kill(signal)
   }
 }
+
+/** Kills each program (SIGKILL, as a crash would) and waits for it to exit; empties the list. */
+export const killAll = async (programs: Array<ProgramProcess>): Promise<void> => {
+  for (const program of programs.splice(0)) {
+    program.kill("SIGKILL")
+    await program.exited
+  }
+}
