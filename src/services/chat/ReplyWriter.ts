@@ -98,7 +98,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const send = (index: number, text: string, options: SendOptions) =>
             Effect.gen(function*() {
               const { replyTo: _replyTo, ...inTopic } = placement
-              yield* budget.prepaid(chatId, yield* SendPriority, Effect.uninterruptible(Effect.gen(function*() {
+              yield* budget.prepaid(chatId, Effect.uninterruptible(Effect.gen(function*() {
                 ids[index] = yield* telegram.sendMessage(chatId, text, { ...options, ...(index === 0 ? placement : inTopic) })
                 yield* persistIds(ids)
               })))
@@ -153,7 +153,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           // The progress shown so far, and the latest text to show.
           const progress = {
             latest: "",
-            shown: "",
+            previewed: "",
             previewAt: Number.NEGATIVE_INFINITY,
             typingAt: Number.NEGATIVE_INFINITY,
             // A chat showing an earlier attempt's messages has seen a sign already.
@@ -178,7 +178,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               return yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
             }
             progress.previewAt = now
-            progress.shown = progress.latest
+            progress.previewed = progress.latest
             yield* Effect.uninterruptible(showPreview(progress.latest))
           })
 
@@ -186,7 +186,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           const step = Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
             const text = progress.latest.length > 0
-            if (text && progress.latest === progress.shown) return yield* Deferred.await(progress.changed)
+            if (text && progress.latest === progress.previewed) return yield* Deferred.await(progress.changed)
             const due = text ? progress.previewAt + previewEveryMillis : progress.typingAt + typingEveryMillis
             if (now < due) {
               const rest = Effect.sleep(Duration.millis(due - now))
@@ -194,7 +194,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               return yield* (text ? rest : Effect.raceFirst(rest, Deferred.await(progress.changed)))
             }
             const priority = progress.seen ? "update" as const : "first" as const
-            yield* budget.prepaid(chatId, priority, sign).pipe(
+            yield* budget.prepaid(chatId, sign).pipe(
               Effect.provideService(SendPriority, priority),
               // The chat (or bot) must wait over 30 s: no sign until then; the final text will wait.
               Effect.catchTag("TelegramApiError", (error) =>

@@ -91,16 +91,12 @@ export class SendBudget extends Context.Service<SendBudget, {
    */
   readonly awaitTurn: (method: string, chatId: number | undefined) => Effect.Effect<void, TelegramApiError>
   /**
-   * Takes the chat's next turn at `priority`, then runs `effect`, whose first counted call to the
+   * Takes the chat's next turn at the SendPriority in context, then runs `effect`, whose first counted call to the
    * chat uses it: what to send can be chosen once the turn came (the latest text, not the text
    * of when the wait began), and the call itself can be made uninterruptible without waiting
    * there. Inside a turn taken for the chat and not used yet, takes none.
    */
-  readonly prepaid: <A, E, R>(
-    chatId: number,
-    priority: SendPriority,
-    effect: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | TelegramApiError, R>
+  readonly prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TelegramApiError, R>
   /**
    * A 429: nothing for the chat (when given) before `seconds` pass; nothing for anyone either,
    * unless the chat is a group (its own 20-a-minute limit).
@@ -211,6 +207,19 @@ export class SendBudget extends Context.Service<SendBudget, {
         }
       }).pipe(Effect.onError(() => Effect.sync(() => void (dispatching = false))))
 
+      /** Fails with TelegramApiError 429 when `millis` is longer than a call sits out (30 s). */
+      const refuseLongWait = (method: string, millis: number) => {
+        const seconds = Math.ceil(millis / 1000)
+        return seconds > maxWaitSeconds ? floodWaitError(method, seconds) : Effect.void
+      }
+
+      /** The chat's turn not used yet, when the caller runs inside one (`prepaid`). */
+      const unusedPass = (chatId: number | undefined) =>
+        Effect.gen(function*() {
+          const pass = yield* SendPass
+          return pass !== undefined && !pass.used && pass.chatId === chatId ? pass : undefined
+        })
+
       /** What is left of the chat's flood wait and, for writes, the bot's pause (ms). */
       const pausedMillis = (chatId: number | undefined, writes = true) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) =>
@@ -219,8 +228,7 @@ export class SendBudget extends Context.Service<SendBudget, {
 
       const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority) =>
         Effect.gen(function*() {
-          const seconds = Math.ceil((yield* pausedMillis(chatId)) / 1000)
-          if (seconds > maxWaitSeconds) return yield* floodWaitError(method ?? "sendMessage", seconds)
+          yield* refuseLongWait(method ?? "sendMessage", yield* pausedMillis(chatId))
           const waiter: Waiter = {
             chatId,
             method,
@@ -250,24 +258,23 @@ export class SendBudget extends Context.Service<SendBudget, {
           if (!countedMethods.has(method)) {
             // Reads and callback answers (chat-bound or not) wait only for the chat's own flood wait.
             const left = yield* pausedMillis(chatId, false)
-            if (Math.ceil(left / 1000) > maxWaitSeconds) return yield* floodWaitError(method, Math.ceil(left / 1000))
+            yield* refuseLongWait(method, left)
             if (left > 0) yield* Effect.sleep(Duration.millis(left))
             return
           }
-          const pass = yield* SendPass
-          if (pass !== undefined && !pass.used && pass.chatId === chatId) {
+          const pass = yield* unusedPass(chatId)
+          if (pass !== undefined) {
             pass.used = true
-            if (chatPaced(method)) charge(chatId, yield* Clock.currentTimeMillis)
+            if (chatPaced(method)) charge(pass.chatId, yield* Clock.currentTimeMillis)
             return
           }
           yield* queue(method, chatId, yield* SendPriority)
         }),
-        prepaid: <A, E, R>(chatId: number, priority: SendPriority, effect: Effect.Effect<A, E, R>) =>
+        prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) =>
           Effect.gen(function*() {
-            const pass = yield* SendPass
             // Inside a turn already taken for the chat and not used yet: that one pays.
-            if (pass !== undefined && !pass.used && pass.chatId === chatId) return yield* effect
-            yield* queue(undefined, chatId, priority)
+            if ((yield* unusedPass(chatId)) !== undefined) return yield* effect
+            yield* queue(undefined, chatId, yield* SendPriority)
             return yield* Effect.provideService(effect, SendPass, { chatId, used: false })
           }).pipe(Effect.withSpan("SendBudget.prepaid")),
         rememberFloodWait: Effect.fn("SendBudget.rememberFloodWait")(function*(chatId: number | undefined, seconds: number) {

@@ -155,7 +155,6 @@ describe("SendBudget", () => {
       for (let chat = 1; chat <= 5; chat++) yield* call(grants, "final", "sendMessage", chat)
       const inside = yield* Effect.forkChild(budget.prepaid(
         50,
-        "first",
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
           yield* budget.awaitTurn("sendMessageDraft", 50) // free: the turn was taken
@@ -163,7 +162,7 @@ describe("SendBudget", () => {
           yield* budget.awaitTurn("sendMessageDraft", 50) // paid again: waits for the pace
           return { started, free, paid: yield* Clock.currentTimeMillis }
         })
-      ))
+      ).pipe(Effect.provideService(SendPriority, "first")))
       yield* elapse(2_000)
       const { free, paid, started } = yield* Fiber.join(inside)
       assert.isAtLeast(started, Math.max(...grants.map((g) => g.at)))
