@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Semaphore } from "effect"
 import { BillingReplies } from "../billing/BillingReplies.ts"
 import { billingTexts } from "../billing/BillingTexts.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
@@ -15,7 +15,7 @@ import { Bursts } from "./Bursts.ts"
 import { type Command, isBlank, parseCommand, texts } from "./ChatTexts.ts"
 import { Conversations } from "./Conversations.ts"
 import { Delivery, type DeliveryPostponed, type TurnOutcome, withoutLlm } from "./Delivery.ts"
-import { LlmReply, type LlmOutcome } from "./LlmReply.ts"
+import { LlmReply, type LlmOutcome, type Prompted } from "./LlmReply.ts"
 import { type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
 import { type LiveReply, ReplyWriter, type ReplyTarget } from "./ReplyWriter.ts"
 import { draftIdOf } from "./Stops.ts"
@@ -30,6 +30,13 @@ export const maxAttempts = 5
 const rateNoticeEverySeconds = 60
 /** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
 const textOnlyEverySeconds = 600
+/**
+ * Turns getting ready for the LLM at once (admission, burst, prompt: about six queries on a pool
+ * of 20 connections), the others waiting their turn in order. All at once, a burst's turns
+ * would queue at the pool query by query and reach the LLM late together; a few at a time, the
+ * first reach it first (issue 10: 300 chats at once).
+ */
+const turnsGettingReady = 16
 
 
 /** Billing links are personal: in groups the bot sends people to a private chat. */
@@ -140,9 +147,11 @@ export class ChatTurn extends Context.Service<ChatTurn, {
         { buttons = [], conversationId = null }: { buttons?: ReadonlyArray<UrlButton>; conversationId?: string | null } = {}
       ) => delivery.deliver(mail, reply, text, withoutLlm(text, conversationId), buttons)
 
-      const answerWithLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
+      const gettingReady = yield* Semaphore.make(turnsGettingReady)
+
+      const answerWithLlm = (mail: Mail, reply: LiveReply, prompted: Prompted, startedAt: number) =>
         Effect.gen(function*() {
-          const outcome = yield* llm.answer(mail, reply, startedAt)
+          const outcome = yield* llm.answer(mail, prompted, reply, startedAt)
           const { failure, record } = outcome
           if (Option.isNone(failure)) {
             // Stored as shown, notes included: a later turn delivering it (Telegram away) shows the same.
@@ -211,13 +220,18 @@ export class ChatTurn extends Context.Service<ChatTurn, {
 
       const askLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
-          const admitted = yield* admission.admit(mail)
+          const admitted = yield* gettingReady.withPermit(Effect.gen(function*() {
+            const admitted = yield* admission.admit(mail)
+            if (admitted._tag !== "Llm") return admitted
+            const burst = yield* bursts.gather(mail)
+            return { _tag: "Llm" as const, burst, prompted: yield* llm.prepare(burst) }
+          }))
           switch (admitted._tag) {
             case "Llm": {
-              const burst = yield* bursts.gather(mail)
+              const { burst, prompted } = admitted
               // Merged, the answer replies to the burst's last message.
               const burstReply = burst === mail ? reply : yield* openReply(burst)
-              return yield* answerWithLlm(burst, burstReply, startedAt)
+              return yield* answerWithLlm(burst, burstReply, prompted, startedAt)
             }
             case "Paywall": {
               if (yield* mailbox.toldAlready(mail, ["paywall"], { day: admitted.day, timeZone: billingTimezone })) {

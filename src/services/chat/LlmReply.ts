@@ -1,4 +1,5 @@
 import { Clock, Context, Effect, Layer, Option, Semaphore, Stream } from "effect"
+import type { ChatMessage } from "../../schema/llm/ChatMessage.ts"
 import { isGroupType } from "../../schema/telegram/TelegramUpdate.ts"
 import { Ai, LlmError } from "../llm/Ai.ts"
 import { buildPrompt, groupSystemPrompt, labelled, systemPrompt } from "../llm/Prompt.ts"
@@ -28,19 +29,34 @@ export interface LlmOutcome {
   readonly keptChars: Option.Option<number>
 }
 
+/** What the LLM is asked for a message: its conversation's exchanges and the message, fitted to the budget. */
+export interface Prompted {
+  /** The open conversation of the message's topic (uuid). */
+  readonly conversationId: string
+  readonly prompt: ReadonlyArray<ChatMessage>
+  /** The message was longer than the prompt's room: only this many UTF-16 units are sent. */
+  readonly keptChars: Option.Option<number>
+}
+
 /** Asks the LLM to answer a message in its conversation, streaming the answer into the reply. */
 export class LlmReply extends Context.Service<LlmReply, {
   /**
-   * Sends the conversation's earlier exchanges and the message (cut to fit when it alone passes
-   * CONTEXT_TOKEN_BUDGET minus MAX_ANSWER_TOKENS; the rest is trimmed to it), previews the answer
-   * in `reply` as it streams, and stops it after TURN_TIMEOUT_SECONDS or when the user asks
-   * (Stops; the request is aborted). An LLM failure (or the time limit) is returned, not failed
-   * with: what streamed before it is in the record. `startedAt` (epoch ms) is the turn's start.
-   * At most LLM_CONCURRENCY answers stream at once per process; the reply shows its progress
-   * (typing, then previews) only while its answer streams, never while it waits.
+   * The prompt for the message: the conversation's earlier exchanges and the message (cut to fit
+   * when it alone passes CONTEXT_TOKEN_BUDGET minus MAX_ANSWER_TOKENS; the rest is trimmed to
+   * it). Opens the topic's conversation if none is open.
+   */
+  readonly prepare: (mail: Mail) => Effect.Effect<Prompted, StorageOutage>
+  /**
+   * Sends the prompt, previews the answer in `reply` as it streams, and stops it after
+   * TURN_TIMEOUT_SECONDS or when the user asks (Stops; the request is aborted). An LLM failure
+   * (or the time limit) is returned, not failed with: what streamed before it is in the record.
+   * `startedAt` (epoch ms) is the turn's start. At most LLM_CONCURRENCY answers stream at once
+   * per process; the reply shows its progress (typing, then previews) only while its answer
+   * streams, never while it waits.
    */
   readonly answer: (
     mail: Mail,
+    prompted: Prompted,
     reply: LiveReply,
     startedAt: number
   ) => Effect.Effect<LlmOutcome, StorageOutage | MailboxError | TelegramError>
@@ -62,7 +78,7 @@ export class LlmReply extends Context.Service<LlmReply, {
       const answerCap = config.maxAnswerTokens * 8
 
       return LlmReply.of({
-        answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, reply: LiveReply, startedAt: number) {
+        prepare: Effect.fn("LlmReply.prepare")(function*(mail: Mail) {
           const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
           // In groups, each message is labelled with its sender, and history reaches back less far.
           const inGroup = isGroupType(mail.chatType)
@@ -73,6 +89,10 @@ export class LlmReply extends Context.Service<LlmReply, {
           const fixed = group ? tokens.count(groupSystemPrompt) + tokens.count(labelled(group.sender, "")) : tokens.count(systemPrompt)
           const message = tokens.fit(mail.text, promptBudget - fixed)
           const prompt = buildPrompt(history, message.text, promptBudget, tokens.count, group)
+          return { conversationId, prompt, keptChars: Option.fromUndefinedOr(message.keptChars) }
+        }),
+        answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, { conversationId, keptChars, prompt }: Prompted, reply: LiveReply, startedAt: number) {
+          const tokens = yield* tokenizer.counter
           // Looked for after a first wait (most answers end sooner: no query at all). Postgres
           // away while looking: not a stop; the answer goes on.
           const stopAsked = Effect.gen(function*() {
@@ -129,7 +149,7 @@ export class LlmReply extends Context.Service<LlmReply, {
             ttftMs,
             ...(ended.stopped ? { stopped: true } : {})
           }
-          return { record, ...ended, keptChars: Option.fromUndefinedOr(message.keptChars) }
+          return { record, ...ended, keptChars }
         })
       })
     })

@@ -1,8 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import OpenAI from "openai"
+import * as AiOpenAi from "../../../src/layers/llm/AiOpenAi.ts"
 import { aiRetrySchedule, retryAfterSeconds, toLlmError } from "../../../src/layers/llm/AiOpenAi.ts"
-import { LlmError } from "../../../src/services/llm/Ai.ts"
+import { Ai, LlmError } from "../../../src/services/llm/Ai.ts"
+import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
+import { startFakeOpenAI } from "../../support/FakeOpenAI.ts"
 import { retried } from "../../support/retried.ts"
 
 const status = (code: number, retryAfterSeconds?: number) =>
@@ -87,3 +91,41 @@ describe("OpenAI errors", () => {
     })
   })
 })
+
+describe("OpenAI stream", () => {
+  it.effect("a stream quiet for 60 s is aborted as stalled, not before", () =>
+    Effect.gen(function*() {
+      const fake = yield* Effect.acquireRelease(Effect.promise(() => startFakeOpenAI()), (fake) => Effect.promise(() => fake.close()))
+      // A first chunk, then the next one 10 minutes later (real time): the stream stalls.
+      fake.setReply(() => ({ text: "Hello there", chunkSize: 6, chunkDelayMs: 600_000 }))
+      const ai = yield* Effect.provide(
+        Effect.gen(function*() {
+          return yield* Ai
+        }),
+        AiOpenAi.layer.pipe(Layer.provide(AppConfig.layer), Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({
+          TELEGRAM_BOT_TOKEN: "1:t",
+          OPENAI_API_KEY: "sk-test",
+          OPENAI_BASE_URL: `${fake.url}/v1`
+        }))))
+      )
+      const firstChunk = yield* Deferred.make<void>()
+      const streaming = yield* ai.streamChat([{ role: "user", content: "hi" }], { maxTokens: 50 }).pipe(
+        Stream.runForEach(() => Deferred.succeed(firstChunk, undefined)),
+        Effect.flip,
+        Effect.forkChild
+      )
+      yield* Deferred.await(firstChunk)
+      yield* TestClock.adjust("59 seconds")
+      assert.isUndefined(streaming.pollUnsafe(), "59 s of quiet is not a stall")
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(streaming)
+      assert.deepStrictEqual({ status: error.status, message: error.message }, { status: 0, message: "the LLM stream stalled" })
+      // The request was cut off: the server sees the client go.
+      yield* Effect.promise(() => waitUntil(() => fake.requests[0]?.aborted === true))
+    }).pipe(Effect.scoped))
+})
+
+const waitUntil = async (predicate: () => boolean) => {
+  for (let i = 0; i < 100 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  if (!predicate()) throw new Error("the condition did not hold within 2 s")
+}

@@ -194,7 +194,7 @@ describe("AppConfig", () => {
     expect(Option.isNone(settings.databaseUrl)).toBe(true)
     expect(Option.isNone(settings.redisUrl)).toBe(true)
     expect(settings.workerConcurrency).toBe(500)
-    expect(settings.llmConcurrency).toBe(200)
+    expect(settings.llmConcurrency).toBe(500)
     expect(settings.telegramSendsPerSecond).toBe(28)
     expect(settings.groupReplyMode).toBe("mention")
     expect(settings.burstMergeMs).toBe(1500)
