@@ -79,7 +79,12 @@ const stores = Layer.effectContext(Effect.sync(() => {
   const stops = Stops.of({
     fromDraft: () => notUsed,
     fromButton: () => notUsed,
-    requested: (mailId) => Effect.sync(() => state.stopRequested.has(mailId))
+    // Looked for once a second, as Stops does.
+    awaitStop: (mailId) =>
+      Effect.gen(function*() {
+        do yield* Effect.sleep("1 second")
+        while (!state.stopRequested.has(mailId))
+      })
   })
   const migration = ChatMigration.of({ move: (chatId, toChatId) => record({ _tag: "move", chatId, toChatId }), finishWaiting: notUsed })
   // Admission's and the billing replies' own rules are tested with their storage; here they answer as told.
@@ -90,9 +95,9 @@ const stores = Layer.effectContext(Effect.sync(() => {
     paywall: (_, limit) => Effect.succeed({ text: `paywall after ${limit}`, buttons: [{ text: "Subscribe", url: "https://pay.example/checkout" }] })
   })
   const conversations = Conversations.of({
-    current: (chatId, threadId) => Effect.succeed(`conversation-${chatId}${threadId === null ? "" : `-${threadId}`}`),
+    recall: ({ chatId, threadId }) =>
+      Effect.sync(() => ({ conversationId: `conversation-${chatId}${threadId === null ? "" : `-${threadId}`}`, history: state.history })),
     startNew: (chatId) => record({ _tag: "startNew", chatId }).pipe(Effect.as(`conversation-${chatId}-new`)),
-    history: () => Effect.sync(() => state.history),
     sender: (userId) => Effect.succeed(userId === null ? null : { id: userId, name: `User ${userId}` })
   })
   return Context.make(Mailbox, mailbox).pipe(
@@ -148,6 +153,7 @@ export const mail = (fields: Partial<Mail> & { readonly chatId: number; readonly
     pendingAnswer: null,
     conversationId: null,
     trace: null,
+    laterPending: false,
     ...fields
   }
 }

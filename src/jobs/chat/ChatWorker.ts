@@ -25,8 +25,10 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
     mailbox.claimNext(chatId).pipe(
       Effect.flatMap(Option.match({
         onNone: () => Effect.void,
-        // Each turn joins the trace of the request that brought its message.
-        onSome: (mail) => chatTurn.run(mail).pipe(inTrace(mail.trace), Effect.andThen(Effect.suspend(() => drain(chatId))))
+        // Each turn joins the trace of the request that brought its message. With no later mail
+        // when it was claimed, the mailbox is looked at once more only after the lock's release.
+        onSome: (mail) =>
+          chatTurn.run(mail).pipe(inTrace(mail.trace), Effect.andThen(Effect.suspend(() => mail.laterPending ? drain(chatId) : Effect.void)))
       }))
     )
 

@@ -7,8 +7,8 @@ import { type BotPace, memoryPace, SendBudget } from "../../services/telegram/Se
 const key = "bot:send-budget"
 
 // The next free send time (µs, Redis's own clock: every process and host reads the same one).
-// take: 0 and the time moves one interval on, or the µs left until it is free. pause: the time
-// moves to at least now + ARGV[2]. The key outlives any wait it holds by a minute.
+// reserve: the next ARGV[3] sends, ARGV[2] µs apart, are the caller's; returns the µs until the
+// first. pause: the time moves to at least now + ARGV[2]. The key outlives what it holds by a minute.
 const paceScript = `
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -18,12 +18,13 @@ const paceScript = `
     if now + micros > nextAt then redis.call('SET', KEYS[1], now + micros, 'PX', math.ceil(micros / 1000) + 60000) end
     return 0
   end
-  if nextAt > now then return nextAt - now end
-  redis.call('SET', KEYS[1], now + micros, 'PX', 60000)
-  return 0`
+  local first = math.max(nextAt, now)
+  local after = first + tonumber(ARGV[3]) * micros
+  redis.call('SET', KEYS[1], after, 'PX', math.ceil((after - now) / 1000) + 60000)
+  return first - now`
 
 type WithPaceCommand = IORedis & {
-  botSendPace(key: string, op: "take" | "pause", micros: number): Promise<number>
+  botSendPace(key: string, op: "reserve" | "pause", micros: number, count: number): Promise<number>
 }
 
 /**
@@ -68,11 +69,12 @@ export const layer = Layer.effect(
       })
 
     const pace: BotPace = {
-      take: viaRedis(() => scripted.botSendPace(key, "take", intervalMicros), fallback.take.pipe(Effect.map((ms) => ms * 1000))).pipe(
-        Effect.map((micros) => micros / 1000)
-      ),
+      intervalMs: intervalMicros / 1000,
+      reserve: (count) =>
+        viaRedis(() => scripted.botSendPace(key, "reserve", intervalMicros, count), fallback.reserve(count).pipe(Effect.map((ms) => ms * 1000)))
+          .pipe(Effect.map((micros) => micros / 1000)),
       pause: (millis) =>
-        viaRedis(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000)), fallback.pause(millis).pipe(Effect.as(0))).pipe(
+        viaRedis(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000), 0), fallback.pause(millis).pipe(Effect.as(0))).pipe(
           Effect.asVoid
         )
     }

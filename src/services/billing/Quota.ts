@@ -1,6 +1,7 @@
 import { Clock, Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { AppConfig } from "../platform/AppConfig.ts"
+import { type Gate, type Mail, type MailboxError, ownedBy, takenOver } from "../chat/Mailbox.ts"
 import { type StorageOutage, storageOutage } from "../platform/StorageOutage.ts"
 import { type Plan, quotaDay } from "./Entitlement.ts"
 
@@ -25,6 +26,18 @@ export class Quota extends Context.Service<Quota, {
    * cannot pass the limit together. Refused (nothing counted) when they would pass it.
    */
   readonly consume: (userId: number, plan: Plan, messages: number) => Effect.Effect<QuotaUse, StorageOutage>
+  /**
+   * Counts the user message `mail` (from `userId`, on `plan`) like `consume`, and stores the
+   * decision with it, `gates.allowed` or `gates.refused`, in the same statement: a redo (after a
+   * crash, an outage) finds the decision and is never charged twice. Fails with MailTakenOver,
+   * nothing counted, when the message is no longer this turn's (Mailbox's fence).
+   */
+  readonly consumeDeciding: (
+    mail: Mail,
+    userId: number,
+    plan: Plan,
+    gates: { readonly allowed: Gate; readonly refused: Gate }
+  ) => Effect.Effect<QuotaUse, MailboxError>
   /** Gives back messages counted on `day` (their turn was refused by a rate limit after all). */
   readonly giveBack: (userId: number, day: string, messages: number) => Effect.Effect<void, StorageOutage>
   /** Today, as the quota counts days (YYYY-MM-DD of BILLING_TIMEZONE). */
@@ -45,20 +58,46 @@ export class Quota extends Context.Service<Quota, {
           Effect.mapError(storageOutage)
         )
 
+      /** Adds `messages` to the day's count unless that passes `limit` (0: none), when `also` holds: the new count, or no row. */
+      const charge = (userId: number, today: string, messages: number, limit: number, also = sql`true`) =>
+        sql`
+          insert into usage_daily (user_id, day, messages)
+          select ${userId}, ${today}::date, ${messages} where (${limit} = 0 or ${messages} <= ${limit}) and ${also}
+          on conflict (user_id, day) do update set messages = usage_daily.messages + excluded.messages
+          where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
+          returning messages`
+
       return Quota.of({
         consume: Effect.fn("Quota.consume")(function*(userId: number, plan: Plan, messages: number) {
           const limit = limitOf(plan)
           const today = yield* day
-          const rows = yield* sql<{ messages: number }>`
-            insert into usage_daily (user_id, day, messages)
-            select ${userId}, ${today}::date, ${messages} where ${limit} = 0 or ${messages} <= ${limit}
-            on conflict (user_id, day) do update set messages = usage_daily.messages + excluded.messages
-            where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
-            returning messages`.pipe(Effect.mapError(storageOutage))
+          const rows = yield* sql<{ messages: number }>`${charge(userId, today, messages, limit)}`.pipe(Effect.mapError(storageOutage))
           const used = rows[0]?.messages
           return used === undefined
             ? { day: today, allowed: false, used: yield* counted(userId, today), limit }
             : { day: today, allowed: true, used, limit }
+        }),
+        consumeDeciding: Effect.fn("Quota.consumeDeciding")(function*(mail: Mail, userId: number, plan: Plan, gates) {
+          const limit = limitOf(plan)
+          const today = yield* day
+          // One round trip instead of a transaction's four. The message's row is locked first,
+          // so a takeover either happened before (nothing counted) or waits for this statement.
+          const rows = yield* sql<{ owned: boolean; used: number | null; counted: number | null }>`
+            with mine as (select id from messages where ${ownedBy(sql, mail)} for update),
+            charged as (${charge(userId, today, 1, limit, sql`exists (select 1 from mine)`)}),
+            decided as (
+              update messages set gate = case when exists (select 1 from charged) then ${gates.allowed} else ${gates.refused} end
+              where id in (select id from mine)
+              returning id
+            )
+            select exists (select 1 from decided) as owned, (select messages from charged) as used,
+              (select messages from usage_daily where user_id = ${userId} and day = ${today}::date) as counted`
+            .pipe(Effect.mapError(storageOutage))
+          const row = rows[0]
+          if (row === undefined || !row.owned) return yield* Effect.fail(takenOver(mail))
+          return row.used === null
+            ? { day: today, allowed: false, used: row.counted ?? 0, limit }
+            : { day: today, allowed: true, used: row.used, limit }
         }),
         giveBack: Effect.fn("Quota.giveBack")(function*(userId: number, day: string, messages: number) {
           yield* sql`

@@ -31,7 +31,7 @@ const isFinal = (gate: Gate | null): gate is AdmissionGate => gate !== null && f
 /**
  * The gate before the LLM: the sender's daily quota (their plan's), then the LLM rate limit; a
  * message the rate limit refuses gives its quota back. The quota is charged in the same
- * transaction that stores the decision with the message, so a redo (after a crash, an outage,
+ * statement that stores the decision with the message, so a redo (after a crash, an outage,
  * a lost lock) never charges it twice. The rate limit may count a message twice only when
  * Postgres fails between asking Redis and storing the outcome.
  */
@@ -69,16 +69,15 @@ export class Admission extends Context.Service<Admission, {
       }
 
       /**
-       * The daily quota, charged with the decision in one transaction: the day it was charged to,
+       * The daily quota, charged with the decision in one statement: the day it was charged to,
        * or what the user is told instead.
        */
       const chargeQuota = (mail: Mail, userId: number, plan: Plan) =>
         Effect.gen(function*() {
-          const use = yield* transaction(Effect.gen(function*() {
-            const use = yield* quota.consume(userId, plan, 1)
-            yield* mailbox.decide(mail, use.allowed ? "quota_ok" : plan === "free" ? "paywall" : "fair_use")
-            return use
-          }))
+          const use = yield* quota.consumeDeciding(mail, userId, plan, {
+            allowed: "quota_ok",
+            refused: plan === "free" ? "paywall" : "fair_use"
+          })
           if (use.allowed) return { charged: use.day }
           yield* Metric.update(Metric.withAttributes(quotaHits, { plan }), 1)
           const refused: Admitted = { _tag: plan === "free" ? "Paywall" : "FairUse", limit: use.limit, day: use.day }

@@ -60,15 +60,16 @@ export class Bursts extends Context.Service<Bursts, {
           if (burstMergeMs === 0 || !mergeable(mail)) return mail
           let head = mail
           // A redo's mail may hold merged texts already: its whole text stands for the last part.
-          let lastPart = mail.text
+          let last = mail
           let waited = false
           while (true) {
-            const merged = yield* next(head)
+            // Nothing came after the last part when it was claimed: no query for what would not be there.
+            const merged = last.laterPending || waited ? yield* next(head) : Option.none<readonly [Mail, Mail]>()
             if (Option.isSome(merged)) {
-              head = merged.value[0]
-              lastPart = merged.value[1].text
+              ;[head, last] = merged.value
               continue
             }
+            const lastPart = last.text
             // A split paste's next part may be a moment away: wait for it once.
             const waitMillis = head.lastReceivedAt + burstMergeMs - (yield* Clock.currentTimeMillis)
             if (waited || lastPart.length < splitLength || waitMillis <= 0) return head

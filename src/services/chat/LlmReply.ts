@@ -16,8 +16,6 @@ import type { LiveReply } from "./ReplyWriter.ts"
 
 /** Earlier exchanges read for a private chat's prompt, before trimming to the token budget (groups: GROUP_HISTORY_MESSAGES). */
 const historyLimit = 200
-/** How often a streaming turn looks for the user's stop (a press lands in Postgres, maybe from another process). */
-const stopCheckEvery = "1 second"
 
 /** The LLM's answer so far (`record.answer`), and why it ended early, if it did. */
 export interface LlmOutcome {
@@ -79,10 +77,9 @@ export class LlmReply extends Context.Service<LlmReply, {
 
       return LlmReply.of({
         prepare: Effect.fn("LlmReply.prepare")(function*(mail: Mail) {
-          const conversationId = yield* conversations.current(mail.chatId, mail.threadId, mail.userId)
           // In groups, each message is labelled with its sender, and history reaches back less far.
           const inGroup = isGroupType(mail.chatType)
-          const history = yield* conversations.history(conversationId, mail.id, inGroup ? config.groupHistoryMessages : historyLimit)
+          const { conversationId, history } = yield* conversations.recall(mail, mail.id, inGroup ? config.groupHistoryMessages : historyLimit)
           const group = inGroup ? { sender: yield* conversations.sender(mail.userId) } : undefined
           const tokens = yield* tokenizer.counter
           // The message's room: the budget less the system prompt and, in groups, its label.
@@ -93,13 +90,6 @@ export class LlmReply extends Context.Service<LlmReply, {
         }),
         answer: Effect.fn("LlmReply.answer")(function*(mail: Mail, { conversationId, keptChars, prompt }: Prompted, reply: LiveReply, startedAt: number) {
           const tokens = yield* tokenizer.counter
-          // Looked for after a first wait (most answers end sooner: no query at all). Postgres
-          // away while looking: not a stop; the answer goes on.
-          const stopAsked = Effect.gen(function*() {
-            do yield* Effect.sleep(stopCheckEvery)
-            while (!(yield* stops.requested(mail.id).pipe(Effect.orElseSucceed(() => false))))
-          })
-
           let answer = ""
           let ttftMs: number | null = null
           let usage: { tokensIn: number; tokensOut: number } | undefined
@@ -127,7 +117,7 @@ export class LlmReply extends Context.Service<LlmReply, {
           const ended = yield* reply.showProgress.pipe(
             Effect.andThen(Effect.raceFirst(
               Effect.map(streamed, (failure) => ({ failure, stopped: false })),
-              Effect.as(stopAsked, { failure: Option.none<LlmError>(), stopped: true })
+              Effect.as(stops.awaitStop(mail.id), { failure: Option.none<LlmError>(), stopped: true })
             )),
             Effect.scoped,
             streaming.withPermit

@@ -72,6 +72,12 @@ export interface Mail {
   readonly conversationId: string | null
   /** The W3C traceparent of the request or poll that brought it: its turn joins that trace. */
   readonly trace: string | null
+  /**
+   * When it was claimed, later mail of the chat was waiting too: without any, a burst has
+   * nothing to merge yet and the chat's mailbox is empty after this turn, unless mail comes in
+   * meanwhile (seen after the lock's release: ChatWorker).
+   */
+  readonly laterPending: boolean
 }
 
 /** What a turn produced: stored with the message, and as a `usage` row when an LLM was called. */
@@ -102,6 +108,17 @@ export class MailTakenOver extends Schema.TaggedError<MailTakenOver>()("MailTake
 
 export type MailboxError = StorageOutage | MailTakenOver
 
+/**
+ * The condition every write of a turn is fenced with: the message is still this turn's claim,
+ * and nobody's since (see MailTakenOver).
+ */
+export const ownedBy = (sql: SqlClient.SqlClient, mail: Mail) =>
+  sql`id = ${mail.id} and status = 'processing' and attempts = ${mail.attempts}`
+
+/** A fenced write found the message claimed again. */
+export const takenOver = (mail: Mail) =>
+  new MailTakenOver({ messageId: mail.id, message: `message ${mail.id} was claimed again by another turn` })
+
 interface MailRow {
   id: bigint
   kind: "user" | "notice"
@@ -124,6 +141,7 @@ interface MailRow {
   trace_context: string | null
   sent_at_ms: number
   received_at_ms: number
+  later_pending: boolean
   /** The messages merged into this one, in order. */
   merged: Array<{ id: number; text: string; message_id: number | null; sent_at_ms: number; received_at_ms: number }>
 }
@@ -153,7 +171,8 @@ const toMail = (row: MailRow): Mail => {
     replyMessageIds: row.reply_message_ids.map(Number),
     pendingAnswer: row.answer,
     conversationId: row.conversation_id,
-    trace: row.trace_context
+    trace: row.trace_context,
+    laterPending: row.later_pending
   }
 }
 
@@ -219,13 +238,8 @@ export class Mailbox extends Context.Service<Mailbox, {
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
-      /** This turn's claim of the message, and nobody's since. */
-      const owned = (mail: Mail) => sql`id = ${mail.id} and status = 'processing' and attempts = ${mail.attempts}`
-
-      const expectOwned = (mail: Mail) => (rows: ReadonlyArray<unknown>) =>
-        rows.length > 0
-          ? Effect.void
-          : Effect.fail(new MailTakenOver({ messageId: mail.id, message: `message ${mail.id} was claimed again by another turn` }))
+      const owned = (mail: Mail) => ownedBy(sql, mail)
+      const expectOwned = (mail: Mail) => (rows: ReadonlyArray<unknown>) => rows.length > 0 ? Effect.void : Effect.fail(takenOver(mail))
 
       /**
        * Runs the fenced update and, when an LLM was called, records its usage in the same
@@ -269,6 +283,10 @@ export class Mailbox extends Context.Service<Mailbox, {
             (extract(epoch from sent_at) * 1000)::float8 as sent_at_ms,
             (extract(epoch from received_at) * 1000)::float8 as received_at_ms,
             (select type from chats where chats.id = messages.chat_id) as chat_type,
+            exists (
+              select 1 from messages l
+              where l.chat_id = messages.chat_id and l.id > messages.id and l.status in ('queued', 'processing')
+            ) as later_pending,
             (select coalesce(jsonb_agg(jsonb_build_object(
                 'id', f.id, 'text', f.text, 'message_id', f.telegram_message_id,
                 'sent_at_ms', extract(epoch from f.sent_at) * 1000,

@@ -38,11 +38,16 @@ const chatRule = (chatId: number) => (chatId > 0 ? privateChat : groupChat)
 
 /**
  * The bot-wide pace every process shares: in process (`SendBudget.layer`) or in Redis
- * (`layers/telegram/SendBudgetRedis.ts`).
+ * (`layers/telegram/SendBudgetRedis.ts`). Sends go out one `intervalMs` apart, whoever takes them.
  */
 export interface BotPace {
-  /** Takes one send: 0 when taken, else the ms until one is free (nothing taken). */
-  readonly take: Effect.Effect<number>
+  /** The gap between two sends (ms): 1000 / TELEGRAM_SENDS_PER_SECOND. */
+  readonly intervalMs: number
+  /**
+   * Reserves the next `count` sends, `intervalMs` apart: the ms until the first of them (0: now).
+   * Reserved, they are this process's to use: other processes' sends come before or after.
+   */
+  readonly reserve: (count: number) => Effect.Effect<number>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
 }
@@ -53,14 +58,23 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
     const intervalMs = 1000 / sendsPerSecond
     let nextAt = Number.NEGATIVE_INFINITY
     return {
-      take: Clock.currentTimeMillis.pipe(Effect.map((now) => {
-        if (nextAt > now) return nextAt - now
-        nextAt = now + intervalMs
-        return 0
-      })),
+      intervalMs,
+      reserve: (count) =>
+        Clock.currentTimeMillis.pipe(Effect.map((now) => {
+          const first = Math.max(nextAt, now)
+          nextAt = first + count * intervalMs
+          return first - now
+        })),
       pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
     }
   })
+
+/**
+ * Sends reserved at once, at most: one call to a shared pace (a Redis round trip) buys several,
+ * fetched while the current one waits, so a process whose event loop is slow under load still
+ * keeps the budget full (issue 10: with one round trip per send, a busy worker used 60 %).
+ */
+const reserveAhead = 4
 
 interface Waiter {
   readonly chatId: number | undefined
@@ -135,9 +149,11 @@ export class SendBudget extends Context.Service<SendBudget, {
         chatNextAt.set(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs)
       }
 
-      /** The waiter to serve now, or when the first one will be ready. */
-      const pick = (now: number): { readonly next?: Waiter; readonly retryAt: number } => {
+      /** The waiter to serve now and how many are ready now, or when the first one will be ready. */
+      const pick = (now: number): { readonly next?: Waiter; readonly ready: number; readonly retryAt: number } => {
         let retryAt = Number.POSITIVE_INFINITY
+        let ready = 0
+        let next: Waiter | undefined
         for (const priority of priorities) {
           let best: Waiter | undefined
           let bestServed = 0
@@ -148,15 +164,17 @@ export class SendBudget extends Context.Service<SendBudget, {
               retryAt = Math.min(retryAt, at)
               continue
             }
+            ready++
+            if (next !== undefined) continue
             const served = waiter.chatId === undefined ? Number.NEGATIVE_INFINITY : lastServed.get(waiter.chatId) ?? Number.NEGATIVE_INFINITY
             if (best === undefined || served < bestServed || (served === bestServed && waiter.seq < best.seq)) {
               best = waiter
               bestServed = served
             }
           }
-          if (best !== undefined) return { next: best, retryAt: now }
+          next ??= best
         }
-        return { retryAt }
+        return next !== undefined ? { next, ready, retryAt: now } : { ready, retryAt }
       }
 
       const grant = (waiter: Waiter, now: number) =>
@@ -182,6 +200,17 @@ export class SendBudget extends Context.Service<SendBudget, {
       const sleepOrArrival = (millis: number) =>
         Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(1, millis))), Deferred.await(arrived))
 
+      // Sends reserved from the pace and not used yet (ms, ascending); a pause drops them.
+      let reserved: Array<number> = []
+      let lastGrantAt = Number.NEGATIVE_INFINITY
+      const reserveMore = (ready: number) =>
+        Effect.gen(function*() {
+          const count = Math.min(reserveAhead, Math.max(1, ready - reserved.length))
+          const now = yield* Clock.currentTimeMillis
+          const first = now + (yield* pace.reserve(count))
+          for (let i = 0; i < count; i++) reserved.push(first + i * pace.intervalMs)
+        })
+
       // One dispatcher hands out the turns, one at a time, while any call waits. It runs on the
       // fiber context (the Clock) of the call that started it, and ends when none is left.
       // Whether to go on, and the flag cleared, in one step: a call arriving in between starts a new one.
@@ -190,20 +219,37 @@ export class SendBudget extends Context.Service<SendBudget, {
         while (yield* goOn) {
           if (yield* Deferred.isDone(arrived)) arrived = yield* Deferred.make<void>()
           const now = yield* Clock.currentTimeMillis
-          const { next, retryAt } = pick(now)
+          if (botPausedUntil > now) {
+            reserved = []
+            yield* Effect.sleep(Duration.millis(botPausedUntil - now))
+            continue
+          }
+          const { next, ready, retryAt } = pick(now)
           if (next === undefined) {
             yield* sleepOrArrival(retryAt - now)
             continue
           }
-          const wait = yield* pace.take
-          if (wait > 0) {
-            yield* Effect.sleep(Duration.millis(wait))
+          if (reserved.length === 0) yield* reserveMore(ready)
+          // The last reserved send: the next ones are fetched while it is waited for.
+          else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready)
+          // Grants stay a send apart here too: a send granted late (a busy event loop) must not
+          // crowd the next one, and one later than a whole send is given up, not caught up with.
+          const slot = reserved[0]!
+          const at = Math.max(slot, lastGrantAt + pace.intervalMs)
+          const current = yield* Clock.currentTimeMillis
+          if (Math.max(at, current) - slot > pace.intervalMs) {
+            reserved.shift()
             continue
           }
-          // The taken send goes to whoever comes first now (the waiter may have left meanwhile).
-          const taken = yield* Clock.currentTimeMillis
-          const winner = waiters.has(next) ? next : pick(taken).next
-          if (winner !== undefined) yield* grant(winner, taken)
+          if (at > current) {
+            yield* sleepOrArrival(at - current)
+            continue
+          }
+          reserved.shift()
+          lastGrantAt = current
+          // The send goes to whoever comes first now (the waiter may have left meanwhile).
+          const winner = waiters.has(next) ? next : pick(current).next
+          if (winner !== undefined) yield* grant(winner, current)
         }
       }).pipe(Effect.onError(() => Effect.sync(() => void (dispatching = false))))
 
