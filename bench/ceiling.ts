@@ -445,12 +445,12 @@ const burstFigures = async (
   row(name, `worker RSS peak (VmHWM)${stack.workers.length > 1 ? ", each" : ""}`, stack.workers.map((w) => mb(w.peak())).join(", "))
   if (result.workersExited.length > 0) row(name, "worker processes that exited during the run", result.workersExited.join(", "))
   const cpu = outcome.cpu
-  const cpuOf = (group: string) => (cpu.groups[group] ?? 0).toFixed(0)
+  const cpuOf = (group: string) => (cpu.groups[group] ?? 0).toFixed(1)
   const others = Math.max(0, cpu.busy - Object.values(cpu.groups).reduce((a, b) => a + b, 0))
   row(
     name,
     `CPU seconds over the ${cpu.seconds.toFixed(0)} s burst (${cpus().length} cores): ${stack.workers.map((_, i) => `worker${i + 1}`).join(" + ")} / api / Postgres / Redis / this process (the fakes) / other processes (noise)`,
-    `${stack.workers.map((_, i) => cpuOf(`worker${i + 1}`)).join(" + ")} / ${cpuOf("api")} / ${cpuOf("postgres")} / ${cpuOf("redis")} / ${cpuOf("bench")} / ${others.toFixed(0)}`
+    `${stack.workers.map((_, i) => cpuOf(`worker${i + 1}`)).join(" + ")} / ${cpuOf("api")} / ${cpuOf("postgres")} / ${cpuOf("redis")} / ${cpuOf("bench")} / ${others.toFixed(1)}`
   )
   const { posting, waiting } = outcome.loopDelay
   row(name, "this process's event-loop delay max, posting / waiting (the fakes' timestamps are late by up to this)", `${millis(posting.max)} / ${millis(waiting.max)}`)

@@ -27,6 +27,7 @@ import { Conversations } from "../services/chat/Conversations.ts"
 import { Delivery } from "../services/chat/Delivery.ts"
 import { Inbox } from "../services/chat/Inbox.ts"
 import { LlmReply } from "../services/chat/LlmReply.ts"
+import { TurnStarts } from "../services/chat/TurnStarts.ts"
 import { Spend } from "../services/llm/Spend.ts"
 import { GroupAdmins } from "../services/telegram/GroupAdmins.ts"
 import { Tokenizer } from "../services/llm/Tokenizer.ts"
@@ -106,6 +107,7 @@ const ServicesLive = ChatTurn.layer.pipe(
     BotIdentity.layer,
     ChatMigration.layer,
     Stops.layer,
+    TurnStarts.layer,
     Tokenizer.layer,
     Spend.layer,
     GroupAdmins.layer

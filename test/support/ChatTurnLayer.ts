@@ -8,6 +8,7 @@ import { Stops } from "../../src/services/chat/Stops.ts"
 import { Conversations } from "../../src/services/chat/Conversations.ts"
 import { Delivery } from "../../src/services/chat/Delivery.ts"
 import { LlmReply } from "../../src/services/chat/LlmReply.ts"
+import { TurnStarts } from "../../src/services/chat/TurnStarts.ts"
 import { Spend } from "../../src/services/llm/Spend.ts"
 import { Tokenizer } from "../../src/services/llm/Tokenizer.ts"
 import { GroupAdmins } from "../../src/services/telegram/GroupAdmins.ts"
@@ -121,7 +122,7 @@ export const settings = {
 
 /** ChatTurn with its real collaborators, on in-memory Telegram, LLM and stores. */
 export const chatTurnLayer = ChatTurn.layer.pipe(
-  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer, GroupAdmins.layerTest)),
+  Layer.provide(Layer.mergeAll(ReplyWriter.layer, Delivery.layer, LlmReply.layer, Bursts.layer, GroupAdmins.layerTest, TurnStarts.layer)),
   Layer.provideMerge(Layer.mergeAll(TelegramMemory.layer, AiMemory.layer, SendBudget.layerTest(Number.POSITIVE_INFINITY, { chatLimits: false }), Tokenizer.layer, Spend.layerTest, stores)),
   Layer.provideMerge(AppConfig.layer),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(settings)))

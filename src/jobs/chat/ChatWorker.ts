@@ -1,6 +1,7 @@
 import { Cause, Clock, Duration, Effect, Exit, Layer, Metric, Option } from "effect"
 import { ChatTurn } from "../../services/chat/ChatTurn.ts"
 import { Mailbox } from "../../services/chat/Mailbox.ts"
+import { TurnStarts } from "../../services/chat/TurnStarts.ts"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { ChatLock } from "../../services/platform/ChatLock.ts"
 import { type ChatWakeUp, JobQueue } from "../../services/platform/JobQueue.ts"
@@ -20,17 +21,18 @@ export const ChatWorkerLive = Layer.effectDiscard(Effect.gen(function*() {
   const lock = yield* ChatLock
   const mailbox = yield* Mailbox
   const chatTurn = yield* ChatTurn
+  const starts = yield* TurnStarts
 
+  // Each turn, from its claim, takes its place among the turns getting ready (TurnStarts).
   const drain = (chatId: number): Effect.Effect<void, Effect.Error<ReturnType<typeof chatTurn.run>>> =>
-    mailbox.claimNext(chatId).pipe(
+    starts.run(mailbox.claimNext(chatId).pipe(
       Effect.flatMap(Option.match({
-        onNone: () => Effect.void,
+        onNone: () => Effect.succeed(false),
         // Each turn joins the trace of the request that brought its message. With no later mail
         // when it was claimed, the mailbox is looked at once more only after the lock's release.
-        onSome: (mail) =>
-          chatTurn.run(mail).pipe(inTrace(mail.trace), Effect.andThen(Effect.suspend(() => mail.laterPending ? drain(chatId) : Effect.void)))
+        onSome: (mail) => chatTurn.run(mail).pipe(inTrace(mail.trace), Effect.as(mail.laterPending))
       }))
-    )
+    )).pipe(Effect.flatMap((more) => (more ? drain(chatId) : Effect.void)))
 
   // For the shutdown's line: wake-ups (each one turn at a time) in flight when it began, and
   // how each of those ended: finished within the grace period, or handed back.

@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Metric, Option, Semaphore } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option } from "effect"
 import { BillingReplies } from "../billing/BillingReplies.ts"
 import { billingTexts } from "../billing/BillingTexts.ts"
 import { AppConfig } from "../platform/AppConfig.ts"
@@ -19,6 +19,7 @@ import { LlmReply, type LlmOutcome, type Prompted } from "./LlmReply.ts"
 import { type Mail, Mailbox, type MailboxError } from "./Mailbox.ts"
 import { type LiveReply, ReplyWriter, type ReplyTarget } from "./ReplyWriter.ts"
 import { draftIdOf } from "./Stops.ts"
+import { TurnStarts } from "./TurnStarts.ts"
 
 /** A message that keeps failing (or crashing the worker) is given up after this many turns. */
 export const maxAttempts = 5
@@ -30,13 +31,6 @@ export const maxAttempts = 5
 const rateNoticeEverySeconds = 60
 /** "I can only read text" is said at most once per chat per this many seconds (issue 7: 10 minutes). */
 const textOnlyEverySeconds = 600
-/**
- * Turns getting ready for the LLM at once (admission, burst, prompt: about six queries on a pool
- * of 20 connections), the others waiting their turn in order. All at once, a burst's turns
- * would queue at the pool query by query and reach the LLM late together; a few at a time, the
- * first reach it first (issue 10: 300 chats at once).
- */
-const turnsGettingReady = 16
 
 
 /** Billing links are personal: in groups the bot sends people to a private chat. */
@@ -136,6 +130,7 @@ export class ChatTurn extends Context.Service<ChatTurn, {
       const admission = yield* Admission
       const billing = yield* BillingReplies
       const bursts = yield* Bursts
+      const starts = yield* TurnStarts
 
       const openReply = (mail: Mail) =>
         writer.open(targetOf(mail), mail.replyMessageIds, (ids) => mailbox.recordReplyIds(mail, ids))
@@ -146,8 +141,6 @@ export class ChatTurn extends Context.Service<ChatTurn, {
         text: string,
         { buttons = [], conversationId = null }: { buttons?: ReadonlyArray<UrlButton>; conversationId?: string | null } = {}
       ) => delivery.deliver(mail, reply, text, withoutLlm(text, conversationId), buttons)
-
-      const gettingReady = yield* Semaphore.make(turnsGettingReady)
 
       const answerWithLlm = (mail: Mail, reply: LiveReply, prompted: Prompted, startedAt: number) =>
         Effect.gen(function*() {
@@ -220,12 +213,12 @@ export class ChatTurn extends Context.Service<ChatTurn, {
 
       const askLlm = (mail: Mail, reply: LiveReply, startedAt: number) =>
         Effect.gen(function*() {
-          const admitted = yield* gettingReady.withPermit(Effect.gen(function*() {
+          const admitted = yield* Effect.gen(function*() {
             const admitted = yield* admission.admit(mail)
             if (admitted._tag !== "Llm") return admitted
             const burst = yield* bursts.gather(mail)
             return { _tag: "Llm" as const, burst, prompted: yield* llm.prepare(burst) }
-          }))
+          }).pipe(Effect.ensuring(starts.ready))
           switch (admitted._tag) {
             case "Llm": {
               const { burst, prompted } = admitted
@@ -266,6 +259,8 @@ export class ChatTurn extends Context.Service<ChatTurn, {
           const floodWait = yield* budget.floodWaitSeconds(mail.chatId)
           if (floodWait > maxWaitSeconds) return yield* delivery.postpone(mail, floodWaitError("sendMessage", floodWait))
           const reply = yield* openReply(mail)
+          // Only a question to the LLM has more to get ready (TurnStarts): the rest replies now.
+          if (plan._tag !== "AskLlm") yield* starts.ready
           switch (plan._tag) {
             case "GiveUp":
               yield* reply.finish(texts.failed)
