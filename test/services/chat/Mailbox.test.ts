@@ -39,10 +39,27 @@ describe("Mailbox fencing (real Postgres)", () => {
       return { stale, current, staleWrites }
     }))
     expect([outcome.stale.attempts, outcome.current.attempts]).toEqual([1, 2])
+    expect(outcome.current.laterPending).toBe(false)
     for (const exit of outcome.staleWrites) {
       expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("MailTakenOver")
     }
     expect(psql("select status, answer, reply_message_ids::text, attempts from messages")).toBe("answered|a|[6]|2")
     expect(psql("select count(*) from usage")).toBe("1")
+  })
+
+  it("says at the claim whether later mail of the chat waits too", async () => {
+    psql(`
+      insert into telegram_updates (update_id, kind) values (11, 'Text'), (12, 'Text'), (13, 'Text');
+      insert into chats (id, type) values (20, 'private'), (21, 'private');
+      insert into messages (update_id, chat_id, telegram_message_id, text) values (11, 20, 1, 'a'), (12, 20, 2, 'b'), (13, 21, 1, 'c')`)
+    const claims = await run(Effect.gen(function*() {
+      const mailbox = yield* Mailbox
+      const first = Option.getOrThrow(yield* mailbox.claimNext(20))
+      yield* mailbox.skip(first, "test")
+      const second = Option.getOrThrow(yield* mailbox.claimNext(20))
+      const other = Option.getOrThrow(yield* mailbox.claimNext(21)) // another chat's mail is not later mail
+      return [first.laterPending, second.laterPending, other.laterPending]
+    }))
+    expect(claims).toEqual([true, false, false])
   })
 })

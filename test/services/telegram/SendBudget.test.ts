@@ -147,6 +147,21 @@ describe("SendBudget", () => {
       assert.strictEqual(read.code, 429)
     })))
 
+  it.effect("a 429 drops the sends reserved ahead: none goes out before the pause ends", () =>
+    fresh(Effect.gen(function*() {
+      const budget = yield* SendBudget
+      const grants: Array<Grant> = []
+      for (let chat = 1; chat <= 10; chat++) yield* call(grants, `c${chat}`, "sendMessage", chat)
+      yield* elapse(150) // two sent, the next ones reserved
+      assert.lengthOf(grants, 2)
+      yield* budget.rememberFloodWait(100, 1)
+      yield* elapse(990)
+      assert.lengthOf(grants, 2, "nothing during the pause")
+      yield* elapse(500)
+      assert.isAbove(grants.length, 2)
+      assert.isAtLeast(grants[2]!.at, 1_150)
+    })))
+
   it.effect("prepaid: the turn is taken first, and the chat's next counted call inside uses it", () =>
     fresh(Effect.gen(function*() {
       const budget = yield* SendBudget
