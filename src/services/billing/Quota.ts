@@ -23,20 +23,16 @@ export interface QuotaUse {
 export class Quota extends Context.Service<Quota, {
   /**
    * Counts `messages` user messages against today's quota of `plan`, atomically: concurrent turns
-   * cannot pass the limit together. Refused (nothing counted) when they would pass it.
+   * cannot pass the limit together. Refused (nothing counted) when they would pass it. The
+   * decision is stored with the message `decision.mail` (`allowed` or `refused`) in the same
+   * statement: a redo (after a crash, an outage) finds it and is never charged twice. Fails with
+   * MailTakenOver, nothing counted, when the message is no longer this turn's (Mailbox's fence).
    */
-  readonly consume: (userId: number, plan: Plan, messages: number) => Effect.Effect<QuotaUse, StorageOutage>
-  /**
-   * Counts the user message `mail` (from `userId`, on `plan`) like `consume`, and stores the
-   * decision with it, `gates.allowed` or `gates.refused`, in the same statement: a redo (after a
-   * crash, an outage) finds the decision and is never charged twice. Fails with MailTakenOver,
-   * nothing counted, when the message is no longer this turn's (Mailbox's fence).
-   */
-  readonly consumeDeciding: (
-    mail: Mail,
+  readonly consume: (
     userId: number,
     plan: Plan,
-    gates: { readonly allowed: Gate; readonly refused: Gate }
+    messages: number,
+    decision: { readonly mail: Mail; readonly allowed: Gate; readonly refused: Gate }
   ) => Effect.Effect<QuotaUse, MailboxError>
   /** Gives back messages counted on `day` (their turn was refused by a rate limit after all). */
   readonly giveBack: (userId: number, day: string, messages: number) => Effect.Effect<void, StorageOutage>
@@ -58,35 +54,24 @@ export class Quota extends Context.Service<Quota, {
           Effect.mapError(storageOutage)
         )
 
-      /** Adds `messages` to the day's count unless that passes `limit` (0: none), when `also` holds: the new count, or no row. */
-      const charge = (userId: number, today: string, messages: number, limit: number, also = sql`true`) =>
-        sql`
-          insert into usage_daily (user_id, day, messages)
-          select ${userId}, ${today}::date, ${messages} where (${limit} = 0 or ${messages} <= ${limit}) and ${also}
-          on conflict (user_id, day) do update set messages = usage_daily.messages + excluded.messages
-          where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
-          returning messages`
-
       return Quota.of({
-        consume: Effect.fn("Quota.consume")(function*(userId: number, plan: Plan, messages: number) {
+        consume: Effect.fn("Quota.consume")(function*(userId: number, plan: Plan, messages: number, { allowed, mail, refused }) {
           const limit = limitOf(plan)
           const today = yield* day
-          const rows = yield* sql<{ messages: number }>`${charge(userId, today, messages, limit)}`.pipe(Effect.mapError(storageOutage))
-          const used = rows[0]?.messages
-          return used === undefined
-            ? { day: today, allowed: false, used: yield* counted(userId, today), limit }
-            : { day: today, allowed: true, used, limit }
-        }),
-        consumeDeciding: Effect.fn("Quota.consumeDeciding")(function*(mail: Mail, userId: number, plan: Plan, gates) {
-          const limit = limitOf(plan)
-          const today = yield* day
-          // One round trip instead of a transaction's four. The message's row is locked first,
-          // so a takeover either happened before (nothing counted) or waits for this statement.
+          // One round trip, not a transaction's four. The message's row is locked first, so a
+          // takeover either happened before (nothing counted) or waits for this statement.
           const rows = yield* sql<{ owned: boolean; used: number | null; counted: number | null }>`
             with mine as (select id from messages where ${ownedBy(sql, mail)} for update),
-            charged as (${charge(userId, today, 1, limit, sql`exists (select 1 from mine)`)}),
+            charged as (
+              insert into usage_daily (user_id, day, messages)
+              select ${userId}, ${today}::date, ${messages}
+              where (${limit} = 0 or ${messages} <= ${limit}) and exists (select 1 from mine)
+              on conflict (user_id, day) do update set messages = usage_daily.messages + excluded.messages
+              where ${limit} = 0 or usage_daily.messages + excluded.messages <= ${limit}
+              returning messages
+            ),
             decided as (
-              update messages set gate = case when exists (select 1 from charged) then ${gates.allowed} else ${gates.refused} end
+              update messages set gate = case when exists (select 1 from charged) then ${allowed} else ${refused} end
               where id in (select id from mine)
               returning id
             )

@@ -74,7 +74,8 @@ export class Admission extends Context.Service<Admission, {
        */
       const chargeQuota = (mail: Mail, userId: number, plan: Plan) =>
         Effect.gen(function*() {
-          const use = yield* quota.consumeDeciding(mail, userId, plan, {
+          const use = yield* quota.consume(userId, plan, 1, {
+            mail,
             allowed: "quota_ok",
             refused: plan === "free" ? "paywall" : "fair_use"
           })
