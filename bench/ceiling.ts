@@ -9,7 +9,8 @@
  * stack answers a few warm-up chats (instant LLM), then the fakes' records are cleared.
  *
  * - burst300: one api + one worker, default settings. 300 private chats each post one message
- *   at the same moment (all 300 webhook requests fired at once). LLM: first token after 0.5 s,
+ *   at the same moment, delivered as Telegram does: over at most 40 webhook requests at once (its
+ *   max_connections; --connections=300 fires all of them at once). LLM: first token after 0.5 s,
  *   then 3 s of streaming (31 chunks, 100 ms apart).
  * - burst300x2: the same with two worker processes on the same Postgres and Redis.
  * - concurrent1000: one api + one worker with WORKER_CONCURRENCY=1000 and LLM_CONCURRENCY=1000;
@@ -24,7 +25,7 @@
  * Postgres (the messages' status and turn attempts). A "write" is a Bot API call to a chat
  * (send*, edit*, delete*, ...: sendMessage, sendMessageDraft, editMessageText, sendChatAction,
  * deleteMessage); the busiest second is the most calls in any half-open window [t, t + 1 s).
- * Per chat, times run from the moment its webhook request was sent: first sign of life (any
+ * Per chat, times run from the moment the burst began (when its user wrote): first sign of life (any
  * write, typing included), first text (a draft, message or edit), final answer (a sendMessage or
  * editMessageText answered 200 whose text does not end with the streaming cursor " ▍"). The
  * worker program serves no HTTP, so its Prometheus metrics (queue_wait_seconds) cannot be read.
@@ -33,7 +34,9 @@
  *
  * Options: --only=burst300|burst300x2|concurrent1000|quiet (one scenario), --json (the figures
  * as JSON after the tables), --env=KEY=VALUE (repeatable: extra environment for every program,
- * applied after the scenario's own, e.g. --env=WORKER_CONCURRENCY=100).
+ * applied after the scenario's own, e.g. --env=WORKER_CONCURRENCY=100), --connections=N (webhook
+ * requests in flight at once, 40 by default: Telegram's max_connections), --timeline=FILE (each
+ * scenario's calls, LLM requests and posts as JSON in FILE.<scenario>.json).
  *
  * Needs Postgres (127.0.0.1:5432, user postgres, trust) and Redis (127.0.0.1:6379). Every
  * server listens on 127.0.0.1, every wait is bounded, and everything started is stopped,
@@ -41,7 +44,7 @@
  * go to a temporary directory named on stderr. Tables (plain, then markdown for BENCHMARKS.md)
  * go to stdout.
  */
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { monitorEventLoopDelay } from "node:perf_hooks"
@@ -76,18 +79,27 @@ import {
 const scenarioNames = ["burst300", "burst300x2", "concurrent1000", "quiet"] as const
 type ScenarioName = (typeof scenarioNames)[number]
 
-const usage = `usage: node bench/ceiling.ts [--only=${scenarioNames.join("|")}] [--json] [--env=KEY=VALUE ...]`
+const usage = `usage: node bench/ceiling.ts [--only=${scenarioNames.join("|")}] [--json] [--env=KEY=VALUE ...] [--connections=N] [--timeline=FILE]`
 const args = process.argv.slice(2)
-const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length)
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const only = option("only")
 const asJson = args.includes("--json")
+/**
+ * Webhook requests in flight at once. Telegram delivers a bot's updates over at most
+ * max_connections connections (setWebhook; 40 unless set, and the bot does not set it).
+ */
+const connections = Number(option("connections") ?? 40)
+if (!Number.isInteger(connections) || connections < 1) throw new Error(`--connections needs a positive integer\n${usage}`)
+const timelineFile = option("timeline")
 const extraEnv: Record<string, string> = {}
 for (const arg of args) {
+  if (["--only=", "--connections=", "--timeline="].some((prefix) => arg.startsWith(prefix)) || arg === "--json") continue
   if (arg.startsWith("--env=")) {
     const pair = arg.slice("--env=".length)
     const eq = pair.indexOf("=")
     if (eq <= 0) throw new Error(`--env needs KEY=VALUE, got "${pair}"\n${usage}`)
     extraEnv[pair.slice(0, eq)] = pair.slice(eq + 1)
-  } else if (!arg.startsWith("--only=") && arg !== "--json") throw new Error(`unknown option ${arg}\n${usage}`)
+  } else throw new Error(`unknown option ${arg}\n${usage}`)
 }
 if (only !== undefined && !(scenarioNames as ReadonlyArray<string>).includes(only)) throw new Error(`unknown scenario ${only}\n${usage}`)
 
@@ -189,24 +201,35 @@ const startStack = async (name: string, options: { readonly workers: number; rea
 interface Post {
   readonly n: number
   readonly chatId: number
-  /** Date.now() when its webhook request was sent. */
+  /** Date.now() when the burst began: every post of a burst was written then. */
   readonly at: number
   readonly status: number
   readonly doneAt: number
 }
 
-/** Posts one private-chat message per `n`, all requests fired at once; the bodies are built first. */
+/**
+ * Posts one private-chat message per `n`, all written at once and delivered as Telegram does:
+ * over `connections` requests in flight (--connections), each taking the next update as it ends.
+ * The bodies are built first.
+ */
 const postAll = async (url: string, ns: ReadonlyArray<number>, users: { readonly users: number; readonly userBase: number }): Promise<Array<Post>> => {
   const bodies = ns.map((n) => {
     const body = textUpdateBody(n, users)
     return { n, body, chatId: (JSON.parse(body) as { message: { chat: { id: number } } }).message.chat.id }
   })
   if (new Set(bodies.map((b) => b.chatId)).size !== bodies.length) throw new Error("two posts landed in the same chat")
-  return Promise.all(bodies.map(async ({ n, body, chatId }) => {
-    const at = Date.now()
-    const status = await postWebhook(url, body, 60_000)
-    return { n, chatId, at, status, doneAt: Date.now() }
+  // Everyone wrote at `at`: time spent queued for a connection counts.
+  const at = Date.now()
+  const posts: Array<Post> = []
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(connections, bodies.length) }, async () => {
+    while (next < bodies.length) {
+      const { n, body, chatId } = bodies[next++]!
+      const status = await postWebhook(url, body, 60_000)
+      posts.push({ n, chatId, at, status, doneAt: Date.now() })
+    }
   }))
+  return posts
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,6 +242,23 @@ const isText = (call: TelegramCall) => call.method === "sendMessageDraft" || cal
 const isPaced = isText
 const isFinal = (call: TelegramCall) =>
   (call.method === "sendMessage" || call.method === "editMessageText") && call.status === 200 && !textOf(call).endsWith(cursor)
+
+/**
+ * --timeline: every write to a chat, LLM request and post of a scenario, in ms from its first
+ * post, as JSON (to see where the budget went, second by second).
+ */
+const writeTimeline = (
+  file: string,
+  firstPost: number,
+  calls: ReadonlyArray<TelegramCall>,
+  requests: FakeOpenAI["requests"],
+  posts: ReadonlyArray<Post>
+) =>
+  writeFileSync(file, JSON.stringify({
+    calls: calls.map((c) => ({ method: c.method, chatId: c.chatId, at: c.at - firstPost, status: c.status, final: isFinal(c) })),
+    llmRequests: requests.map((r) => ({ receivedAt: r.receivedAt - firstPost, completedAt: (r.completedAt ?? Number.NaN) - firstPost })),
+    posts: posts.map((p) => ({ chatId: p.chatId, doneAt: p.doneAt - firstPost }))
+  }))
 
 /** The `#n` marker of the update an LLM request answers (textUpdateBody puts it in the text). */
 const markerOf = (body: { readonly messages?: ReadonlyArray<{ readonly role: string; readonly content?: unknown }> }) => {
@@ -388,6 +428,7 @@ const burstFigures = async (
     if (request.completedAt !== undefined) lastStreamEnd = Math.max(lastStreamEnd, request.completedAt)
   }
 
+  if (timelineFile !== undefined) writeTimeline(`${timelineFile}.${name}.json`, firstPost, calls, stack.openai.requests, posts)
   const lifeS = spread(life)
   const textS = spread(text)
   const finalS = spread(final)

@@ -17,9 +17,11 @@ export interface LiveReply {
   /**
    * Shows the reply coming until the scope closes (the LLM is done): "typing…" while there is no
    * text (renewed every `typingEveryMillis`), then the latest `preview` text, at most once per
-   * `previewEveryMillis`. Each sign waits for its turn of the send budget, at priority "first"
-   * until the chat has seen one, "update" after, without holding up the caller; what it shows is
-   * chosen when its turn comes (the text of then, typing only while there is none).
+   * `previewEveryMillis`. Each sign waits for its turn of the send budget without holding up the
+   * caller: the reply's first text at priority "first", typing and later texts at "update" (text
+   * is what a user sees most: typing for one chat never holds up another's first text; issue 10).
+   * What it shows is chosen when its turn comes (the text of then, typing only while there is none),
+   * and typing still waiting when text comes waits again, at the text's priority.
    */
   readonly showProgress: Effect.Effect<void, never, Scope.Scope>
   /**
@@ -156,8 +158,8 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
             previewed: "",
             previewAt: Number.NEGATIVE_INFINITY,
             typingAt: Number.NEGATIVE_INFINITY,
-            // A chat showing an earlier attempt's messages has seen a sign already.
-            seen: existingIds.length > 0,
+            // The chat has seen text of the reply (an earlier attempt's messages included).
+            shownText: existingIds.length > 0,
             // The chat cannot be written to (blocked, gone), or another turn took the mail over: the reply ends.
             failure: undefined as TelegramError | MailTakenOver | undefined,
             // A sent message's id could not be stored (the mailbox away): the final text stores it.
@@ -172,13 +174,13 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
            */
           const sign = Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            progress.seen = true
             if (progress.latest.length === 0) {
               progress.typingAt = now
               return yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
             }
             progress.previewAt = now
             progress.previewed = progress.latest
+            progress.shownText = true
             yield* Effect.uninterruptible(showPreview(progress.latest))
           })
 
@@ -193,9 +195,11 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               // Waiting to renew typing, text may come (and is due at once).
               return yield* (text ? rest : Effect.raceFirst(rest, Deferred.await(progress.changed)))
             }
-            const priority = progress.seen ? "update" as const : "first" as const
-            yield* budget.prepaid(chatId, sign).pipe(
-              Effect.provideService(SendPriority, priority),
+            const turn = budget.prepaid(chatId, sign).pipe(
+              Effect.provideService(SendPriority, text && !progress.shownText ? "first" : "update")
+            )
+            // Typing waits for its turn only until text comes: then the text's priority applies.
+            yield* (text ? turn : Effect.raceFirst(turn, Deferred.await(progress.changed))).pipe(
               // The chat (or bot) must wait over 30 s: no sign until then; the final text will wait.
               Effect.catchTag("TelegramApiError", (error) =>
                 Effect.logDebug("progress not shown", error.message).pipe(Effect.andThen(Effect.sleep("1 second")))),

@@ -4,9 +4,10 @@ import { sendWait } from "../platform/Metrics.ts"
 import { floodWaitError, maxWaitSeconds, type TelegramApiError } from "./Telegram.ts"
 
 /**
- * Who a send is for, most urgent first (issue 10): a final answer; the first sign of life in a
- * chat that has seen nothing of its reply yet (typing, or a first draft); then further drafts,
- * edits and typing with what is left.
+ * Who a send is for, most urgent first (issue 10): a final answer; the first text of a reply (a
+ * chat that has seen at most typing); then typing, further drafts and edits with what is left.
+ * Within "update" the round robin serves chats never served first: a chat that has seen nothing
+ * gets its typing before another chat's next draft.
  */
 export type SendPriority = "final" | "first" | "update"
 const priorities: ReadonlyArray<SendPriority> = ["final", "first", "update"]
@@ -232,10 +233,12 @@ export class SendBudget extends Context.Service<SendBudget, {
           if (reserved.length === 0) yield* reserveMore(ready)
           // The last reserved send: the next ones are fetched while it is waited for.
           else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready)
-          // Grants stay a send apart here too: a send granted late (a busy event loop) must not
-          // crowd the next one, and one later than a whole send is given up, not caught up with.
+          // A send granted late (a busy event loop) is given up once a whole send late, not caught
+          // up with: any second then holds the sends of at most one second and one send of the
+          // pace. Grants stay half a send apart: a whole one, each late grant pushed the next ones
+          // later until one was given up (issue 10: 2 % of the budget lost under a burst).
           const slot = reserved[0]!
-          const at = Math.max(slot, lastGrantAt + pace.intervalMs)
+          const at = Math.max(slot, lastGrantAt + pace.intervalMs * 0.75)
           const current = yield* Clock.currentTimeMillis
           if (Math.max(at, current) - slot > pace.intervalMs) {
             reserved.shift()

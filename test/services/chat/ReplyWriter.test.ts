@@ -76,6 +76,27 @@ describe("ReplyWriter", () => {
       assert.deepStrictEqual(yield* signs(2), [`draft:hello${cursor}`])
     }))))
 
+  it.effect("a reply's first text goes before typing for other chats, whether its own typing went out or still waits", () =>
+    fresh(Effect.scoped(Effect.gen(function*() {
+      // 40 replies start at once: 2 s of typing at 20 a second.
+      const replies: Array<LiveReply> = []
+      for (let chat = 201; chat <= 240; chat++) {
+        const { reply } = yield* open({ chatId: chat, draftId: chat })
+        yield* reply.showProgress
+        replies.push(reply)
+      }
+      yield* elapse(100)
+      assert.deepStrictEqual(yield* signs(201), ["typing"])
+      // Text for the first chat (typing shown) and the last (typing still waiting its turn).
+      yield* replies[0]!.preview("first")
+      yield* replies[39]!.preview("last")
+      yield* elapse(200)
+      assert.deepStrictEqual(yield* signs(201), ["typing", `draft:first${cursor}`])
+      assert.deepStrictEqual(yield* signs(240), [`draft:last${cursor}`])
+      const typed = (yield* TelegramScript.use((t) => t.calls)).filter((c) => c.method === "sendChatAction").length
+      assert.isBelow(typed, 10)
+    }))))
+
   it.effect("shows nothing more once the answer is done (its scope closed), however long delivery waits", () =>
     fresh(Effect.gen(function*() {
       const { reply } = yield* open({ chatId: -2 })

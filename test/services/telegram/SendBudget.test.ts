@@ -38,10 +38,10 @@ describe("SendBudget", () => {
       for (let i = 1; i < grants.length; i++) assert.isAtLeast(grants[i]!.at - grants[i - 1]!.at, 1000 / rate - 1e-6)
     })))
 
-  it.effect("serves final answers first, then first signs of life, then further previews", () =>
+  it.effect("serves final answers first, then first texts, then typing and further previews", () =>
     fresh(Effect.gen(function*() {
       const grants: Array<Grant> = []
-      // A backlog of previews and first signs, then finals arrive: each final goes before them.
+      // A backlog of previews and first texts, then finals arrive: each final goes before them.
       for (let chat = 1; chat <= 5; chat++) yield* call(grants, "update", "editMessageText", chat, "update")
       for (let chat = 11; chat <= 15; chat++) yield* call(grants, "first", "sendMessageDraft", chat, "first")
       for (let chat = 21; chat <= 25; chat++) yield* call(grants, "final", "sendMessage", chat)
