@@ -77,6 +77,9 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
  */
 const reserveAhead = 4
 
+/** How late a timer may fire (ms): grants closer than a whole send by this much are still paced. */
+const timerSlackMillis = 2
+
 interface Waiter {
   readonly chatId: number | undefined
   /** undefined: a prepaid turn, whose call (and so the chat's charge) comes after. */
@@ -234,11 +237,11 @@ export class SendBudget extends Context.Service<SendBudget, {
           // The last reserved send: the next ones are fetched while it is waited for.
           else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready)
           // A send granted late (a busy event loop) is given up once a whole send late, not caught
-          // up with: any second then holds the sends of at most one second and one send of the
-          // pace. Grants stay half a send apart: a whole one, each late grant pushed the next ones
-          // later until one was given up (issue 10: 2 % of the budget lost under a burst).
+          // up with, and grants stay a send apart but for a timer's slack: a late grant does not
+          // crowd the next one (a second keeps its margin under Telegram's 30), and timers firing
+          // a millisecond late do not push every later grant back (issue 10: 2 % of the budget).
           const slot = reserved[0]!
-          const at = Math.max(slot, lastGrantAt + pace.intervalMs * 0.75)
+          const at = Math.max(slot, lastGrantAt + pace.intervalMs - timerSlackMillis)
           const current = yield* Clock.currentTimeMillis
           if (Math.max(at, current) - slot > pace.intervalMs) {
             reserved.shift()
