@@ -5,6 +5,8 @@ import { Redis, redisCall } from "../../services/platform/Redis.ts"
 import { type BotPace, memoryPace, SendBudget } from "../../services/telegram/SendBudget.ts"
 
 const key = "bot:send-budget"
+/** A chat's pace: the key lives as long as the pace runs (its PTTL), whatever each host's clock says. */
+const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
 // The next free send time (µs, Redis's own clock: every process and host reads the same one).
 // reserve: the next ARGV[3] sends, ARGV[2] µs apart, are the caller's; returns the µs until the
@@ -29,9 +31,10 @@ type WithPaceCommand = IORedis & {
 
 /**
  * The send budget shared by every process on REDIS_URL: one pace in Redis (an atomic script),
- * each process's own priorities and chats' pace on top. Redis away (or not answering within
- * 1 s): the process paces alone at the same rate until it is back, trying Redis once a second
- * (with two processes, up to twice the rate: sends matter more).
+ * each process's own priorities on top; each chat's pace is kept by the process writing to it
+ * and left in Redis for the next one. Redis away (or not answering within 1 s): the process paces
+ * alone at the same rate until it is back, trying Redis once a second (with two processes, up
+ * to twice the rate: sends matter more).
  */
 export const layer = Layer.effect(
   SendBudget,
@@ -75,6 +78,12 @@ export const layer = Layer.effect(
           .pipe(Effect.map((micros) => micros / 1000)),
       pause: (millis) =>
         viaRedis(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000), 0), fallback.pause(millis).pipe(Effect.as(0))).pipe(
+          Effect.asVoid
+        ),
+      // PTTL is -2 for no key (rested), -1 never (the key is always set with PX).
+      chatPace: (chatId) => viaRedis(() => client.pttl(chatKey(chatId)), fallback.chatPace(chatId)).pipe(Effect.map((ms) => Math.max(0, ms))),
+      keepChatPace: (chatId, millis) =>
+        millis <= 0 ? Effect.void : viaRedis(() => client.set(chatKey(chatId), 1, "PX", Math.ceil(millis)).then(() => undefined), fallback.keepChatPace(chatId, millis)).pipe(
           Effect.asVoid
         )
     }

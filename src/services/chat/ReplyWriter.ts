@@ -63,7 +63,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
    * A draft (private chats) streams the growing part instead of a message edited every second.
    * `existingIds` are the reply messages an interrupted attempt already sent: they are edited,
    * not sent again. `persistIds` stores the ids the moment a message exists, so a redo after a
-   * crash finds them.
+   * crash finds them. Its sends keep to the chat's pace as other processes left it (SendBudget.catchUp).
    */
   readonly open: (
     target: ReplyTarget,
@@ -82,7 +82,8 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
         existingIds: ReadonlyArray<number>,
         persistIds: (ids: ReadonlyArray<number>) => Effect.Effect<void, MailboxError>
       ) =>
-        Effect.sync((): LiveReply => {
+        // The chat's sends also keep to what other processes sent it (its previous turn's).
+        budget.catchUp(chatId).pipe(Effect.andThen(Effect.sync((): LiveReply => {
           const ids = [...existingIds]
           // What each message shows now; unknown (null) for messages of an earlier attempt.
           const shown: Array<string | null> = ids.map(() => null)
@@ -242,7 +243,7 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           })
 
           return { showProgress, preview, finish }
-        }).pipe(Effect.withSpan("ReplyWriter.open"))
+        }))).pipe(Effect.withSpan("ReplyWriter.open"))
 
       return ReplyWriter.of({ open })
     })

@@ -40,6 +40,8 @@ const chatRule = (chatId: number) => (chatId > 0 ? privateChat : groupChat)
 /**
  * The bot-wide pace every process shares: in process (`SendBudget.layer`) or in Redis
  * (`layers/telegram/SendBudgetRedis.ts`). Sends go out one `intervalMs` apart, whoever takes them.
+ * Each chat's pace is kept by the process writing to it, and shared here for the next process
+ * to write to the chat.
  */
 export interface BotPace {
   /** The gap between two sends (ms): 1000 / TELEGRAM_SENDS_PER_SECOND. */
@@ -51,9 +53,16 @@ export interface BotPace {
   readonly reserve: (count: number) => Effect.Effect<number>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
+  /** Until when (ms from now, 0: rested or unknown) the chat's pace runs, as the last process to write to it left it. */
+  readonly chatPace: (chatId: number) => Effect.Effect<number>
+  /** The chat's pace runs for `millis` more (ms from now), for whichever process writes to it next. */
+  readonly keepChatPace: (chatId: number, millis: number) => Effect.Effect<void>
 }
 
-/** One send every 1000 / `sendsPerSecond` ms, no burst: a second never holds more than `sendsPerSecond` + 1. */
+/**
+ * One send every 1000 / `sendsPerSecond` ms, no burst: a second never holds more than
+ * `sendsPerSecond` + 1. One process: its budget's own record of each chat's pace is the whole truth.
+ */
 export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
   Effect.sync(() => {
     const intervalMs = 1000 / sendsPerSecond
@@ -66,7 +75,9 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
           nextAt = first + count * intervalMs
           return first - now
         })),
-      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
+      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis)))),
+      chatPace: () => Effect.succeed(0),
+      keepChatPace: () => Effect.void
     }
   })
 
@@ -116,6 +127,13 @@ export class SendBudget extends Context.Service<SendBudget, {
    */
   readonly prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TelegramApiError, R>
   /**
+   * A reply to the chat begins here: its sends also keep to what other processes sent to the chat
+   * (its pace as the last of them left it). Returns at once; the chat's next send waits for the
+   * pace to be read (at most 1 s, Redis away: this process's own record). A chat's turns never
+   * overlap (the chat lock): another process's turn in the chat ended before this reply began.
+   */
+  readonly catchUp: (chatId: number) => Effect.Effect<void>
+  /**
    * A 429: nothing for the chat (when given) before `seconds` pass; nothing for anyone either,
    * unless the chat is a group (its own 20-a-minute limit).
    */
@@ -123,9 +141,14 @@ export class SendBudget extends Context.Service<SendBudget, {
   /** Seconds left of the chat's flood wait, 0 when it may be written to now. */
   readonly floodWaitSeconds: (chatId: number) => Effect.Effect<number>
 }>()("bot/SendBudget") {
-  /** The budget on `pace`; `chatLimits: false` lets every chat take any number of turns (tests). */
+  /**
+   * The budget on `pace`, for as long as the scope lasts; `chatLimits: false` lets every chat
+   * take any number of turns (tests).
+   */
   static readonly make = (pace: BotPace, { chatLimits = true }: { readonly chatLimits?: boolean } = {}) =>
     Effect.gen(function*() {
+      // The chat paces being shared or read end with the budget, before the connection they use.
+      const scope = yield* Effect.scope
       const waiters = new Set<Waiter>()
       // Per chat: when its pace lets the next send go (GCRA's theoretical arrival time), when it
       // was last served (the round robin), until when it is flood-waiting.
@@ -147,11 +170,17 @@ export class SendBudget extends Context.Service<SendBudget, {
         return Math.max((chatNextAt.get(waiter.chatId) ?? 0) - tolerance, flood)
       }
 
-      /** The chat's pace moves one send on. */
-      const charge = (chatId: number, now: number) => {
-        if (chatNextAt.size > pruneAbove) prune(now)
-        chatNextAt.set(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs)
-      }
+      /** The chat's pace moves one send on, here and for the next process to write to the chat. */
+      const charge = (chatId: number, now: number) =>
+        Effect.suspend(() => {
+          if (chatNextAt.size > pruneAbove) prune(now)
+          const nextAt = Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs
+          chatNextAt.set(chatId, nextAt)
+          return Effect.forkIn(pace.keepChatPace(chatId, nextAt - now), scope)
+        })
+
+      // Chats whose pace is being read (catchUp): their sends wait for it.
+      const catchingUp = new Map<number, Deferred.Deferred<void>>()
 
       /** The waiter to serve now and how many are ready now, or when the first one will be ready. */
       const pick = (now: number): { readonly next?: Waiter; readonly ready: number; readonly retryAt: number } => {
@@ -185,7 +214,7 @@ export class SendBudget extends Context.Service<SendBudget, {
         Effect.gen(function*() {
           waiters.delete(waiter)
           if (waiter.chatId !== undefined) {
-            if (waiter.method !== undefined && chatPaced(waiter.method)) charge(waiter.chatId, now)
+            if (waiter.method !== undefined && chatPaced(waiter.method)) yield* charge(waiter.chatId, now)
             if (lastServed.size > pruneAbove) prune(now)
             lastServed.set(waiter.chatId, now)
           }
@@ -280,6 +309,8 @@ export class SendBudget extends Context.Service<SendBudget, {
 
       const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority) =>
         Effect.gen(function*() {
+          const reading = chatId === undefined ? undefined : catchingUp.get(chatId)
+          if (reading !== undefined) yield* Deferred.await(reading)
           yield* refuseLongWait(method ?? "sendMessage", yield* pausedMillis(chatId))
           const waiter: Waiter = {
             chatId,
@@ -317,7 +348,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           const pass = yield* unusedPass(chatId)
           if (pass !== undefined) {
             pass.used = true
-            if (chatPaced(method)) charge(pass.chatId, yield* Clock.currentTimeMillis)
+            if (chatPaced(method)) yield* charge(pass.chatId, yield* Clock.currentTimeMillis)
             return
           }
           yield* queue(method, chatId, yield* SendPriority)
@@ -329,6 +360,19 @@ export class SendBudget extends Context.Service<SendBudget, {
             yield* queue(undefined, chatId, yield* SendPriority)
             return yield* Effect.provideService(effect, SendPass, { chatId, used: false })
           }).pipe(Effect.withSpan("SendBudget.prepaid")),
+        catchUp: Effect.fn("SendBudget.catchUp")(function*(chatId: number) {
+          if (!chatLimits) return
+          const read = yield* Deferred.make<void>()
+          catchingUp.set(chatId, read)
+          yield* Effect.forkIn(Effect.gen(function*() {
+            const millis = yield* pace.chatPace(chatId)
+            const now = yield* Clock.currentTimeMillis
+            if (millis > 0) chatNextAt.set(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now + millis))
+          }).pipe(Effect.ensuring(Effect.suspend(() => {
+            if (catchingUp.get(chatId) === read) catchingUp.delete(chatId)
+            return Deferred.succeed(read, undefined)
+          }))), scope)
+        }),
         rememberFloodWait: Effect.fn("SendBudget.rememberFloodWait")(function*(chatId: number | undefined, seconds: number) {
           const now = yield* Clock.currentTimeMillis
           if (chatId !== undefined) floodUntil.set(chatId, Math.max(floodUntil.get(chatId) ?? 0, now + seconds * 1000))

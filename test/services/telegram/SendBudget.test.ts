@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { SendBudget, SendPriority } from "../../../src/services/telegram/SendBudget.ts"
+import { type BotPace, memoryPace, SendBudget, SendPriority } from "../../../src/services/telegram/SendBudget.ts"
 import { maxWaitSeconds } from "../../../src/services/telegram/Telegram.ts"
 
 const rate = 10
@@ -83,6 +83,33 @@ describe("SendBudget", () => {
       assert.lengthOf(g, 4)
       assert.isAtLeast(g[3]! - g[0]!, 3_600)
     })))
+
+  it.effect("a chat's pace carries over to the next process writing to it (catchUp)", () =>
+    Effect.gen(function*() {
+      // Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's).
+      const bot = yield* memoryPace(rate)
+      const chats = new Map<number, number>()
+      const shared: BotPace = {
+        ...bot,
+        chatPace: (chatId) => Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, (chats.get(chatId) ?? 0) - now))),
+        keepChatPace: (chatId, millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void chats.set(chatId, now + millis)))
+      }
+      const first = yield* SendBudget.make(shared)
+      const second = yield* SendBudget.make(shared)
+      // The first process's turn in private chat 7 uses the chat's burst of 3.
+      const burst = yield* Effect.forkChild(Effect.forEach([1, 2, 3], () => first.awaitTurn("sendMessage", 7)))
+      yield* elapse(500)
+      yield* Fiber.join(burst)
+      // The chat's next turn runs in the second process: its first send waits for the chat's pace.
+      yield* second.catchUp(7)
+      const next = yield* Effect.forkChild(second.awaitTurn("sendMessage", 7).pipe(Effect.andThen(Clock.currentTimeMillis)))
+      // Another chat, new to both, is not held back.
+      const other = yield* Effect.forkChild(second.awaitTurn("sendMessage", 8).pipe(Effect.andThen(Clock.currentTimeMillis)))
+      yield* elapse(2_000)
+      assert.isAtMost(yield* Fiber.join(other), 600)
+      // Three sends from about 0 s: one a second after a burst of 3, so the fourth at about 1 s.
+      assert.isAtLeast(yield* Fiber.join(next), 1_000)
+    }))
 
   it.effect("a preview goes only into a rested chat; the final answer may use the chat's burst", () =>
     fresh(Effect.gen(function*() {

@@ -1,0 +1,57 @@
+/**
+ * The send budget on real Redis, as two worker processes share it: two budgets built apart (each
+ * with its own connection) on one Redis database, in real time.
+ */
+import { Redis as IORedis } from "ioredis"
+import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as SendBudgetRedis from "../../../src/layers/telegram/SendBudgetRedis.ts"
+import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
+import { Redis } from "../../../src/services/platform/Redis.ts"
+import { SendBudget } from "../../../src/services/telegram/SendBudget.ts"
+import { leaseRedisDb } from "../../support/Stack.ts"
+
+let lease: Awaited<ReturnType<typeof leaseRedisDb>>
+let url: string
+beforeAll(async () => {
+  lease = await leaseRedisDb()
+  url = `redis://127.0.0.1:6379/${lease.db}`
+})
+afterAll(() => lease.release())
+
+/** One process's budget on the leased Redis database, at 20 sends a second for the bot. */
+const processBudget = () =>
+  SendBudgetRedis.layer.pipe(
+    Layer.provide(Redis.layer(Redacted.make(url))),
+    Layer.provide(AppConfig.layer),
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({
+      env: { TELEGRAM_BOT_TOKEN: "123:secret-token", OPENAI_API_KEY: "sk-secret", TELEGRAM_SENDS_PER_SECOND: "20" }
+    })))
+  )
+
+describe("SendBudgetRedis", () => {
+  it("a chat's pace carries over to the next process writing to it; other chats are not held back", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const second = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const chatId = 9_101
+      // The first process's turn in the private chat uses its burst of 3 (one a second after).
+      const start = Date.now()
+      for (let i = 0; i < 3; i++) yield* first.awaitTurn("sendMessage", chatId)
+      const admin = new IORedis(url)
+      const left = yield* Effect.promise(() => admin.pttl(`bot:chat-pace:${chatId}`))
+      yield* Effect.promise(() => admin.quit())
+      expect(left).toBeGreaterThan(0)
+      expect(left).toBeLessThanOrEqual(3_000)
+      // The chat's next turn runs in the second process.
+      yield* second.catchUp(chatId)
+      const order: Array<number> = []
+      const [, next] = yield* Effect.all([
+        second.awaitTurn("sendMessage", 9_102).pipe(Effect.andThen(Effect.sync(() => order.push(9_102)))),
+        second.awaitTurn("sendMessage", chatId).pipe(Effect.andThen(Effect.sync(() => (order.push(chatId), Date.now()))))
+      ], { concurrency: "unbounded" })
+      // Three sends at about `start`: the fourth a second later, not at once.
+      expect(next - start).toBeGreaterThanOrEqual(950)
+      expect(order).toEqual([9_102, chatId])
+    }))))
+})
