@@ -80,12 +80,11 @@ export const layer = Layer.effect(
         viaRedis(() => scripted.botSendPace(key, "pause", Math.round(millis * 1000), 0), fallback.pause(millis).pipe(Effect.as(0))).pipe(
           Effect.asVoid
         ),
-      // PTTL is -2 for no key (rested), -1 never (the key is always set with PX).
-      chatPace: (chatId) => viaRedis(() => client.pttl(chatKey(chatId)), fallback.chatPace(chatId)).pipe(Effect.map((ms) => Math.max(0, ms))),
+      // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:
+      // the process's own record of the chat is all it knows.
+      chatPace: (chatId) => viaRedis(() => client.pttl(chatKey(chatId)), Effect.succeed(0)).pipe(Effect.map((ms) => Math.max(0, ms))),
       keepChatPace: (chatId, millis) =>
-        millis <= 0 ? Effect.void : viaRedis(() => client.set(chatKey(chatId), 1, "PX", Math.ceil(millis)).then(() => undefined), fallback.keepChatPace(chatId, millis)).pipe(
-          Effect.asVoid
-        )
+        millis <= 0 ? Effect.void : viaRedis(() => client.set(chatKey(chatId), 1, "PX", Math.ceil(millis)).then(() => undefined), Effect.void)
     }
     return yield* SendBudget.make(pace)
   })

@@ -20,8 +20,8 @@ export interface LiveReply {
    * `previewEveryMillis`. Each sign waits for its turn of the send budget without holding up the
    * caller: the reply's first text at priority "first", typing and later texts at "update" (text
    * is what a user sees most: typing for one chat never holds up another's first text; issue 10).
-   * What it shows is chosen when its turn comes (the text of then, typing only while there is none),
-   * and typing still waiting when text comes waits again, at the text's priority.
+   * A text sign shows the latest text as of when its turn came; typing waits for its turn only
+   * until text comes.
    */
   readonly showProgress: Effect.Effect<void, never, Scope.Scope>
   /**
@@ -169,21 +169,26 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
           }
 
           /**
-           * The sign due when the turn came: the latest text, or typing while there is none. A
-           * preview, once its turn came, is not cut off (a cancelled edit may still land after the
-           * final one); typing may be.
+           * The latest text as of when its turn came. Not cut off from then: a cancelled edit may
+           * still land after the final one.
            */
-          const sign = Effect.gen(function*() {
-            const now = yield* Clock.currentTimeMillis
-            if (progress.latest.length === 0) {
-              progress.typingAt = now
-              return yield* telegram.sendTyping(chatId, threadId).pipe(Effect.ignore)
-            }
-            progress.previewAt = now
+          const showText = Effect.uninterruptible(Effect.gen(function*() {
+            progress.previewAt = yield* Clock.currentTimeMillis
             progress.previewed = progress.latest
             progress.shownText = true
-            yield* Effect.uninterruptible(showPreview(progress.latest))
-          })
+            yield* showPreview(progress.latest)
+          }))
+
+          /**
+           * "typing…", at priority "update": a chat action counts for the bot only, so it waits for
+           * no chat's pace. Refused (a wait over 30 s) or failed, it is skipped until it is due again.
+           */
+          const typing = budget.prepaid(chatId, telegram.sendTyping(chatId, threadId), "sendChatAction").pipe(
+            Effect.ignore,
+            Effect.andThen(Clock.currentTimeMillis),
+            Effect.map((now) => void (progress.typingAt = now)),
+            Effect.provideService(SendPriority, "update")
+          )
 
           /** One step of showProgress: waits for the next sign to be due, then for its turn, then shows it. */
           const step = Effect.gen(function*() {
@@ -196,11 +201,10 @@ export class ReplyWriter extends Context.Service<ReplyWriter, {
               // Waiting to renew typing, text may come (and is due at once).
               return yield* (text ? rest : Effect.raceFirst(rest, Deferred.await(progress.changed)))
             }
-            const turn = budget.prepaid(chatId, sign).pipe(
-              Effect.provideService(SendPriority, text && !progress.shownText ? "first" : "update")
-            )
-            // Typing waits for its turn only until text comes: then the text's priority applies.
-            yield* (text ? turn : Effect.raceFirst(turn, Deferred.await(progress.changed))).pipe(
+            // Typing waits for its turn only until text comes: then the text waits, at its own priority.
+            if (!text) return yield* Effect.raceFirst(typing, Deferred.await(progress.changed))
+            yield* budget.prepaid(chatId, showText).pipe(
+              Effect.provideService(SendPriority, progress.shownText ? "update" : "first"),
               // The chat (or bot) must wait over 30 s: no sign until then; the final text will wait.
               Effect.catchTag("TelegramApiError", (error) =>
                 Effect.logDebug("progress not shown", error.message).pipe(Effect.andThen(Effect.sleep("1 second")))),

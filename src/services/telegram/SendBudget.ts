@@ -53,10 +53,13 @@ export interface BotPace {
   readonly reserve: (count: number) => Effect.Effect<number>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
-  /** Until when (ms from now, 0: rested or unknown) the chat's pace runs, as the last process to write to it left it. */
-  readonly chatPace: (chatId: number) => Effect.Effect<number>
+  /**
+   * Until when (ms from now, 0: rested or unknown) the chat's pace runs, as the last process to
+   * write to it left it; absent where one process is all there is.
+   */
+  readonly chatPace?: (chatId: number) => Effect.Effect<number>
   /** The chat's pace runs for `millis` more (ms from now), for whichever process writes to it next. */
-  readonly keepChatPace: (chatId: number, millis: number) => Effect.Effect<void>
+  readonly keepChatPace?: (chatId: number, millis: number) => Effect.Effect<void>
 }
 
 /**
@@ -75,9 +78,7 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
           nextAt = first + count * intervalMs
           return first - now
         })),
-      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis)))),
-      chatPace: () => Effect.succeed(0),
-      keepChatPace: () => Effect.void
+      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
     }
   })
 
@@ -88,13 +89,18 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
  */
 const reserveAhead = 4
 
+/** The longest a send waits for its chat's pace to be read (ms): the read itself gives up after 1 s. */
+const catchUpWaitMillis = 2_000
+
 /** How late a timer may fire (ms): grants closer than a whole send by this much are still paced. */
 const timerSlackMillis = 2
 
 interface Waiter {
   readonly chatId: number | undefined
-  /** undefined: a prepaid turn, whose call (and so the chat's charge) comes after. */
+  /** The call the turn is for (its limits); undefined: not known yet, a message's limits apply. */
   readonly method: string | undefined
+  /** A prepaid turn: its call, made after, pays the chat's charge. */
+  readonly prepaid: boolean
   readonly priority: SendPriority
   readonly seq: number
   readonly since: number
@@ -123,14 +129,16 @@ export class SendBudget extends Context.Service<SendBudget, {
    * Takes the chat's next turn at the SendPriority in context, then runs `effect`, whose first counted call to the
    * chat uses it: what to send can be chosen once the turn came (the latest text, not the text
    * of when the wait began), and the call itself can be made uninterruptible without waiting
-   * there. Inside a turn taken for the chat and not used yet, takes none.
+   * there. `method`, when the call is known, sets which limits the turn waits for (a chat action:
+   * the bot's only). Inside a turn taken for the chat and not used yet, takes none.
    */
-  readonly prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TelegramApiError, R>
+  readonly prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>, method?: string) => Effect.Effect<A, E | TelegramApiError, R>
   /**
    * A reply to the chat begins here: its sends also keep to what other processes sent to the chat
-   * (its pace as the last of them left it). Returns at once; the chat's next send waits for the
-   * pace to be read (at most 1 s, Redis away: this process's own record). A chat's turns never
-   * overlap (the chat lock): another process's turn in the chat ended before this reply began.
+   * (its pace as the last of them left it, written as each of their sends was granted). Returns
+   * at once; the chat's next send waits for the pace to be read (at most 1 s; Redis away: this
+   * process's own record). Turns of a chat run one at a time (the chat lock), so the chat's
+   * previous turn, wherever it ran, has sent what it sends.
    */
   readonly catchUp: (chatId: number) => Effect.Effect<void>
   /**
@@ -176,7 +184,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           if (chatNextAt.size > pruneAbove) prune(now)
           const nextAt = Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs
           chatNextAt.set(chatId, nextAt)
-          return Effect.forkIn(pace.keepChatPace(chatId, nextAt - now), scope)
+          return pace.keepChatPace === undefined ? Effect.void : Effect.forkIn(pace.keepChatPace(chatId, nextAt - now), scope)
         })
 
       // Chats whose pace is being read (catchUp): their sends wait for it.
@@ -214,7 +222,7 @@ export class SendBudget extends Context.Service<SendBudget, {
         Effect.gen(function*() {
           waiters.delete(waiter)
           if (waiter.chatId !== undefined) {
-            if (waiter.method !== undefined && chatPaced(waiter.method)) yield* charge(waiter.chatId, now)
+            if (!waiter.prepaid && waiter.method !== undefined && chatPaced(waiter.method)) yield* charge(waiter.chatId, now)
             if (lastServed.size > pruneAbove) prune(now)
             lastServed.set(waiter.chatId, now)
           }
@@ -307,14 +315,16 @@ export class SendBudget extends Context.Service<SendBudget, {
           Math.max(0, writes ? botPausedUntil - now : 0, chatId === undefined ? 0 : (floodUntil.get(chatId) ?? now) - now)
         ))
 
-      const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority) =>
+      const queue = (method: string | undefined, chatId: number | undefined, priority: SendPriority, prepaid: boolean) =>
         Effect.gen(function*() {
+          // The read is bounded (Redis away: 1 s); one that never ran (the budget closing) is not waited for long.
           const reading = chatId === undefined ? undefined : catchingUp.get(chatId)
-          if (reading !== undefined) yield* Deferred.await(reading)
+          if (reading !== undefined) yield* Effect.timeoutOption(Deferred.await(reading), Duration.millis(catchUpWaitMillis))
           yield* refuseLongWait(method ?? "sendMessage", yield* pausedMillis(chatId))
           const waiter: Waiter = {
             chatId,
             method,
+            prepaid,
             priority,
             seq: seq++,
             since: yield* Clock.currentTimeMillis,
@@ -351,21 +361,22 @@ export class SendBudget extends Context.Service<SendBudget, {
             if (chatPaced(method)) yield* charge(pass.chatId, yield* Clock.currentTimeMillis)
             return
           }
-          yield* queue(method, chatId, yield* SendPriority)
+          yield* queue(method, chatId, yield* SendPriority, false)
         }),
-        prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>) =>
+        prepaid: <A, E, R>(chatId: number, effect: Effect.Effect<A, E, R>, method?: string) =>
           Effect.gen(function*() {
             // Inside a turn already taken for the chat and not used yet: that one pays.
             if ((yield* unusedPass(chatId)) !== undefined) return yield* effect
-            yield* queue(undefined, chatId, yield* SendPriority)
+            yield* queue(method, chatId, yield* SendPriority, true)
             return yield* Effect.provideService(effect, SendPass, { chatId, used: false })
           }).pipe(Effect.withSpan("SendBudget.prepaid")),
         catchUp: Effect.fn("SendBudget.catchUp")(function*(chatId: number) {
-          if (!chatLimits) return
+          const { chatPace } = pace
+          if (!chatLimits || chatPace === undefined) return
           const read = yield* Deferred.make<void>()
           catchingUp.set(chatId, read)
           yield* Effect.forkIn(Effect.gen(function*() {
-            const millis = yield* pace.chatPace(chatId)
+            const millis = yield* chatPace(chatId)
             const now = yield* Clock.currentTimeMillis
             if (millis > 0) chatNextAt.set(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now + millis))
           }).pipe(Effect.ensuring(Effect.suspend(() => {

@@ -3,7 +3,7 @@
  * with its own connection) on one Redis database, in real time.
  */
 import { Redis as IORedis } from "ioredis"
-import { ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { ConfigProvider, Context, Effect, Fiber, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as SendBudgetRedis from "../../../src/layers/telegram/SendBudgetRedis.ts"
 import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
@@ -43,7 +43,8 @@ describe("SendBudgetRedis", () => {
       yield* Effect.promise(() => admin.quit())
       expect(left).toBeGreaterThan(0)
       expect(left).toBeLessThanOrEqual(3_000)
-      // The chat's next turn runs in the second process.
+      // The chat's next turn runs in the second process, whose budget is sending meanwhile.
+      const busy = yield* Effect.forkChild(Effect.forEach([9_103, 9_104, 9_105], (other) => second.awaitTurn("sendMessage", other)))
       yield* second.catchUp(chatId)
       const order: Array<number> = []
       const [, next] = yield* Effect.all([
@@ -53,5 +54,6 @@ describe("SendBudgetRedis", () => {
       // Three sends at about `start`: the fourth a second later, not at once.
       expect(next - start).toBeGreaterThanOrEqual(950)
       expect(order).toEqual([9_102, chatId])
+      yield* Fiber.join(busy)
     }))))
 })

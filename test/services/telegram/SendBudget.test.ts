@@ -86,12 +86,17 @@ describe("SendBudget", () => {
 
   it.effect("a chat's pace carries over to the next process writing to it (catchUp)", () =>
     Effect.gen(function*() {
-      // Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's).
+      // Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's),
+      // whose chat paces take 300 ms to read.
       const bot = yield* memoryPace(rate)
       const chats = new Map<number, number>()
       const shared: BotPace = {
         ...bot,
-        chatPace: (chatId) => Clock.currentTimeMillis.pipe(Effect.map((now) => Math.max(0, (chats.get(chatId) ?? 0) - now))),
+        chatPace: (chatId) =>
+          Effect.sleep("300 millis").pipe(
+            Effect.andThen(Clock.currentTimeMillis),
+            Effect.map((now) => Math.max(0, (chats.get(chatId) ?? 0) - now))
+          ),
         keepChatPace: (chatId, millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void chats.set(chatId, now + millis)))
       }
       const first = yield* SendBudget.make(shared)
@@ -100,13 +105,16 @@ describe("SendBudget", () => {
       const burst = yield* Effect.forkChild(Effect.forEach([1, 2, 3], () => first.awaitTurn("sendMessage", 7)))
       yield* elapse(500)
       yield* Fiber.join(burst)
-      // The chat's next turn runs in the second process: its first send waits for the chat's pace.
+      // The chat's next turn runs in the second process, whose budget is sending meanwhile: its
+      // first send waits for the chat's pace to be read, then for the pace.
+      const busy = yield* Effect.forkChild(Effect.forEach([20, 21, 22, 23], (chat) => second.awaitTurn("sendMessage", chat)))
       yield* second.catchUp(7)
       const next = yield* Effect.forkChild(second.awaitTurn("sendMessage", 7).pipe(Effect.andThen(Clock.currentTimeMillis)))
       // Another chat, new to both, is not held back.
       const other = yield* Effect.forkChild(second.awaitTurn("sendMessage", 8).pipe(Effect.andThen(Clock.currentTimeMillis)))
       yield* elapse(2_000)
-      assert.isAtMost(yield* Fiber.join(other), 600)
+      assert.isAtMost(yield* Fiber.join(other), 900)
+      yield* Fiber.join(busy)
       // Three sends from about 0 s: one a second after a burst of 3, so the fourth at about 1 s.
       assert.isAtLeast(yield* Fiber.join(next), 1_000)
     }))
