@@ -47,10 +47,13 @@ export interface BotPace {
   /** The gap between two sends (ms): 1000 / TELEGRAM_SENDS_PER_SECOND. */
   readonly intervalMs: number
   /**
-   * Reserves the next `count` sends, `intervalMs` apart: the ms until the first of them (0: now).
-   * Reserved, they are this process's to use: other processes' sends come before or after.
+   * Reserves the next `count` sends, `intervalMs` apart, for sends of `rank` (`demandRank`): the
+   * ms until the first of them (0: now). Reserved, they are this process's to use: other
+   * processes' sends come before or after. undefined: another process asked for sends of a more
+   * urgent rank within the last `demandHoldSends` sends, and none is reserved (priorities hold
+   * across processes).
    */
-  readonly reserve: (count: number) => Effect.Effect<number>
+  readonly reserve: (count: number, rank: number) => Effect.Effect<number | undefined>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
   /**
@@ -72,6 +75,7 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
     let nextAt = Number.NEGATIVE_INFINITY
     return {
       intervalMs,
+      // One process: its own dispatcher orders the priorities.
       reserve: (count) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
           const first = Math.max(nextAt, now)
@@ -88,6 +92,25 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
  * keeps the budget full (issue 10: with one round trip per send, a busy worker used 60 %).
  */
 const reserveAhead = 4
+
+/**
+ * How long (in sends of the bot's pace) a process's call for sends at a priority holds lower
+ * priorities of other processes back: while it has such sends waiting it calls again at least
+ * every `reserveAhead` of its own sends, which two processes sharing the pace spread over twice as
+ * many (issue 10: two workers sent drafts while the other one's finals waited).
+ */
+export const demandHoldSends = 4 * reserveAhead
+
+/** How often a process held back by another one's priority asks again (in sends of the pace). */
+const heldBackRetrySends = 2
+
+/**
+ * How urgent a send is across processes, 0 the most: a final answer to a chat this process has
+ * not served yet (it is also the chat's first sign: what the round robin serves first within a
+ * process), any other final answer, a first text, the rest.
+ */
+const demandRank = (priority: SendPriority, served: boolean) =>
+  priority === "final" ? (served ? 1 : 0) : priority === "first" ? 2 : 3
 
 /** The longest a send waits for its chat's pace to be read (ms): the read itself gives up after 1 s. */
 const catchUpWaitMillis = 2_000
@@ -241,12 +264,16 @@ export class SendBudget extends Context.Service<SendBudget, {
       // Sends reserved from the pace and not used yet (ms, ascending); a pause drops them.
       let reserved: Array<number> = []
       let lastGrantAt = Number.NEGATIVE_INFINITY
-      const reserveMore = (ready: number) =>
+      /** Reserves sends for the `ready` waiters, `next` the most urgent; false when held back by another process's. */
+      const reserveMore = (ready: number, next: Waiter) =>
         Effect.gen(function*() {
           const count = Math.min(reserveAhead, Math.max(1, ready - reserved.length))
           const now = yield* Clock.currentTimeMillis
-          const first = now + (yield* pace.reserve(count))
-          for (let i = 0; i < count; i++) reserved.push(first + i * pace.intervalMs)
+          const served = next.chatId !== undefined && lastServed.has(next.chatId)
+          const wait = yield* pace.reserve(count, demandRank(next.priority, served))
+          if (wait === undefined) return false
+          for (let i = 0; i < count; i++) reserved.push(now + wait + i * pace.intervalMs)
+          return true
         })
 
       // One dispatcher hands out the turns, one at a time, while any call waits. It runs on the
@@ -267,9 +294,15 @@ export class SendBudget extends Context.Service<SendBudget, {
             yield* sleepOrArrival(retryAt - now)
             continue
           }
-          if (reserved.length === 0) yield* reserveMore(ready)
-          // The last reserved send: the next ones are fetched while it is waited for.
-          else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready)
+          if (reserved.length === 0) {
+            // Another process has more urgent sends: they take the bot's sends meanwhile. Asked
+            // again after a while, not at each arrival (each would be a Redis round trip).
+            if (!(yield* reserveMore(ready, next))) {
+              yield* Effect.sleep(Duration.millis(heldBackRetrySends * pace.intervalMs))
+              continue
+            }
+          } // The last reserved send: the next ones are fetched while it is waited for.
+          else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready, next)
           // Grants stay a send apart here too: a send granted late (a busy event loop) must not
           // crowd the next one, and one later than a whole send is given up, not caught up with.
           // Late timers so cost 1-2 % of the budget; letting grants come 2 ms closer saved it,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as SendBudgetRedis from "../../../src/layers/telegram/SendBudgetRedis.ts"
 import { AppConfig } from "../../../src/services/platform/AppConfig.ts"
 import { Redis } from "../../../src/services/platform/Redis.ts"
-import { SendBudget } from "../../../src/services/telegram/SendBudget.ts"
+import { SendBudget, SendPriority } from "../../../src/services/telegram/SendBudget.ts"
 import { leaseRedisDb } from "../../support/Stack.ts"
 
 let lease: Awaited<ReturnType<typeof leaseRedisDb>>
@@ -30,6 +30,44 @@ const processBudget = () =>
   )
 
 describe("SendBudgetRedis", () => {
+  /**
+   * The first process has 24 sends of `early` to make; once it is sending, the second one gets 16
+   * finals for chats it never served. Returns how many of the first process's sends went among
+   * the finals (from the first final to the last).
+   */
+  const amongFinals = (early: "preview" | "final to served chats") =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const second = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const chats = Array.from({ length: 24 }, (_, i) => 9_200 + i)
+      // Typing counts for no chat's pace: the chats are served, and rested still.
+      if (early !== "preview") yield* Effect.forEach(chats, (chatId) => first.awaitTurn("sendChatAction", chatId), { concurrency: "unbounded" })
+      const grants: Array<"early" | "final"> = []
+      const earlySends = yield* Effect.forkChild(Effect.forEach(chats, (chatId) =>
+        first.awaitTurn(early === "preview" ? "editMessageText" : "sendMessage", chatId).pipe(
+          Effect.provideService(SendPriority, early === "preview" ? "update" : "final"),
+          Effect.andThen(Effect.sync(() => grants.push("early")))
+        ), { concurrency: "unbounded" }))
+      while (grants.length === 0) yield* Effect.sleep("5 millis")
+      yield* Effect.forEach(Array.from({ length: 16 }, (_, i) => 9_300 + i), (chatId) =>
+        second.awaitTurn("sendMessage", chatId).pipe(Effect.andThen(Effect.sync(() => grants.push("final")))), {
+        concurrency: "unbounded"
+      })
+      yield* Fiber.join(earlySends)
+      return grants.slice(grants.indexOf("final"), grants.lastIndexOf("final")).filter((g) => g === "early").length
+    })))
+
+  // Sharing the pace evenly, the processes would take turns of 4 sends (12 of the first one's
+  // among the finals); only those the first process had reserved when the finals came (4, 5 if
+  // it was fetching more then) may go among them.
+  it("priorities hold across processes: one process's previews wait while another's final answers go", async () => {
+    expect(await amongFinals("preview")).toBeLessThanOrEqual(5)
+  })
+
+  it("a final answer to a chat not served yet goes before another process's finals to chats served already", async () => {
+    expect(await amongFinals("final to served chats")).toBeLessThanOrEqual(5)
+  })
+
   it("a chat's pace carries over to the next process writing to it; other chats are not held back", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
