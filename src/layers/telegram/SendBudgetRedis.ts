@@ -59,11 +59,11 @@ type WithPaceCommand = IORedis & {
 
 /**
  * The send budget shared by every process on REDIS_URL: one pace in Redis (an atomic script),
- * each process's own priorities on top, and a process's sends at a priority hold back lower ones
- * of the others (the script refuses them sends meanwhile); each chat's pace is kept by the process writing to it
- * and left in Redis for the next one. Redis away (or not answering within 1 s): the process paces
- * alone at the same rate until it is back, trying Redis once a second (with two processes, up
- * to twice the rate: sends matter more).
+ * each process's own priorities on top; a process's more urgent sends hold back the others'
+ * less urgent ones (the script refuses them sends meanwhile). Each chat's pace is kept by the
+ * process writing to it and left in Redis for the next one. Redis away (or not answering within
+ * 1 s): the process paces alone at the same rate until it is back, trying Redis once a second
+ * (with two processes, up to twice the rate: sends matter more).
  */
 export const layer = Layer.effect(
   SendBudget,

@@ -94,10 +94,10 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
 const reserveAhead = 4
 
 /**
- * How long (in sends of the bot's pace) a process's call for sends at a priority holds lower
- * priorities of other processes back: while it has such sends waiting it calls again at least
- * every `reserveAhead` of its own sends, which two processes sharing the pace spread over twice as
- * many (issue 10: two workers sent drafts while the other one's finals waited).
+ * How long (in sends of the bot's pace) a process's call for sends of a rank holds less urgent
+ * ones of other processes back: while it has such sends waiting it calls again at least every
+ * `reserveAhead` of its own sends, which processes sharing the pace spread over as many times
+ * more (enough for four). Issue 10: one worker sent drafts while another one's finals waited.
  */
 export const demandHoldSends = 4 * reserveAhead
 
@@ -301,8 +301,10 @@ export class SendBudget extends Context.Service<SendBudget, {
               yield* Effect.sleep(Duration.millis(heldBackRetrySends * pace.intervalMs))
               continue
             }
-          } // The last reserved send: the next ones are fetched while it is waited for.
-          else if (reserved.length === 1 && ready > 1) yield* reserveMore(ready, next)
+          } else if (reserved.length === 1 && ready > 1) {
+            // The last reserved send: the next ones are fetched while it is waited for.
+            yield* reserveMore(ready, next)
+          }
           // Grants stay a send apart here too: a send granted late (a busy event loop) must not
           // crowd the next one, and one later than a whole send is given up, not caught up with.
           // Late timers so cost 1-2 % of the budget; letting grants come 2 ms closer saved it,
