@@ -25,9 +25,10 @@
  * Postgres (the messages' status and turn attempts). A "write" is a Bot API call to a chat
  * (send*, edit*, delete*, ...: sendMessage, sendMessageDraft, editMessageText, sendChatAction,
  * deleteMessage); the busiest second is the most calls in any half-open window [t, t + 1 s).
- * Per chat, times run from the moment the burst began (when its user wrote): first sign of life (any
- * write, typing included), first text (a draft, message or edit), final answer (a sendMessage or
- * editMessageText answered 200 whose text does not end with the streaming cursor " ▍"). The
+ * Per chat, times run from the moment the burst began (when its user wrote): first sign of life
+ * (any write, typing included), first text (a draft, message or edit), final answer (a
+ * sendMessage or editMessageText answered 200 whose text does not end with the streaming cursor
+ * " ▍"). The
  * worker program serves no HTTP, so its Prometheus metrics (queue_wait_seconds) cannot be read.
  * The fake OpenAI does not record when it wrote the first token: quiet takes the request's
  * arrival + the scripted first-token delay.
