@@ -111,13 +111,18 @@ export const layer = Layer.effect(
           fallback.reserve(count, rank).pipe(Effect.map((ms) => (ms ?? 0) * 1000))
         ).pipe(Effect.map((micros) => (micros < 0 ? undefined : micros / 1000))),
       pause: (millis) =>
-        viaRedis(() => scripted.botSendPace(key, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId), fallback.pause(millis).pipe(Effect.as(0)))
-          .pipe(Effect.asVoid),
+        viaRedis(
+          () => scripted.botSendPace(key, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId),
+          fallback.pause(millis).pipe(Effect.as(0))
+        ).pipe(Effect.asVoid),
       // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:
       // the process's own record of the chat is all it knows.
-      chatPace: (chatId) => viaRedis(() => client.pttl(chatKey(chatId)), Effect.succeed(0)).pipe(Effect.map((ms) => Math.max(0, ms))),
+      chatPace: (chatId) =>
+        viaRedis(() => client.pttl(chatKey(chatId)), Effect.succeed(0)).pipe(Effect.map((ms) => Math.max(0, ms))),
       keepChatPace: (chatId, millis) =>
-        millis <= 0 ? Effect.void : viaRedis(() => client.set(chatKey(chatId), 1, "PX", Math.ceil(millis)).then(() => undefined), Effect.void)
+        millis <= 0
+          ? Effect.void
+          : viaRedis(() => client.set(chatKey(chatId), 1, "PX", Math.ceil(millis)).then(() => undefined), Effect.void)
     }
     return yield* SendBudget.make(pace)
   })
