@@ -163,7 +163,8 @@ export class SendBudget extends Context.Service<SendBudget, {
   readonly catchUp: (chatId: number) => Effect.Effect<void>
   /**
    * A 429: nothing for the chat (when given) before `seconds` pass; nothing for anyone either,
-   * unless the chat is a group (its own 20-a-minute limit).
+   * unless the chat is a group (its own 20-a-minute limit: the group's pace, which the next
+   * process writing to it reads, moves past the wait).
    */
   readonly rememberFloodWait: (chatId: number | undefined, seconds: number) => Effect.Effect<void>
   /** Seconds left of the chat's flood wait, 0 when it may be written to now. */
@@ -198,14 +199,17 @@ export class SendBudget extends Context.Service<SendBudget, {
         return Math.max((chatNextAt.get(waiter.chatId) ?? 0) - tolerance, flood)
       }
 
-      /** The chat's pace moves one send on, here and for the next process to write to the chat. */
-      const charge = (chatId: number, now: number) =>
+      /** The chat's pace runs until `nextAt`, here and for the next process to write to the chat. */
+      const movePace = (chatId: number, nextAt: number, now: number) =>
         Effect.suspend(() => {
           if (chatNextAt.size > pruneAbove) prune(now)
-          const nextAt = Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs
           chatNextAt.set(chatId, nextAt)
-          return pace.keepChatPace === undefined ? Effect.void : Effect.forkIn(pace.keepChatPace(chatId, nextAt - now), scope)
+          return pace.keepChatPace === undefined ? Effect.void : Effect.asVoid(Effect.forkIn(pace.keepChatPace(chatId, nextAt - now), scope))
         })
+
+      /** The chat's pace moves one send on. */
+      const charge = (chatId: number, now: number) =>
+        Effect.suspend(() => movePace(chatId, Math.max(chatNextAt.get(chatId) ?? 0, now) + chatRule(chatId).intervalMs, now))
 
       // Chats whose pace is being read (catchUp): their sends wait for it.
       const catchingUp = new Map<number, Deferred.Deferred<void>>()
@@ -421,9 +425,14 @@ export class SendBudget extends Context.Service<SendBudget, {
           const now = yield* Clock.currentTimeMillis
           if (chatId !== undefined) floodUntil.set(chatId, Math.max(floodUntil.get(chatId) ?? 0, now + seconds * 1000))
           // Telegram does not say whose limit a 429 is. A group's own limit (20 a minute) is the
-          // likely one there: only the group waits. Elsewhere the chats' limits are lenient and
-          // kept, so it is the bot's: everyone waits.
-          if (chatId !== undefined && chatId < 0) return
+          // likely one there: only the group waits, and its pace moves past the wait, so the next
+          // process to write to it waits too (no more than its burst right after). Elsewhere the
+          // chats' limits are lenient and kept, so it is the bot's: everyone waits.
+          if (chatId !== undefined && chatId < 0) {
+            const { burst, intervalMs } = chatRule(chatId)
+            const after = now + seconds * 1000 + (burst - 1) * intervalMs
+            return yield* movePace(chatId, Math.max(chatNextAt.get(chatId) ?? 0, after), now)
+          }
           botPausedUntil = Math.max(botPausedUntil, now + seconds * 1000)
           yield* pace.pause(seconds * 1000)
         }),

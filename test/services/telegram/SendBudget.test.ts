@@ -28,6 +28,25 @@ const call = (grants: Array<Grant>, label: string, method: string, chatId: numbe
     Effect.forkChild
   )
 
+/**
+ * Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's), whose
+ * chat paces take 300 ms to read.
+ */
+const twoProcesses = Effect.gen(function*() {
+  const bot = yield* memoryPace(rate)
+  const chats = new Map<number, number>()
+  const shared: BotPace = {
+    ...bot,
+    chatPace: (chatId) =>
+      Effect.sleep("300 millis").pipe(
+        Effect.andThen(Clock.currentTimeMillis),
+        Effect.map((now) => Math.max(0, (chats.get(chatId) ?? 0) - now))
+      ),
+    keepChatPace: (chatId, millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void chats.set(chatId, now + millis)))
+  }
+  return [yield* SendBudget.make(shared), yield* SendBudget.make(shared)] as const
+})
+
 describe("SendBudget", () => {
   it.effect(`spaces the bot's sends 1/${rate} s apart: no second holds more than ${rate} + 1`, () =>
     fresh(Effect.gen(function*() {
@@ -86,21 +105,7 @@ describe("SendBudget", () => {
 
   it.effect("a chat's pace carries over to the next process writing to it (catchUp)", () =>
     Effect.gen(function*() {
-      // Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's),
-      // whose chat paces take 300 ms to read.
-      const bot = yield* memoryPace(rate)
-      const chats = new Map<number, number>()
-      const shared: BotPace = {
-        ...bot,
-        chatPace: (chatId) =>
-          Effect.sleep("300 millis").pipe(
-            Effect.andThen(Clock.currentTimeMillis),
-            Effect.map((now) => Math.max(0, (chats.get(chatId) ?? 0) - now))
-          ),
-        keepChatPace: (chatId, millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void chats.set(chatId, now + millis)))
-      }
-      const first = yield* SendBudget.make(shared)
-      const second = yield* SendBudget.make(shared)
+      const [first, second] = yield* twoProcesses
       // The first process's turn in private chat 7 uses the chat's burst of 3.
       const burst = yield* Effect.forkChild(Effect.forEach([1, 2, 3], () => first.awaitTurn("sendMessage", 7)))
       yield* elapse(500)
@@ -117,6 +122,19 @@ describe("SendBudget", () => {
       yield* Fiber.join(busy)
       // Three sends from about 0 s: one a second after a burst of 3, so the fourth at about 1 s.
       assert.isAtLeast(yield* Fiber.join(next), 1_000)
+    }))
+
+  it.effect("a group's 429 holds the next process writing to the group, and no one else", () =>
+    Effect.gen(function*() {
+      const [first, second] = yield* twoProcesses
+      yield* first.rememberFloodWait(-5, 20)
+      // The group's next turn runs in the second process.
+      yield* second.catchUp(-5)
+      const group = yield* Effect.forkChild(second.awaitTurn("sendMessage", -5).pipe(Effect.andThen(Clock.currentTimeMillis)))
+      const other = yield* Effect.forkChild(second.awaitTurn("sendMessage", 6).pipe(Effect.andThen(Clock.currentTimeMillis)))
+      yield* elapse(25_000)
+      assert.isAtMost(yield* Fiber.join(other), 500)
+      assert.isAtLeast(yield* Fiber.join(group), 20_000)
     }))
 
   it.effect("a preview goes only into a rested chat; the final answer may use the chat's burst", () =>
