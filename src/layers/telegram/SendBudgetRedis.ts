@@ -3,7 +3,7 @@ import type { Redis as IORedis } from "ioredis"
 import { Clock, Effect, Layer } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Redis, redisCall } from "../../services/platform/Redis.ts"
-import { type BotPace, demandHoldSends, memoryPace, SendBudget } from "../../services/telegram/SendBudget.ts"
+import { type BotPace, demandHoldSends, memoryPace, type Reservation, SendBudget } from "../../services/telegram/SendBudget.ts"
 
 const key = "bot:send-budget"
 /** Who asked for sends of which rank (SendBudget's demandRank), when: field "<rank>:<process>", value µs (Redis's clock). */
@@ -13,9 +13,10 @@ const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
 // The next free send time (µs, Redis's own clock: every process and host reads the same one).
 // reserve: the next ARGV[3] sends, ARGV[2] µs apart, are the caller's (process ARGV[6], sends at
-// priority rank ARGV[4]); returns the µs until the first, or -1 when another process asked for
-// sends at a more urgent rank within the last ARGV[5] µs (none reserved). The caller's own asks at
-// more urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
+// priority rank ARGV[4]); returns the µs until the first; or, when the pace is booked ahead and
+// another process asked for sends at a more urgent rank within the last ARGV[5] µs, minus the µs
+// it is booked for (none reserved). The caller's own asks at more urgent ranks are over (it asks
+// at its most urgent), and a minute-old ask is forgotten.
 // pause: the time moves to at least now + ARGV[2]. Keys outlive what they hold by a minute.
 const paceScript = `
   local t = redis.call('TIME')
@@ -33,8 +34,8 @@ const paceScript = `
     local at = tonumber(asks[i + 1])
     if now - at > 60000000 or (owner == ARGV[6] and tonumber(askRank) < rank) then
       redis.call('HDEL', KEYS[2], asks[i])
-    elseif owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
-      return -1
+    elseif nextAt > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
+      return now - nextAt
     end
   end
   redis.call('HSET', KEYS[2], rank .. ':' .. ARGV[6], now)
@@ -108,8 +109,8 @@ export const layer = Layer.effect(
       reserve: (count, rank) =>
         viaRedis(
           () => scripted.botSendPace(key, demandKey, "reserve", intervalMicros, count, rank, holdMicros, processId),
-          fallback.reserve(count, rank).pipe(Effect.map((ms) => (ms ?? 0) * 1000))
-        ).pipe(Effect.map((micros) => (micros < 0 ? undefined : micros / 1000))),
+          fallback.reserve(count, rank).pipe(Effect.map((got) => ("inMs" in got ? got.inMs : 0) * 1000))
+        ).pipe(Effect.map((micros): Reservation => (micros < 0 ? { heldMs: -micros / 1000 } : { inMs: micros / 1000 }))),
       pause: (millis) =>
         viaRedis(
           () => scripted.botSendPace(key, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId),

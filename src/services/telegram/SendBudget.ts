@@ -47,13 +47,10 @@ export interface BotPace {
   /** The gap between two sends (ms): 1000 / TELEGRAM_SENDS_PER_SECOND. */
   readonly intervalMs: number
   /**
-   * Reserves the next `count` sends, `intervalMs` apart, for sends of `rank` (`demandRank`): the
-   * ms until the first of them (0: now). Reserved, they are this process's to use: other
-   * processes' sends come before or after. undefined: another process asked for sends of a more
-   * urgent rank within the last `demandHoldSends` sends, and none is reserved (priorities hold
-   * across processes).
+   * Reserves the next `count` sends, `intervalMs` apart, for sends of `rank` (`demandRank`).
+   * Reserved, they are this process's to use: other processes' sends come before or after.
    */
-  readonly reserve: (count: number, rank: number) => Effect.Effect<number | undefined>
+  readonly reserve: (count: number, rank: number) => Effect.Effect<Reservation>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
   /**
@@ -64,6 +61,14 @@ export interface BotPace {
   /** The chat's pace runs for `millis` more (ms from now), for whichever process writes to it next. */
   readonly keepChatPace?: (chatId: number, millis: number) => Effect.Effect<void>
 }
+
+/**
+ * What `BotPace.reserve` got: sends from `inMs` from now on (0: now); or none, `heldMs` the time
+ * the pace is booked for, when another process asked for sends of a more urgent rank within the
+ * last `demandHoldSends` sends while the pace was booked (priorities hold across processes when
+ * sends compete; with the pace free, anyone's send goes).
+ */
+export type Reservation = { readonly inMs: number } | { readonly heldMs: number }
 
 /**
  * One send every 1000 / `sendsPerSecond` ms, no burst: a second never holds more than
@@ -80,7 +85,7 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
           const first = Math.max(nextAt, now)
           nextAt = first + count * intervalMs
-          return first - now
+          return { inMs: first - now }
         })),
       pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
     }
@@ -100,9 +105,6 @@ const reserveAhead = 4
  * more (enough for four). Issue 10: one worker sent drafts while another one's finals waited.
  */
 export const demandHoldSends = 4 * reserveAhead
-
-/** How often a process held back by another one's priority asks again (in sends of the pace). */
-const heldBackRetrySends = 2
 
 /**
  * How urgent a send is across processes, 0 the most: a final answer to a chat this process has
@@ -268,16 +270,19 @@ export class SendBudget extends Context.Service<SendBudget, {
       // Sends reserved from the pace and not used yet (ms, ascending); a pause drops them.
       let reserved: Array<number> = []
       let lastGrantAt = Number.NEGATIVE_INFINITY
-      /** Reserves sends for the `ready` waiters, `next` the most urgent; false when held back by another process's. */
+      /**
+       * Reserves sends for the `ready` waiters, `next` the most urgent: 0, or the ms the pace is
+       * booked for by another process's more urgent sends (none reserved).
+       */
       const reserveMore = (ready: number, next: Waiter) =>
         Effect.gen(function*() {
           const count = Math.min(reserveAhead, Math.max(1, ready - reserved.length))
           const now = yield* Clock.currentTimeMillis
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
-          const wait = yield* pace.reserve(count, demandRank(next.priority, served))
-          if (wait === undefined) return false
-          for (let i = 0; i < count; i++) reserved.push(now + wait + i * pace.intervalMs)
-          return true
+          const got = yield* pace.reserve(count, demandRank(next.priority, served))
+          if ("heldMs" in got) return got.heldMs
+          for (let i = 0; i < count; i++) reserved.push(now + got.inMs + i * pace.intervalMs)
+          return 0
         })
 
       // One dispatcher hands out the turns, one at a time, while any call waits. It runs on the
@@ -299,10 +304,11 @@ export class SendBudget extends Context.Service<SendBudget, {
             continue
           }
           if (reserved.length === 0) {
-            // Another process has more urgent sends: they take the bot's sends meanwhile. Asked
-            // again after a while, not at each arrival (each would be a Redis round trip).
-            if (!(yield* reserveMore(ready, next))) {
-              yield* Effect.sleep(Duration.millis(heldBackRetrySends * pace.intervalMs))
+            // Another process's more urgent sends have the pace booked: asked again once that is
+            // over, not at each arrival (each would be a Redis round trip).
+            const held = yield* reserveMore(ready, next)
+            if (held > 0) {
+              yield* Effect.sleep(Duration.millis(Math.max(held, pace.intervalMs)))
               continue
             }
           } else if (reserved.length === 1 && ready > 1) {

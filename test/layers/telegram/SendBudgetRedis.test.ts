@@ -68,6 +68,19 @@ describe("SendBudgetRedis", () => {
     expect(await amongFinals("final to served chats")).toBeLessThanOrEqual(5)
   })
 
+  it("with the pace free again, a less urgent send goes at once though another process just sent a final", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const second = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      yield* second.awaitTurn("sendMessage", 9_400)
+      yield* Effect.sleep("200 millis")
+      // The final's ask holds less urgent sends back for 16 sends (800 ms at 20 a second), but
+      // only while sends compete: the pace has been free for 150 ms.
+      const start = Date.now()
+      yield* first.awaitTurn("editMessageText", 9_401).pipe(Effect.provideService(SendPriority, "update"))
+      expect(Date.now() - start).toBeLessThan(400)
+    }))))
+
   it("a chat's pace carries over to the next process writing to it; other chats are not held back", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
