@@ -87,6 +87,20 @@ describe("SendBudget", () => {
       assert.isAtMost(order.filter((l) => l === "burst").length, 3)
     })))
 
+  it.effect("a first text goes to the chat whose text came last; one passed over gets its final answer before any", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      const waiting: Array<Fiber.Fiber<unknown, unknown>> = []
+      for (let chat = 1; chat <= 6; chat++) waiting.push(yield* call(grants, `c${chat}`, "sendMessageDraft", chat, "first"))
+      yield* elapse(150)
+      // Chat 2's answer is complete: its draft is given up, its final answer waits instead.
+      yield* Fiber.interrupt(waiting[1]!)
+      yield* call(grants, "final c2", "sendMessage", 2)
+      yield* elapse(500)
+      // The latest text first: the earliest one's answer is the nearest to complete (its final text comes soon).
+      assert.deepStrictEqual(grants.map((g) => g.label), ["c6", "c5", "final c2", "c4", "c3", "c1"])
+    })))
+
   it.effect("keeps each chat's own limit: a private chat takes 3 at once then 1 a second; a group 1 every 3.6 s", () =>
     fresh(Effect.gen(function*() {
       const grants: Array<Grant> = []
