@@ -5,7 +5,8 @@
  * Every scenario runs the real entry points as separate processes, started with the command
  * lines of package.json's scripts (`start:api`, `start:worker`, Node flags included), on a new
  * database of the real Postgres and Redis DB 5 (flushed before and after), in webhook mode,
- * against the fake Telegram and the fake OpenAI served by this process. Before measuring, each
+ * against the fake OpenAI served by this process and the fake Telegram served by a thread of its
+ * own (bench/telegramThread.ts: its timestamps do not wait for this busy loop). Before measuring, each
  * stack answers a few warm-up chats (instant LLM), then the fakes' records are cleared.
  *
  * - burst300: one api + one worker, default settings. 300 private chats each post one message
@@ -19,8 +20,8 @@
  * - quiet: one api + one worker, default settings; 10 chats one after the other (each answered
  *   before the next posts); LLM: first token after 0.5 s, then 1 s of streaming.
  *
- * Figures come from the fake Telegram's record of calls (arrival times, `Date.now()` in this
- * process), the fake OpenAI's record of requests, /proc (each program's RSS sampled every 100 ms,
+ * Figures come from the fake Telegram's record of calls (arrival times, `Date.now()` on its
+ * thread), the fake OpenAI's record of requests, /proc (each program's RSS sampled every 100 ms,
  * and the kernel's high-water mark VmHWM), Redis (BullMQ's job id counter: wake-ups enqueued) and
  * Postgres (the messages' status and turn attempts). A "write" is a Bot API call to a chat
  * (send*, edit*, delete*, ...: sendMessage, sendMessageDraft, editMessageText, sendChatAction,
@@ -52,7 +53,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { Redis } from "ioredis"
 import pg from "pg"
 import { type FakeOpenAI, startFakeOpenAI } from "../test/support/FakeOpenAI.ts"
-import { type FakeTelegram, startFakeTelegram, type TelegramCall } from "../test/support/telegram/FakeTelegram.ts"
+import type { TelegramCall } from "../test/support/telegram/FakeTelegram.ts"
 import {
   benchBotToken,
   benchOpenaiKey,
@@ -73,6 +74,7 @@ import {
   startProgram,
   textUpdateBody
 } from "./lib.ts"
+import { startTelegramThread, type ThreadedTelegram } from "./telegramThread.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -141,7 +143,7 @@ const until = async (condition: () => boolean, timeoutMs: number, everyMs = 200)
 // The stack: fakes, storage, one api and N workers, warmed up
 
 interface Stack {
-  readonly telegram: FakeTelegram
+  readonly telegram: ThreadedTelegram
   readonly openai: FakeOpenAI
   readonly api: Program
   readonly workers: ReadonlyArray<Program>
@@ -151,7 +153,7 @@ interface Stack {
 }
 
 const startStack = async (name: string, options: { readonly workers: number; readonly env?: Readonly<Record<string, string>> }): Promise<Stack> => {
-  const telegram = await startFakeTelegram({ token: benchBotToken })
+  const telegram = await startTelegramThread(benchBotToken)
   const openai = await startFakeOpenAI({ apiKey: benchOpenaiKey })
   onCleanup("fakes", async () => void (await Promise.all([telegram.close(), openai.close()])))
   const database = `bench_ceiling_${name.toLowerCase()}_${process.pid}`
@@ -188,7 +190,7 @@ const startStack = async (name: string, options: { readonly workers: number; rea
   const warmed = await until(() => alive() && finalChats(telegram.calls, warmChats).size >= warmChats.size, 60_000)
   if (!warmed) throw new Error(`${name}: the warm-up chats were not answered within 60 s (logs in ${logDir})`)
   await sleep(1_000)
-  telegram.reset()
+  await telegram.reset()
   openai.reset()
   for (const p of [api, ...workers]) p.mark()
   log(`${name}: ${options.workers} worker${options.workers > 1 ? "s" : ""} and the api started, ${warmUp.length} warm-up chats answered`)
@@ -330,6 +332,8 @@ interface BurstOutcome {
   readonly cpu: { readonly groups: CpuGroups; readonly busy: number; readonly seconds: number }
   /** This process's event-loop delay while it posted, and while it waited for the answers. */
   readonly loopDelay: { readonly posting: { p99: number; max: number }; readonly waiting: { p99: number; max: number } }
+  /** The fake Telegram thread's event-loop delay over the burst, max (ms). */
+  readonly telegramLoopDelayMaxMs: number
 }
 
 /** Posts `count` chats at once and waits (bounded) until each has a final answer, then 2 s more for stray calls. */
@@ -361,7 +365,7 @@ const burst = async (name: string, stack: Stack, count: number, timeoutMs: numbe
     seconds: (Date.now() - cpuBefore.at) / 1000
   }
   await sleep(2_000)
-  return { posts, chats, cpu, loopDelay: { posting, waiting: stopWaiting() } }
+  return { posts, chats, cpu, loopDelay: { posting, waiting: stopWaiting() }, telegramLoopDelayMaxMs: await stack.telegram.loopDelayMaxMs() }
 }
 
 /** The figures every burst reports, from the fake Telegram's calls, Redis and Postgres. */
@@ -495,7 +499,8 @@ const burstFigures = async (
     `${stack.workers.map((_, i) => cpuOf(`worker${i + 1}`)).join(" + ")} / ${cpuOf("api")} / ${cpuOf("postgres")} / ${cpuOf("redis")} / ${cpuOf("bench")} / ${others.toFixed(1)}`
   )
   const { posting, waiting } = outcome.loopDelay
-  row(name, "this process's event-loop delay max, posting / waiting (the fakes' timestamps are late by up to this)", `${millis(posting.max)} / ${millis(waiting.max)}`)
+  row(name, "this process's event-loop delay max, posting / waiting (the fake LLM's timestamps are late by up to this)", `${millis(posting.max)} / ${millis(waiting.max)}`)
+  row(name, "the fake Telegram thread's event-loop delay max (its calls' timestamps are late by up to this)", millis(outcome.telegramLoopDelayMaxMs))
   return result
 }
 
