@@ -1,8 +1,9 @@
 /**
  * The fake Telegram on a thread of its own, for bench/ceiling.ts: each call's arrival time is
  * taken on an event loop that serves Telegram only, not on the bench's, which posts the burst
- * and streams every LLM answer (its delays reached 90-130 ms, so calls that arrived apart were
- * stamped together and a busiest second counted more than arrived in any second).
+ * and streams every LLM answer (its delays reached 80-130 ms, so calls that arrived apart were
+ * stamped together and a busiest second counted more than arrived in any second). The fake
+ * OpenAI stays on the bench's loop: LLM request times are taken there.
  *
  * The bench thread keeps a copy of the calls (`calls`), brought over every 10 ms with the status
  * of the calls that finished since.
@@ -35,34 +36,58 @@ export interface ThreadedTelegram {
 export const startTelegramThread = async (token: string): Promise<ThreadedTelegram> => {
   const worker = new Worker(new URL(import.meta.url), { workerData: { token } })
   const calls: Array<TelegramCall> = []
-  const answers = new Map<number, (update: Update & { kind: "done" }) => void>()
+  interface Asked {
+    readonly answered: (update: Update & { kind: "done" }) => void
+    readonly failed: (error: Error) => void
+  }
+  const asked = new Map<number, Asked>()
   let nextId = 0
+  // Once gone (a throw in the fake, or closed), every question waiting and every later one fails,
+  // and the run with them: the copy of the calls would stop growing unseen.
+  let gone: Error | undefined
+  let closing = false
+  const goneWith = (error: Error) => {
+    if (gone === undefined && !closing) process.stderr.write(`${error.message}\n`)
+    gone ??= error
+    for (const { failed } of asked.values()) failed(gone)
+    asked.clear()
+  }
   const url = await new Promise<string>((resolve, reject) => {
-    worker.once("error", reject)
+    worker.on("error", (error) => {
+      goneWith(new Error(`the fake Telegram thread failed: ${error.message}`, { cause: error }))
+      reject(gone)
+    })
+    worker.on("exit", (code) => {
+      goneWith(new Error(`the fake Telegram thread exited (code ${code})`))
+      reject(gone)
+    })
     worker.on("message", (update: Update) => {
       if (update.kind === "ready") resolve(update.url)
       else if (update.kind === "calls") {
         calls.push(...update.added)
         for (const [index, status, description] of update.finished) Object.assign(calls[index]!, { status, description })
-      } else answers.get(update.id)?.(update)
+      } else {
+        asked.get(update.id)?.answered(update)
+        asked.delete(update.id)
+      }
     })
   })
-  const ask = (kind: Request["kind"]) =>
-    new Promise<Update & { kind: "done" }>((resolve) => {
+  /** Asks the thread; `done` runs as the answer arrives, before any later message of the thread. */
+  const ask = (kind: Request["kind"], done: () => void = () => undefined) =>
+    new Promise<Update & { kind: "done" }>((resolve, reject) => {
+      if (gone !== undefined) return reject(gone)
       const id = nextId++
-      answers.set(id, resolve)
+      asked.set(id, { answered: (update) => (done(), resolve(update)), failed: reject })
       worker.postMessage({ kind, id } satisfies Request)
     })
   return {
     url,
     calls,
-    reset: async () => {
-      await ask("reset")
-      calls.length = 0
-    },
+    reset: async () => void (await ask("reset", () => void (calls.length = 0))),
     loopDelayMaxMs: async () => (await ask("loopDelay")).loopDelayMaxMs ?? 0,
     close: async () => {
-      await ask("close")
+      if (gone === undefined) await ask("close")
+      closing = true
       await worker.terminate()
     }
   }
@@ -73,7 +98,8 @@ if (!isMainThread && parentPort !== null) {
   const fake = await startFakeTelegram({ token: (workerData as { token: string }).token })
   let delay = monitorEventLoopDelay({ resolution: 10 })
   delay.enable()
-  // Calls sent over (by index), and those of them sent before they had a status.
+  // Calls sent over (by index), and those of them sent before they had a status (a call whose
+  // handler threw never gets one, and stays here: the bench counts it as unanswered).
   let sent = 0
   let unfinished = new Set<number>()
   const flush = () => {
@@ -85,7 +111,7 @@ if (!isMainThread && parentPort !== null) {
       unfinished.delete(index)
     }
     const added = fake.calls.slice(sent)
-    added.forEach((call, i) => void (call.status === undefined && unfinished.add(sent + i)))
+    for (let index = sent; index < fake.calls.length; index++) if (fake.calls[index]!.status === undefined) unfinished.add(index)
     sent = fake.calls.length
     if (added.length > 0 || finished.length > 0) port.postMessage({ kind: "calls", added, finished } satisfies Update)
   }

@@ -10,9 +10,10 @@ import { floodWaitError, maxWaitSeconds, type TelegramApiError } from "./Telegra
  * gets its typing before another chat's next draft. Among chats that have seen nothing, a first
  * text goes to the one whose text came last: its answer began last, so its final text is the
  * furthest off, while the earliest one's final text comes soon and shows the whole answer in one
- * send (a draft there would cost two). A chat passed over waits no longer than its answer: its
- * final text then goes before any first text (issue 10: finals to chats that had just seen a
- * draft took 15-24 of the 170 sends before the 150th chat's first text).
+ * send (a draft there would cost two). A chat passed over waits no longer than its answer (at
+ * most TURN_TIMEOUT_SECONDS): its final text then goes before any first text. Issue 10, 300 chats
+ * at once: finals to chats that had just seen a draft took 21-23 of the sends before the 150th
+ * chat's first text, 3-8 since.
  */
 export type SendPriority = "final" | "first" | "update"
 const priorities: ReadonlyArray<SendPriority> = ["final", "first", "update"]
@@ -240,8 +241,9 @@ export class SendBudget extends Context.Service<SendBudget, {
             if (next !== undefined) continue
             const served = waiter.chatId === undefined ? Number.NEGATIVE_INFINITY : lastServed.get(waiter.chatId) ?? Number.NEGATIVE_INFINITY
             // Ties: the earliest waiter, but for a first text the latest (see SendPriority).
-            const before = priority === "first" ? waiter.seq > (best?.seq ?? 0) : waiter.seq < (best?.seq ?? 0)
-            if (best === undefined || served < bestServed || (served === bestServed && before)) {
+            const wins = best === undefined || served < bestServed ||
+              (served === bestServed && (priority === "first" ? waiter.seq > best.seq : waiter.seq < best.seq))
+            if (wins) {
               best = waiter
               bestServed = served
             }
