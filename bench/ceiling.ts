@@ -84,7 +84,9 @@ type ScenarioName = (typeof scenarioNames)[number]
 
 const usage = `usage: node bench/ceiling.ts [--only=${scenarioNames.join("|")}] [--json] [--env=KEY=VALUE ...] [--connections=N] [--timeline=FILE]`
 const args = process.argv.slice(2)
-const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+/** The options that take a value (--name=value); --env is read below, --json takes none. */
+const valueOptions = ["only", "connections", "timeline"] as const
+const option = (name: (typeof valueOptions)[number]) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const only = option("only")
 const asJson = args.includes("--json")
 /**
@@ -96,7 +98,7 @@ if (!Number.isInteger(connections) || connections < 1) throw new Error(`--connec
 const timelineFile = option("timeline")
 const extraEnv: Record<string, string> = {}
 for (const arg of args) {
-  if (["--only=", "--connections=", "--timeline="].some((prefix) => arg.startsWith(prefix)) || arg === "--json") continue
+  if (valueOptions.some((name) => arg.startsWith(`--${name}=`)) || arg === "--json") continue
   if (arg.startsWith("--env=")) {
     const pair = arg.slice("--env=".length)
     const eq = pair.indexOf("=")
