@@ -327,8 +327,8 @@ export class SendBudget extends Context.Service<SendBudget, {
           // Grants stay a send apart here too: a send granted late (a busy event loop) must not
           // crowd the next one, and one later than a whole send is given up, not caught up with.
           // Late timers so cost 1-2 % of the budget; letting grants come 2 ms closer saved it,
-          // but a CPU-bound worker's sends then reached 30 in a second at the fake Telegram
-          // (arrival jitter), the margin under Telegram's limit gone (issue 10).
+          // but a CPU-bound worker's sends then reached 29-30 in a second at the fake Telegram
+          // (arrival jitter), the margin under Telegram's limit mostly gone (issue 10).
           const slot = reserved[0]!
           const at = Math.max(slot, lastGrantAt + pace.intervalMs)
           const current = yield* Clock.currentTimeMillis
