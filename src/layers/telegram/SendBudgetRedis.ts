@@ -3,30 +3,42 @@ import type { Redis as IORedis } from "ioredis"
 import { Clock, Effect, Layer } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Redis, redisCall } from "../../services/platform/Redis.ts"
-import { type BotPace, demandHoldSends, memoryPace, type Reservation, SendBudget } from "../../services/telegram/SendBudget.ts"
+import { type BotPace, demandHoldSends, gapMs, memoryPace, type Reservation, SendBudget } from "../../services/telegram/SendBudget.ts"
 
-const key = "bot:send-budget"
-/** Who asked for sends of which rank (SendBudget's demandRank), when: field "<rank>:<process>", value µs (Redis's clock). */
+/** The latest sends' times (µs, Redis's own clock: every process and host reads the same one), newest first. */
+const windowKey = "bot:send-window"
+/** Until when (µs) a 429 pauses every send. */
+const pausedKey = "bot:send-paused"
+/** Who asked for sends of which rank (SendBudget's demandRank), when: field "<rank>:<process>", value µs. */
 const demandKey = "bot:send-demand"
 /** A chat's pace: the key lives as long as the pace runs (its PTTL), whatever each host's clock says. */
 const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
-// The next free send time (µs, Redis's own clock: every process and host reads the same one).
-// reserve: the next ARGV[3] sends, ARGV[2] µs apart, are the caller's (process ARGV[6], sends at
-// priority rank ARGV[4]); returns the µs until the first; or, when the pace is booked ahead and
-// another process asked for sends at a more urgent rank within the last ARGV[5] µs, minus the µs
-// it is booked for (none reserved). The caller's own asks at more urgent ranks are over (it asks
-// at its most urgent), and a minute-old ask is forgotten.
-// pause: the time moves to at least now + ARGV[2]. Keys outlive what they hold by a minute.
-const paceScript = `
+// SendBudget's nextSendAt over the window kept in Redis. reserve: the next ARGV[3] sends, each at
+// least ARGV[2] µs after the last and ARGV[7] sends a window of ARGV[8] µs, are the caller's
+// (process ARGV[6], sends at priority rank ARGV[4]); returns the µs until each; or, when the
+// window is full now and another process asked for sends at a more urgent rank within the last
+// ARGV[5] µs, a single value: minus the µs until it frees (none reserved). The caller's own asks
+// at more urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
+// pause: nothing before now + ARGV[2] µs. Keys outlive what they hold by a minute.
+const windowScript = `
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local nextAt = tonumber(redis.call('GET', KEYS[1]) or '0')
   local micros = tonumber(ARGV[2])
+  local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
   if ARGV[1] == 'pause' then
-    if now + micros > nextAt then redis.call('SET', KEYS[1], now + micros, 'PX', math.ceil(micros / 1000) + 60000) end
-    return 0
+    if now + micros > paused then redis.call('SET', KEYS[3], now + micros, 'PX', math.ceil(micros / 1000) + 60000) end
+    return {0}
   end
+  local sends, span = tonumber(ARGV[7]), tonumber(ARGV[8])
+  local recent = redis.call('LRANGE', KEYS[1], 0, sends - 1)
+  local function nextAt()
+    local at = math.max(now, paused)
+    if #recent > 0 then at = math.max(at, tonumber(recent[1]) + micros) end
+    if #recent >= sends then at = math.max(at, tonumber(recent[sends]) + span) end
+    return at
+  end
+  local first = nextAt()
   local rank = tonumber(ARGV[4])
   local asks = redis.call('HGETALL', KEYS[2])
   for i = 1, #asks, 2 do
@@ -34,36 +46,45 @@ const paceScript = `
     local at = tonumber(asks[i + 1])
     if now - at > 60000000 or (owner == ARGV[6] and tonumber(askRank) < rank) then
       redis.call('HDEL', KEYS[2], asks[i])
-    elseif nextAt > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
-      return now - nextAt
+    elseif first > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
+      return {now - first}
     end
   end
   redis.call('HSET', KEYS[2], rank .. ':' .. ARGV[6], now)
   redis.call('PEXPIRE', KEYS[2], 60000)
-  local first = math.max(nextAt, now)
-  local after = first + tonumber(ARGV[3]) * micros
-  redis.call('SET', KEYS[1], after, 'PX', math.ceil((after - now) / 1000) + 60000)
-  return first - now`
+  local inMicros = {}
+  for i = 1, tonumber(ARGV[3]) do
+    local at = nextAt()
+    table.insert(recent, 1, tostring(at))
+    redis.call('LPUSH', KEYS[1], at)
+    inMicros[i] = at - now
+  end
+  redis.call('LTRIM', KEYS[1], 0, sends - 1)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(recent[1]) - now) / 1000) + 60000)
+  return inMicros`
 
-type WithPaceCommand = IORedis & {
-  botSendPace(
-    key: string,
+type WithWindowCommand = IORedis & {
+  botSendWindow(
+    window: string,
     demand: string,
+    paused: string,
     op: "reserve" | "pause",
     micros: number,
     count: number,
     rank: number,
     holdMicros: number,
-    process: string
-  ): Promise<number>
+    process: string,
+    windowSends: number,
+    windowMicros: number
+  ): Promise<Array<number>>
 }
 
 /**
- * The send budget shared by every process on REDIS_URL: one pace in Redis (an atomic script),
+ * The send budget shared by every process on REDIS_URL: one window in Redis (an atomic script),
  * each process's own priorities on top; a process's more urgent sends hold back the others'
  * less urgent ones (the script refuses them sends meanwhile). Each chat's pace is kept by the
  * process writing to it and left in Redis for the next one. Redis away (or not answering within
- * 1 s): the process paces alone at the same rate until it is back, trying Redis once a second
+ * 1 s): the process keeps a window alone at the same rate until it is back, trying Redis once a second
  * (with two processes, up to twice the rate: sends matter more).
  */
 export const layer = Layer.effect(
@@ -71,13 +92,14 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const { telegramSendsPerSecond } = yield* AppConfig
     const { client } = yield* Redis
-    client.defineCommand("botSendPace", { numberOfKeys: 2, lua: paceScript })
-    const scripted = client as WithPaceCommand
-    const intervalMicros = Math.round(1_000_000 / telegramSendsPerSecond)
-    const holdMicros = demandHoldSends * intervalMicros
-    // This process, among those sharing the pace.
-    const processId = randomUUID()
+    client.defineCommand("botSendWindow", { numberOfKeys: 3, lua: windowScript })
+    const scripted = client as WithWindowCommand
     const fallback = yield* memoryPace(telegramSendsPerSecond)
+    const { window } = fallback
+    const windowMicros = Math.round(window.millis * 1000)
+    const holdMicros = Math.round(demandHoldSends * window.intervalMs * 1000)
+    // This process, among those sharing the window.
+    const processId = randomUUID()
     // When Redis went away (ms), or 0: while away it is tried again once a second only, so a
     // hung connection does not slow every send to its timeout.
     let awaySince = 0
@@ -105,16 +127,20 @@ export const layer = Layer.effect(
       })
 
     const pace: BotPace = {
-      intervalMs: intervalMicros / 1000,
+      window,
       reserve: (count, rank) =>
         viaRedis(
-          () => scripted.botSendPace(key, demandKey, "reserve", intervalMicros, count, rank, holdMicros, processId),
-          fallback.reserve(count, rank).pipe(Effect.map((got) => ("inMs" in got ? got.inMs : 0) * 1000))
-        ).pipe(Effect.map((micros): Reservation => (micros < 0 ? { heldMs: -micros / 1000 } : { inMs: micros / 1000 }))),
+          () =>
+            scripted.botSendWindow(windowKey, demandKey, pausedKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
+              .then((micros): Reservation =>
+                micros.length === 1 && micros[0]! < 0 ? { heldMs: -micros[0]! / 1000 } : { inMs: micros.map((us) => us / 1000) }
+              ),
+          fallback.reserve(count, rank)
+        ),
       pause: (millis) =>
         viaRedis(
-          () => scripted.botSendPace(key, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId),
-          fallback.pause(millis).pipe(Effect.as(0))
+          () => scripted.botSendWindow(windowKey, demandKey, pausedKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, 0, 0),
+          fallback.pause(millis).pipe(Effect.as([]))
         ).pipe(Effect.asVoid),
       // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:
       // the process's own record of the chat is all it knows.

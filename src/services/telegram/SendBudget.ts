@@ -44,17 +44,56 @@ const groupChat = { intervalMs: 3_600, burst: 3 }
 const chatRule = (chatId: number) => (chatId > 0 ? privateChat : groupChat)
 
 /**
- * The bot-wide pace every process shares: in process (`SendBudget.layer`) or in Redis
- * (`layers/telegram/SendBudgetRedis.ts`). Sends go out one `intervalMs` apart, whoever takes them.
- * Each chat's pace is kept by the process writing to it, and shared here for the next process
- * to write to the chat.
+ * The bot-wide limit (TELEGRAM_SENDS_PER_SECOND, Telegram's "about 30 messages per second",
+ * https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this) as a sliding
+ * window: at most `sends` in any `millis` (28 in any second by default; a rate below 1 or with a
+ * fraction: 1 in 1000 / rate ms, or its whole part over a window shortened to match). Within it,
+ * sends keep `intervalMs` (1000 / rate) apart when they show a chat nothing new (typing, further
+ * drafts: the even pace), half of that when they do (a final answer or a first text): those may
+ * use what the second before left unused at once, instead of spreading it over the next second.
+ * Issue 10: with an even pace, the 150th of 300 chats could see text no sooner than 149 sends
+ * after the first (6.0-6.1 s at 28 a second), and sends the busy worker was late for were lost.
+ */
+export interface BotWindow {
+  readonly sends: number
+  readonly millis: number
+  readonly intervalMs: number
+}
+
+/** The window of a rate (sends a second, > 0). */
+export const botWindow = (sendsPerSecond: number): BotWindow => {
+  const sends = Math.max(1, Math.floor(sendsPerSecond))
+  return { sends, millis: (1000 * sends) / sendsPerSecond, intervalMs: 1000 / sendsPerSecond }
+}
+
+/** `demandRank` of typing, further drafts and edits: sends that show a chat nothing new. */
+const updateRank = 3
+
+/** The least gap (ms) before a send of `rank` (`demandRank`): a full send for updates, half for texts that show something new. */
+export const gapMs = (window: BotWindow, rank: number) => (rank >= updateRank ? window.intervalMs : window.intervalMs / 2)
+
+/**
+ * When the next send may go (ms): at `now` at the earliest, `gap` after the last one, and once
+ * the oldest of the last `window.sends` is `window.millis` old. `recent` holds the latest send
+ * times, ascending.
+ */
+export const nextSendAt = (window: BotWindow, recent: ReadonlyArray<number>, now: number, gap: number) =>
+  Math.max(
+    now,
+    recent.length === 0 ? now : recent[recent.length - 1]! + gap,
+    recent.length < window.sends ? now : recent[recent.length - window.sends]! + window.millis
+  )
+
+/**
+ * The bot-wide window every process shares: in process (`SendBudget.layer`) or in Redis
+ * (`layers/telegram/SendBudgetRedis.ts`). Each chat's pace is kept by the process writing to it,
+ * and shared here for the next process to write to the chat.
  */
 export interface BotPace {
-  /** The gap between two sends (ms): 1000 / TELEGRAM_SENDS_PER_SECOND. */
-  readonly intervalMs: number
+  readonly window: BotWindow
   /**
-   * Reserves the next `count` sends, `intervalMs` apart, for sends of `rank` (`demandRank`).
-   * Reserved, they are this process's to use: other processes' sends come before or after.
+   * Reserves the next `count` sends for sends of `rank` (`demandRank`), as `nextSendAt` places
+   * them. Reserved, they are this process's to use: other processes' sends come before or after.
    */
   readonly reserve: (count: number, rank: number) => Effect.Effect<Reservation>
   /** No send for anyone for `millis` (a 429's retry_after). */
@@ -69,31 +108,34 @@ export interface BotPace {
 }
 
 /**
- * What `BotPace.reserve` got: sends from `inMs` from now on (0: now); or none, `heldMs` the time
- * the pace is booked for, when another process asked for sends of a more urgent rank within the
- * last `demandHoldSends` sends while the pace was booked (priorities hold across processes when
- * sends compete; with the pace free, anyone's send goes).
+ * What `BotPace.reserve` got: sends at `inMs` from now (ascending, 0: now); or none, `heldMs`
+ * the time until the window frees, when another process asked for sends of a more urgent rank
+ * within the last `demandHoldSends` sends while the window was full (priorities hold across
+ * processes when sends compete; with the window free, anyone's send goes).
  */
-export type Reservation = { readonly inMs: number } | { readonly heldMs: number }
+export type Reservation = { readonly inMs: ReadonlyArray<number> } | { readonly heldMs: number }
 
-/**
- * One send every 1000 / `sendsPerSecond` ms, no burst: a second never holds more than
- * `sendsPerSecond` + 1. One process: its budget's own record of each chat's pace is the whole truth.
- */
+/** One process's window: its budget's own record of each chat's pace is the whole truth. */
 export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
   Effect.sync(() => {
-    const intervalMs = 1000 / sendsPerSecond
-    let nextAt = Number.NEGATIVE_INFINITY
+    const window = botWindow(sendsPerSecond)
+    let recent: Array<number> = []
+    let pausedUntil = Number.NEGATIVE_INFINITY
     return {
-      intervalMs,
+      window,
       // One process: its own dispatcher orders the priorities.
-      reserve: (count) =>
+      reserve: (count, rank) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
-          const first = Math.max(nextAt, now)
-          nextAt = first + count * intervalMs
-          return { inMs: first - now }
+          const inMs: Array<number> = []
+          for (let i = 0; i < count; i++) {
+            const at = nextSendAt(window, recent, Math.max(now, pausedUntil), gapMs(window, rank))
+            recent.push(at)
+            inMs.push(at - now)
+          }
+          if (recent.length > window.sends) recent = recent.slice(-window.sends)
+          return { inMs }
         })),
-      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (nextAt = Math.max(nextAt, now + millis))))
+      pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (pausedUntil = Math.max(pausedUntil, now + millis))))
     }
   })
 
@@ -118,7 +160,7 @@ export const demandHoldSends = 4 * reserveAhead
  * process), any other final answer, a first text, the rest.
  */
 const demandRank = (priority: SendPriority, served: boolean) =>
-  priority === "final" ? (served ? 1 : 0) : priority === "first" ? 2 : 3
+  priority === "final" ? (served ? 1 : 0) : priority === "first" ? 2 : updateRank
 
 /** The longest a send waits for its chat's pace to be read (ms): the read itself gives up after 1 s. */
 const catchUpWaitMillis = 2_000
@@ -276,12 +318,14 @@ export class SendBudget extends Context.Service<SendBudget, {
       const sleepOrArrival = (millis: number) =>
         Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(1, millis))), Deferred.await(arrived))
 
-      // Sends reserved from the pace and not used yet (ms, ascending); a pause drops them.
+      // Sends reserved from the window and not used yet (ms, ascending); a pause drops them.
       let reserved: Array<number> = []
-      let lastGrantAt = Number.NEGATIVE_INFINITY
+      // This process's latest grants (ms, ascending, the window's count at most): a send granted
+      // late (a busy event loop) moves the sends a window after it, here, as it would in Redis.
+      let granted: Array<number> = []
       /**
-       * Reserves sends for the `ready` waiters, `next` the most urgent: 0, or the ms the pace is
-       * booked for by another process's more urgent sends (none reserved).
+       * Reserves sends for the `ready` waiters, `next` the most urgent: 0, or the ms the window is
+       * full for while another process's more urgent sends wait (none reserved).
        */
       const reserveMore = (ready: number, next: Waiter) =>
         Effect.gen(function*() {
@@ -290,7 +334,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
           const got = yield* pace.reserve(count, demandRank(next.priority, served))
           if ("heldMs" in got) return got.heldMs
-          for (let i = 0; i < count; i++) reserved.push(now + got.inMs + i * pace.intervalMs)
+          for (const inMs of got.inMs) reserved.push(now + inMs)
           return 0
         })
 
@@ -313,26 +357,25 @@ export class SendBudget extends Context.Service<SendBudget, {
             continue
           }
           if (reserved.length === 0) {
-            // Another process's more urgent sends have the pace booked: asked again once that is
-            // over, not at each arrival (each would be a Redis round trip).
+            // Another process's more urgent sends fill the window: asked again once it frees, not
+            // at each arrival (each would be a Redis round trip).
             const held = yield* reserveMore(ready, next)
             if (held > 0) {
-              yield* Effect.sleep(Duration.millis(Math.max(held, pace.intervalMs)))
+              yield* Effect.sleep(Duration.millis(Math.max(held, pace.window.intervalMs)))
               continue
             }
           } else if (reserved.length === 1 && ready > 1) {
             // The last reserved send: the next ones are fetched while it is waited for.
             yield* reserveMore(ready, next)
           }
-          // Grants stay a send apart here too: a send granted late (a busy event loop) must not
-          // crowd the next one, and one later than a whole send is given up, not caught up with.
-          // Late timers so cost 1-2 % of the budget; letting grants come 2 ms closer saved it,
-          // but a CPU-bound worker's sends then reached 29-30 in a second at the fake Telegram
-          // (arrival jitter), the margin under Telegram's limit mostly gone (issue 10).
+          // Grants keep to the window here too, at their actual times: a send granted late must
+          // not crowd the next ones, and one later than a whole send is given up, not caught up
+          // with (its place in the window stays taken: processes sharing it know only the place).
           const slot = reserved[0]!
-          const at = Math.max(slot, lastGrantAt + pace.intervalMs)
+          const served = next.chatId !== undefined && lastServed.has(next.chatId)
+          const at = Math.max(slot, nextSendAt(pace.window, granted, slot, gapMs(pace.window, demandRank(next.priority, served))))
           const current = yield* Clock.currentTimeMillis
-          if (Math.max(at, current) - slot > pace.intervalMs) {
+          if (Math.max(at, current) - slot > pace.window.intervalMs) {
             reserved.shift()
             continue
           }
@@ -340,11 +383,12 @@ export class SendBudget extends Context.Service<SendBudget, {
             yield* sleepOrArrival(at - current)
             continue
           }
+          // The waiter left meanwhile: the send goes to whoever comes first now.
+          if (!waiters.has(next)) continue
           reserved.shift()
-          lastGrantAt = current
-          // The send goes to whoever comes first now (the waiter may have left meanwhile).
-          const winner = waiters.has(next) ? next : pick(current).next
-          if (winner !== undefined) yield* grant(winner, current)
+          granted.push(current)
+          if (granted.length > pace.window.sends) granted = granted.slice(-pace.window.sends)
+          yield* grant(next, current)
         }
       }).pipe(Effect.onError(() => Effect.sync(() => void (dispatching = false))))
 

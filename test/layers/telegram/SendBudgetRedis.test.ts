@@ -68,6 +68,30 @@ describe("SendBudgetRedis", () => {
     expect(await amongFinals("final to served chats")).toBeLessThanOrEqual(5)
   })
 
+  it("two processes share one window: no second holds more than 20 of their sends together", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const second = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      // The earlier tests' sends are out of the window.
+      const admin = new IORedis(url)
+      yield* Effect.promise(() => admin.del("bot:send-window", "bot:send-demand"))
+      yield* Effect.promise(() => admin.quit())
+      const grants: Array<number> = []
+      // 30 final answers each, to chats of their own: 60 sends, three seconds of the budget.
+      yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => 9_500 + i), (chatId) =>
+        (chatId % 2 === 0 ? first : second).awaitTurn("sendMessage", chatId).pipe(
+          Effect.andThen(Effect.sync(() => grants.push(performance.now())))
+        ), { concurrency: "unbounded" })
+      grants.sort((a, b) => a - b)
+      const busiest = Math.max(...grants.map((at) => grants.filter((other) => other >= at && other < at + 1000).length))
+      // Granted at most 20 in any second of Redis's clock. Read here, after each grant reaches
+      // its fiber, a busy event loop may bunch a few: 2 of slack (two budgets apart: about 40).
+      expect(busiest).toBeGreaterThanOrEqual(20)
+      expect(busiest).toBeLessThanOrEqual(22)
+      // The window, not an even pace: the first 20 within about half a second, not a whole one.
+      expect(grants[19]! - grants[0]!).toBeLessThan(750)
+    }))))
+
   it("with the pace free again, a less urgent send goes at once though another process just sent a final", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const first = Context.get(yield* Layer.build(processBudget()), SendBudget)

@@ -48,13 +48,42 @@ const twoProcesses = Effect.gen(function*() {
 })
 
 describe("SendBudget", () => {
-  it.effect(`spaces the bot's sends 1/${rate} s apart: no second holds more than ${rate} + 1`, () =>
+  /** The most grants within any 1,000 ms (half-open windows starting at each grant). */
+  const busiestSecond = (grants: ReadonlyArray<Grant>) =>
+    Math.max(...grants.map((g) => grants.filter((other) => other.at >= g.at && other.at < g.at + 1000).length))
+
+  it.effect(`no second holds more than ${rate} sends; texts go half a send apart, what shows nothing new a whole send`, () =>
+    fresh(Effect.gen(function*() {
+      const texts: Array<Grant> = []
+      for (let chat = 1; chat <= 25; chat++) yield* call(texts, `c${chat}`, "sendMessage", chat)
+      yield* elapse(3_000)
+      assert.lengthOf(texts, 25)
+      assert.strictEqual(busiestSecond(texts), rate)
+      for (let i = 1; i < texts.length; i++) assert.isAtLeast(texts[i]!.at - texts[i - 1]!.at, 500 / rate - 1e-6)
+      // The first second's 10 go within half of it: the window, not an even pace.
+      assert.isAtMost(texts[rate - 1]!.at - texts[0]!.at, 500)
+      const updates: Array<Grant> = []
+      for (let chat = 31; chat <= 45; chat++) yield* call(updates, `u${chat}`, "editMessageText", chat, "update")
+      yield* elapse(3_000)
+      assert.lengthOf(updates, 15)
+      for (let i = 1; i < updates.length; i++) assert.isAtLeast(updates[i]!.at - updates[i - 1]!.at, 1000 / rate - 1e-6)
+    })))
+
+  it.effect("what the last second left unused goes to texts at once: typing while the answers generate costs no text a send", () =>
     fresh(Effect.gen(function*() {
       const grants: Array<Grant> = []
-      for (let chat = 1; chat <= 25; chat++) yield* call(grants, `c${chat}`, "sendMessage", chat)
+      // Typing for 4 chats while their answers generate, then 12 first texts at once.
+      for (let chat = 1; chat <= 4; chat++) yield* call(grants, "typing", "sendChatAction", chat, "update")
+      yield* elapse(600)
+      for (let chat = 1; chat <= 12; chat++) yield* call(grants, "first", "sendMessage", chat, "first")
       yield* elapse(3_000)
-      assert.lengthOf(grants, 25)
-      for (let i = 1; i < grants.length; i++) assert.isAtLeast(grants[i]!.at - grants[i - 1]!.at, 1000 / rate - 1e-6)
+      const firsts = grants.filter((g) => g.label === "first").map((g) => g.at)
+      assert.lengthOf(firsts, 12)
+      // 4 typing sends in the second: 6 first texts go 50 ms apart from 600 ms; then the second
+      // after the typing, 2 at its sends' times and the rest as the first texts' second ends.
+      assert.deepStrictEqual(firsts.slice(0, 6), [600, 650, 700, 750, 800, 850])
+      assert.deepStrictEqual(firsts.slice(6, 8), [1_000, 1_100])
+      assert.strictEqual(busiestSecond(grants), rate)
     })))
 
   it.effect("serves final answers first, then first texts, then typing and further previews", () =>
@@ -91,7 +120,7 @@ describe("SendBudget", () => {
       const grants: Array<Grant> = []
       const waiting: Array<Fiber.Fiber<unknown, unknown>> = []
       for (let chat = 1; chat <= 6; chat++) waiting.push(yield* call(grants, `c${chat}`, "sendMessageDraft", chat, "first"))
-      yield* elapse(150)
+      yield* elapse(70)
       // Chat 2's answer is complete: its draft is given up, its final answer waits instead.
       yield* Fiber.interrupt(waiting[1]!)
       yield* call(grants, "final c2", "sendMessage", 2)
@@ -219,14 +248,14 @@ describe("SendBudget", () => {
       const budget = yield* SendBudget
       const grants: Array<Grant> = []
       for (let chat = 1; chat <= 10; chat++) yield* call(grants, `c${chat}`, "sendMessage", chat)
-      yield* elapse(150) // two sent, the next ones reserved
+      yield* elapse(70) // two sent (half a send apart), the next ones reserved
       assert.lengthOf(grants, 2)
       yield* budget.rememberFloodWait(100, 1)
       yield* elapse(990)
       assert.lengthOf(grants, 2, "nothing during the pause")
       yield* elapse(500)
       assert.isAbove(grants.length, 2)
-      assert.isAtLeast(grants[2]!.at, 1_150)
+      assert.isAtLeast(grants[2]!.at, 1_070)
     })))
 
   it.effect("prepaid: the turn is taken first, and the chat's next counted call inside uses it", () =>
