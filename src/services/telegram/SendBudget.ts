@@ -109,9 +109,9 @@ export interface BotPace {
 
 /**
  * What `BotPace.reserve` got: sends at `inMs` from now (ascending, 0: now); or none, `heldMs`
- * the time until the window frees, when another process asked for sends of a more urgent rank
- * within the last `demandHoldSends` sends while the window was full (priorities hold across
- * processes when sends compete; with the window free, anyone's send goes).
+ * the time until the next send may go, when it may not go now and another process asked for
+ * sends of a more urgent rank within the last `demandHoldSends` sends (priorities hold across
+ * processes when sends compete; with room in the window, anyone's send goes).
  */
 export type Reservation = { readonly inMs: ReadonlyArray<number> } | { readonly heldMs: number }
 
@@ -140,16 +140,16 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
   })
 
 /**
- * Sends reserved at once, at most: one call to a shared pace (a Redis round trip) buys several,
+ * Sends reserved at once, at most: one call to a shared window (a Redis round trip) buys several,
  * fetched while the current one waits, so a process whose event loop is slow under load still
  * keeps the budget full (issue 10: with one round trip per send, a busy worker used 60 %).
  */
 const reserveAhead = 4
 
 /**
- * How long (in sends of the bot's pace) a process's call for sends of a rank holds less urgent
+ * How long (in sends at the bot's rate) a process's call for sends of a rank holds less urgent
  * ones of other processes back: while it has such sends waiting it calls again at least every
- * `reserveAhead` of its own sends, which processes sharing the pace spread over as many times
+ * `reserveAhead` of its own sends, which processes sharing the window spread over as many times
  * more (enough for four). Issue 10: one worker sent drafts while another one's finals waited.
  */
 export const demandHoldSends = 4 * reserveAhead

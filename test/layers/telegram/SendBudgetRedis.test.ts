@@ -57,7 +57,7 @@ describe("SendBudgetRedis", () => {
       return grants.slice(grants.indexOf("final"), grants.lastIndexOf("final")).filter((g) => g === "early").length
     })))
 
-  // Sharing the pace evenly, the processes would take turns of 4 sends (12 of the first one's
+  // Sharing the window evenly, the processes would take turns of 4 sends (12 of the first one's
   // among the finals); only those the first process had reserved when the finals came (4, 5 if
   // it was fetching more then) may go among them.
   it("priorities hold across processes: one process's previews wait while another's final answers go", async () => {
@@ -92,14 +92,14 @@ describe("SendBudgetRedis", () => {
       expect(grants[19]! - grants[0]!).toBeLessThan(750)
     }))))
 
-  it("with the pace free again, a less urgent send goes at once though another process just sent a final", () =>
+  it("with the window free again, a less urgent send goes at once though another process just sent a final", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const first = Context.get(yield* Layer.build(processBudget()), SendBudget)
       const second = Context.get(yield* Layer.build(processBudget()), SendBudget)
       yield* second.awaitTurn("sendMessage", 9_400)
       yield* Effect.sleep("200 millis")
       // The final's ask holds less urgent sends back for 16 sends (800 ms at 20 a second), but
-      // only while sends compete: the pace has been free for 150 ms.
+      // only while sends compete: the window has had room for 150 ms.
       const start = Date.now()
       yield* first.awaitTurn("editMessageText", 9_401).pipe(Effect.provideService(SendPriority, "update"))
       expect(Date.now() - start).toBeLessThan(400)

@@ -29,7 +29,7 @@ const call = (grants: Array<Grant>, label: string, method: string, chatId: numbe
   )
 
 /**
- * Two processes' budgets on one shared pace (as in Redis: the bot's pace and each chat's), whose
+ * Two processes' budgets on one shared window (as in Redis: the bot's window and each chat's pace), whose
  * chat paces take 300 ms to read.
  */
 const twoProcesses = Effect.gen(function*() {
@@ -270,7 +270,7 @@ describe("SendBudget", () => {
           const started = yield* Clock.currentTimeMillis
           yield* budget.awaitTurn("sendMessageDraft", 50) // free: the turn was taken
           const free = yield* Clock.currentTimeMillis
-          yield* budget.awaitTurn("sendMessageDraft", 50) // paid again: waits for the pace
+          yield* budget.awaitTurn("sendMessageDraft", 50) // paid again: waits for its turn
           return { started, free, paid: yield* Clock.currentTimeMillis }
         })
       ).pipe(Effect.provideService(SendPriority, "first")))
