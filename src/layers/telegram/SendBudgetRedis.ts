@@ -16,11 +16,13 @@ const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
 // SendBudget's nextSendAt over the window kept in Redis. reserve: the next ARGV[3] sends, each at
 // least ARGV[2] µs after the last and ARGV[7] sends a window of ARGV[8] µs, are the caller's
-// (process ARGV[6], sends at priority rank ARGV[4]); returns the µs until each; or, when the
-// window is full now and another process asked for sends at a more urgent rank within the last
-// ARGV[5] µs, a single value: minus the µs until it frees (none reserved). The caller's own asks
-// at more urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
-// pause: nothing before now + ARGV[2] µs. Keys outlive what they hold by a minute.
+// (process ARGV[6], sends at priority rank ARGV[4]); returns {0, now, the µs time of each (its
+// place in the list)}; or, when the next send may not go now and another process asked for sends
+// at a more urgent rank within the last ARGV[5] µs, {1, the µs until it may} (none reserved). The
+// caller's own asks at more urgent ranks are over (it asks at its most urgent), and a minute-old
+// ask is forgotten. Times are stored with %d: Lua's own number format keeps 14 digits, and a
+// place must read back exactly to be released (LREM). pause: nothing before now + ARGV[2] µs.
+// Keys outlive what they hold by a minute.
 const windowScript = `
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -28,7 +30,7 @@ const windowScript = `
   local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
   if ARGV[1] == 'pause' then
     if now + micros > paused then redis.call('SET', KEYS[3], now + micros, 'PX', math.ceil(micros / 1000) + 60000) end
-    return {0}
+    return 0
   end
   local sends, span = tonumber(ARGV[7]), tonumber(ARGV[8])
   local recent = redis.call('LRANGE', KEYS[1], 0, sends - 1)
@@ -47,21 +49,21 @@ const windowScript = `
     if now - at > 60000000 or (owner == ARGV[6] and tonumber(askRank) < rank) then
       redis.call('HDEL', KEYS[2], asks[i])
     elseif first > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
-      return {now - first}
+      return {1, first - now}
     end
   end
   redis.call('HSET', KEYS[2], rank .. ':' .. ARGV[6], now)
   redis.call('PEXPIRE', KEYS[2], 60000)
-  local inMicros = {}
+  local reply = {0, now}
   for i = 1, tonumber(ARGV[3]) do
-    local at = nextAt()
-    table.insert(recent, 1, tostring(at))
+    local at = string.format('%d', nextAt())
+    table.insert(recent, 1, at)
     redis.call('LPUSH', KEYS[1], at)
-    inMicros[i] = at - now
+    reply[i + 2] = tonumber(at)
   end
   redis.call('LTRIM', KEYS[1], 0, sends - 1)
   redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(recent[1]) - now) / 1000) + 60000)
-  return inMicros`
+  return reply`
 
 type WithWindowCommand = IORedis & {
   botSendWindow(
@@ -76,7 +78,7 @@ type WithWindowCommand = IORedis & {
     process: string,
     windowSends: number,
     windowMicros: number
-  ): Promise<Array<number>>
+  ): Promise<Array<number> | number>
 }
 
 /**
@@ -132,15 +134,23 @@ export const layer = Layer.effect(
         viaRedis(
           () =>
             scripted.botSendWindow(windowKey, demandKey, pausedKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
-              .then((micros): Reservation =>
-                micros.length === 1 && micros[0]! < 0 ? { heldMs: -micros[0]! / 1000 } : { inMs: micros.map((us) => us / 1000) }
-              ),
+              .then((reply): Reservation => {
+                const [held, now, ...places] = reply as Array<number>
+                return held === 1 ? { heldMs: now! / 1000 } : { inMs: places.map((at) => (at - now!) / 1000), places }
+              }),
           fallback.reserve(count, rank)
+        ),
+      // A place reserved while Redis was away is the fallback's: released there, and in Redis
+      // (where it is not) it removes nothing.
+      release: (places) =>
+        Effect.andThen(
+          fallback.release(places),
+          viaRedis(() => Promise.all(places.map((at) => client.lrem(windowKey, 1, String(at)))), Effect.succeed([]))
         ),
       pause: (millis) =>
         viaRedis(
           () => scripted.botSendWindow(windowKey, demandKey, pausedKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, 0, 0),
-          fallback.pause(millis).pipe(Effect.as([]))
+          fallback.pause(millis).pipe(Effect.as(0))
         ).pipe(Effect.asVoid),
       // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:
       // the process's own record of the chat is all it knows.

@@ -96,6 +96,8 @@ export interface BotPace {
    * them. Reserved, they are this process's to use: other processes' sends come before or after.
    */
   readonly reserve: (count: number, rank: number) => Effect.Effect<Reservation>
+  /** Frees the places of reserved sends that were not used (`Reservation.places`): the window has them again. */
+  readonly release: (places: ReadonlyArray<number>) => Effect.Effect<void>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
   /**
@@ -108,12 +110,15 @@ export interface BotPace {
 }
 
 /**
- * What `BotPace.reserve` got: sends at `inMs` from now (ascending, 0: now); or none, `heldMs`
+ * What `BotPace.reserve` got: sends at `inMs` from now (ascending, 0: now), each at the place of
+ * the same index in the window (the pace's own record of it, for `release`); or none, `heldMs`
  * the time until the next send may go, when it may not go now and another process asked for
  * sends of a more urgent rank within the last `demandHoldSends` sends (priorities hold across
  * processes when sends compete; with room in the window, anyone's send goes).
  */
-export type Reservation = { readonly inMs: ReadonlyArray<number> } | { readonly heldMs: number }
+export type Reservation =
+  | { readonly inMs: ReadonlyArray<number>; readonly places: ReadonlyArray<number> }
+  | { readonly heldMs: number }
 
 /** One process's window: its budget's own record of each chat's pace is the whole truth. */
 export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
@@ -126,15 +131,19 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
       // One process: its own dispatcher orders the priorities.
       reserve: (count, rank) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
-          const inMs: Array<number> = []
+          const places: Array<number> = []
           for (let i = 0; i < count; i++) {
             const at = nextSendAt(window, recent, Math.max(now, pausedUntil), gapMs(window, rank))
             recent.push(at)
-            inMs.push(at - now)
+            places.push(at)
           }
           if (recent.length > window.sends) recent = recent.slice(-window.sends)
-          return { inMs }
+          return { inMs: places.map((at) => at - now), places }
         })),
+      release: (places) =>
+        Effect.sync(() => {
+          recent = recent.filter((at) => !places.includes(at))
+        }),
       pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (pausedUntil = Math.max(pausedUntil, now + millis))))
     }
   })
@@ -161,6 +170,9 @@ export const demandHoldSends = 4 * reserveAhead
  */
 const demandRank = (priority: SendPriority, served: boolean) =>
   priority === "final" ? (served ? 1 : 0) : priority === "first" ? 2 : updateRank
+
+/** The longest typing waits for room in the window while replies wait for their first sign (ms). */
+const typingHoldMillis = 1_000
 
 /** The longest a send waits for its chat's pace to be read (ms): the read itself gives up after 1 s. */
 const catchUpWaitMillis = 2_000
@@ -264,16 +276,38 @@ export class SendBudget extends Context.Service<SendBudget, {
       // Chats whose pace is being read (catchUp): their sends wait for it.
       const catchingUp = new Map<number, Deferred.Deferred<void>>()
 
+      // This process's latest grants (ms, ascending, the window's count at most): a send granted
+      // late (a busy event loop) moves the sends a window after it, here, as it would in Redis.
+      let granted: Array<number> = []
+
+      /**
+       * Whether typing may go now: while the window has room for every reply waiting for its
+       * first sign (typing or a first text), or once it has waited `typingHoldMillis`. A send
+       * takes its place for a whole window: typing for a burst of replies would take the places
+       * their first texts need a moment later, and a text shows more (issue 10).
+       */
+      const typingFits = (now: number) => {
+        let signs = 0
+        for (const waiter of waiters) if (waiter.priority === "first" || waiter.method === "sendChatAction") signs++
+        const inWindow = granted.filter((at) => at > now - pace.window.millis).length
+        return pace.window.sends - inWindow > signs
+      }
+
       /** The waiter to serve now and how many are ready now, or when the first one will be ready. */
       const pick = (now: number): { readonly next?: Waiter; readonly ready: number; readonly retryAt: number } => {
         let retryAt = Number.POSITIVE_INFINITY
         let ready = 0
         let next: Waiter | undefined
+        let typingNow: boolean | undefined
         for (const priority of priorities) {
           let best: Waiter | undefined
           let bestServed = 0
           for (const waiter of waiters) {
             if (waiter.priority !== priority) continue
+            if (waiter.method === "sendChatAction" && now - waiter.since < typingHoldMillis && !(typingNow ??= typingFits(now))) {
+              retryAt = Math.min(retryAt, waiter.since + typingHoldMillis)
+              continue
+            }
             const at = readyAt(waiter)
             if (at > now) {
               retryAt = Math.min(retryAt, at)
@@ -318,11 +352,9 @@ export class SendBudget extends Context.Service<SendBudget, {
       const sleepOrArrival = (millis: number) =>
         Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(1, millis))), Deferred.await(arrived))
 
-      // Sends reserved from the window and not used yet (ms, ascending); a pause drops them.
-      let reserved: Array<number> = []
-      // This process's latest grants (ms, ascending, the window's count at most): a send granted
-      // late (a busy event loop) moves the sends a window after it, here, as it would in Redis.
-      let granted: Array<number> = []
+      // Sends reserved from the window and not used yet (ms, ascending, with their places); a
+      // pause drops them.
+      let reserved: Array<{ readonly at: number; readonly place: number }> = []
       /**
        * Reserves sends for the `ready` waiters, `next` the most urgent: 0, or the ms the window is
        * full for while another process's more urgent sends wait (none reserved).
@@ -334,7 +366,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
           const got = yield* pace.reserve(count, demandRank(next.priority, served))
           if ("heldMs" in got) return got.heldMs
-          for (const inMs of got.inMs) reserved.push(now + inMs)
+          got.inMs.forEach((inMs, i) => reserved.push({ at: now + inMs, place: got.places[i]! }))
           return 0
         })
 
@@ -370,13 +402,15 @@ export class SendBudget extends Context.Service<SendBudget, {
           }
           // Grants keep to the window here too, at their actual times: a send granted late must
           // not crowd the next ones, and one later than a whole send is given up, not caught up
-          // with (its place in the window stays taken: processes sharing it know only the place).
-          const slot = reserved[0]!
+          // with, its place freed (a busy worker stalled 0.4 s at a burst's start: the places of
+          // the sends it missed would have come back, missed again, every second).
+          const { at: slot, place } = reserved[0]!
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
           const at = Math.max(slot, nextSendAt(pace.window, granted, slot, gapMs(pace.window, demandRank(next.priority, served))))
           const current = yield* Clock.currentTimeMillis
           if (Math.max(at, current) - slot > pace.window.intervalMs) {
             reserved.shift()
+            yield* Effect.forkIn(pace.release([place]), scope)
             continue
           }
           if (at > current) {

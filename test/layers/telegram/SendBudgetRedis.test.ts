@@ -92,6 +92,27 @@ describe("SendBudgetRedis", () => {
       expect(grants[19]! - grants[0]!).toBeLessThan(750)
     }))))
 
+  it("a process stalled past its reserved sends frees their places in Redis: the window holds only sends made", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const budget = Context.get(yield* Layer.build(processBudget()), SendBudget)
+      const admin = new IORedis(url)
+      yield* Effect.promise(() => admin.del("bot:send-window", "bot:send-demand"))
+      let granted = 0
+      const sends = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 12 }, (_, i) => 9_600 + i), (chatId) =>
+        budget.awaitTurn("sendMessage", chatId).pipe(Effect.andThen(Effect.sync(() => granted++))), { concurrency: "unbounded" }))
+      while (granted === 0) yield* Effect.sleep("1 millis")
+      // The event loop blocked for 300 ms (a busy worker): the sends reserved meanwhile are too
+      // late to make, and given up.
+      const until = Date.now() + 300
+      while (Date.now() < until) { /* busy */ }
+      yield* Fiber.join(sends)
+      yield* Effect.sleep("100 millis")
+      const places = yield* Effect.promise(() => admin.llen("bot:send-window"))
+      yield* Effect.promise(() => admin.quit())
+      expect(granted).toBe(12)
+      expect(places).toBe(12)
+    }))))
+
   it("with the window free again, a less urgent send goes at once though another process just sent a final", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const first = Context.get(yield* Layer.build(processBudget()), SendBudget)

@@ -86,6 +86,36 @@ describe("SendBudget", () => {
       assert.strictEqual(busiestSecond(grants), rate)
     })))
 
+  it.effect("a place the dispatcher gave up (it was too late for it) is free again in the window", () =>
+    Effect.gen(function*() {
+      const pace = yield* memoryPace(rate)
+      const first = yield* pace.reserve(rate, 0)
+      assert.deepStrictEqual(first, { inMs: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450], places: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450] })
+      // The last two were not used: their places go to the next sends, not a second later.
+      yield* pace.release([400, 450])
+      assert.deepStrictEqual(yield* pace.reserve(3, 0), { inMs: [400, 450, 1_000], places: [400, 450, 1_000] })
+    }))
+
+  it.effect("typing waits while more replies wait for a first sign than the window has room, at most a second", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      // Quiet: typing goes at once.
+      yield* call(grants, "typing 1", "sendChatAction", 1, "update")
+      yield* elapse(10)
+      assert.deepStrictEqual(grants.map((g) => g.label), ["typing 1"])
+      // A burst: 12 replies want typing, room for 9 sends in the window: none goes until the
+      // first texts come and take the places they would have taken, or a second has passed.
+      for (let chat = 2; chat <= 13; chat++) yield* call(grants, `typing ${chat}`, "sendChatAction", chat, "update")
+      yield* elapse(300)
+      for (let chat = 2; chat <= 5; chat++) yield* call(grants, `first ${chat}`, "sendMessageDraft", chat, "first")
+      yield* elapse(500)
+      assert.sameMembers(grants.slice(1).map((g) => g.label), ["first 2", "first 3", "first 4", "first 5"])
+      yield* elapse(2_000)
+      const typing = grants.slice(5)
+      assert.lengthOf(typing, 12)
+      assert.isAtLeast(typing[0]!.at, 1_010)
+    })))
+
   it.effect("serves final answers first, then first texts, then typing and further previews", () =>
     fresh(Effect.gen(function*() {
       const grants: Array<Grant> = []
