@@ -135,8 +135,9 @@ export const layer = Layer.effect(
           () =>
             scripted.botSendWindow(windowKey, demandKey, pausedKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
               .then((reply): Reservation => {
-                const [held, now, ...places] = reply as Array<number>
-                return held === 1 ? { heldMs: now! / 1000 } : { inMs: places.map((at) => (at - now!) / 1000), places }
+                // Held: the µs until a send may go; else Redis's now (µs) and the places.
+                const [held, micros = 0, ...places] = reply as Array<number>
+                return held === 1 ? { heldMs: micros / 1000 } : { inMs: places.map((at) => (at - micros) / 1000), places }
               }),
           fallback.reserve(count, rank)
         ),
