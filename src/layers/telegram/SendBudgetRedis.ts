@@ -5,39 +5,62 @@ import { AppConfig } from "../../services/platform/AppConfig.ts"
 import { Redis, redisCall } from "../../services/platform/Redis.ts"
 import { type BotPace, demandHoldSends, gapMs, memoryPace, type Reservation, SendBudget } from "../../services/telegram/SendBudget.ts"
 
-/** The latest sends' times (µs, Redis's own clock: every process and host reads the same one), newest first. */
+/**
+ * The bot's window, one string: until when (µs) a 429 pauses every send, then the latest sends'
+ * times (µs, Redis's own clock: every process and host reads the same one), oldest first.
+ */
 const windowKey = "bot:send-window"
-/** Until when (µs) a 429 pauses every send. */
-const pausedKey = "bot:send-paused"
 /** Who asked for sends of which rank (SendBudget's demandRank), when: field "<rank>:<process>", value µs. */
 const demandKey = "bot:send-demand"
 /** A chat's pace: the key lives as long as the pace runs (its PTTL), whatever each host's clock says. */
 const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
-// SendBudget's nextSendAt over the window kept in Redis. reserve: the next ARGV[3] sends, each at
-// least ARGV[2] µs after the last and ARGV[7] sends a window of ARGV[8] µs, are the caller's
-// (process ARGV[6], sends at priority rank ARGV[4]); returns {0, now, the µs time of each (its
-// place in the list)}; or, when the next send may not go now and another process asked for sends
-// at a more urgent rank within the last ARGV[5] µs, {1, the µs until it may} (none reserved). The
-// caller's own asks at more urgent ranks are over (it asks at its most urgent), and a minute-old
-// ask is forgotten. Times are stored with %d: Lua's own number format keeps 14 digits, and a
-// place must read back exactly to be released (LREM). pause: nothing before now + ARGV[2] µs.
-// Keys outlive what they hold by a minute.
+// SendBudget's nextSendAt over the window kept in Redis (one GET and one SET a call: as few
+// commands as the even pace it replaced). reserve: the next ARGV[3] sends, each at least ARGV[2]
+// µs after the last and ARGV[7] sends a window of ARGV[8] µs, are the caller's (process ARGV[6],
+// sends at priority rank ARGV[4]); returns {0, now, the µs time of each (its place)}; or, when
+// the next send may not go now and another process asked for sends at a more urgent rank within
+// the last ARGV[5] µs, {1, the µs until it may} (none reserved). The caller's own asks at more
+// urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
+// release: the places ARGV[9...] were not used. pause: nothing before now + ARGV[2] µs. Times
+// are written with %d (Lua's own format keeps 14 digits: a place must read back exactly), and
+// the key outlives what it holds by a minute.
 const windowScript = `
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local micros = tonumber(ARGV[2])
-  local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local stored = redis.call('GET', KEYS[1]) or '0'
+  local paused, recent = nil, {}
+  for v in string.gmatch(stored, '%d+') do
+    if paused == nil then paused = tonumber(v) else recent[#recent + 1] = v end
+  end
+  local sends = tonumber(ARGV[7])
+  local function save()
+    local first = math.max(1, #recent - sends + 1)
+    local kept = {string.format('%d', paused)}
+    for i = first, #recent do kept[#kept + 1] = recent[i] end
+    local last = math.max(paused, tonumber(recent[#recent] or '0'))
+    redis.call('SET', KEYS[1], table.concat(kept, ' '), 'PX', math.max(0, math.ceil((last - now) / 1000)) + 60000)
+  end
   if ARGV[1] == 'pause' then
-    if now + micros > paused then redis.call('SET', KEYS[3], now + micros, 'PX', math.ceil(micros / 1000) + 60000) end
+    paused = math.max(paused, now + micros)
+    save()
     return 0
   end
-  local sends, span = tonumber(ARGV[7]), tonumber(ARGV[8])
-  local recent = redis.call('LRANGE', KEYS[1], 0, sends - 1)
+  if ARGV[1] == 'release' then
+    local gone = {}
+    for i = 9, #ARGV do gone[ARGV[i]] = true end
+    local left = {}
+    for _, at in ipairs(recent) do if not gone[at] then left[#left + 1] = at end end
+    recent = left
+    save()
+    return 0
+  end
+  local span = tonumber(ARGV[8])
   local function nextAt()
     local at = math.max(now, paused)
-    if #recent > 0 then at = math.max(at, tonumber(recent[1]) + micros) end
-    if #recent >= sends then at = math.max(at, tonumber(recent[sends]) + span) end
+    if #recent > 0 then at = math.max(at, tonumber(recent[#recent]) + micros) end
+    if #recent >= sends then at = math.max(at, tonumber(recent[#recent - sends + 1]) + span) end
     return at
   end
   local first = nextAt()
@@ -57,27 +80,25 @@ const windowScript = `
   local reply = {0, now}
   for i = 1, tonumber(ARGV[3]) do
     local at = string.format('%d', nextAt())
-    table.insert(recent, 1, at)
-    redis.call('LPUSH', KEYS[1], at)
+    recent[#recent + 1] = at
     reply[i + 2] = tonumber(at)
   end
-  redis.call('LTRIM', KEYS[1], 0, sends - 1)
-  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(recent[1]) - now) / 1000) + 60000)
+  save()
   return reply`
 
 type WithWindowCommand = IORedis & {
   botSendWindow(
     window: string,
     demand: string,
-    paused: string,
-    op: "reserve" | "pause",
+    op: "reserve" | "pause" | "release",
     micros: number,
     count: number,
     rank: number,
     holdMicros: number,
     process: string,
     windowSends: number,
-    windowMicros: number
+    windowMicros: number,
+    ...places: Array<number>
   ): Promise<Array<number> | number>
 }
 
@@ -94,7 +115,7 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const { telegramSendsPerSecond } = yield* AppConfig
     const { client } = yield* Redis
-    client.defineCommand("botSendWindow", { numberOfKeys: 3, lua: windowScript })
+    client.defineCommand("botSendWindow", { numberOfKeys: 2, lua: windowScript })
     const scripted = client as WithWindowCommand
     const fallback = yield* memoryPace(telegramSendsPerSecond)
     const { window } = fallback
@@ -133,7 +154,7 @@ export const layer = Layer.effect(
       reserve: (count, rank) =>
         viaRedis(
           () =>
-            scripted.botSendWindow(windowKey, demandKey, pausedKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
+            scripted.botSendWindow(windowKey, demandKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
               .then((reply): Reservation => {
                 // Held: the µs until a send may go; else Redis's now (µs) and the places.
                 const [held, micros = 0, ...places] = reply as Array<number>
@@ -146,11 +167,11 @@ export const layer = Layer.effect(
       release: (places) =>
         Effect.andThen(
           fallback.release(places),
-          viaRedis(() => Promise.all(places.map((at) => client.lrem(windowKey, 1, String(at)))), Effect.succeed([]))
+          viaRedis(() => scripted.botSendWindow(windowKey, demandKey, "release", 0, 0, 0, 0, processId, window.sends, windowMicros, ...places), Effect.succeed(0))
         ),
       pause: (millis) =>
         viaRedis(
-          () => scripted.botSendWindow(windowKey, demandKey, pausedKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, 0, 0),
+          () => scripted.botSendWindow(windowKey, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, window.sends, windowMicros),
           fallback.pause(millis).pipe(Effect.as(0))
         ).pipe(Effect.asVoid),
       // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:
