@@ -22,7 +22,7 @@ const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 // the next send may not go now and another process asked for sends at a more urgent rank within
 // the last ARGV[5] µs, {1, the µs until it may} (none reserved). The caller's own asks at more
 // urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
-// release: the places ARGV[9...] were not used. pause: nothing before now + ARGV[2] µs. Times
+// The places ARGV[9...] were not used: freed first. pause: nothing before now + ARGV[2] µs. Times
 // are written with %d (Lua's own format keeps 14 digits: a place must read back exactly), and
 // the key outlives what it holds by a minute.
 const windowScript = `
@@ -47,14 +47,12 @@ const windowScript = `
     save()
     return 0
   end
-  if ARGV[1] == 'release' then
+  if #ARGV > 8 then
     local gone = {}
     for i = 9, #ARGV do gone[ARGV[i]] = true end
     local left = {}
     for _, at in ipairs(recent) do if not gone[at] then left[#left + 1] = at end end
     recent = left
-    save()
-    return 0
   end
   local span = tonumber(ARGV[8])
   local function nextAt()
@@ -72,6 +70,7 @@ const windowScript = `
     if now - at > 60000000 or (owner == ARGV[6] and tonumber(askRank) < rank) then
       redis.call('HDEL', KEYS[2], asks[i])
     elseif first > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
+      if #ARGV > 8 then save() end
       return {1, first - now}
     end
   end
@@ -90,7 +89,7 @@ type WithWindowCommand = IORedis & {
   botSendWindow(
     window: string,
     demand: string,
-    op: "reserve" | "pause" | "release",
+    op: "reserve" | "pause",
     micros: number,
     count: number,
     rank: number,
@@ -98,7 +97,7 @@ type WithWindowCommand = IORedis & {
     process: string,
     windowSends: number,
     windowMicros: number,
-    ...places: Array<number>
+    ...unused: Array<number>
   ): Promise<Array<number> | number>
 }
 
@@ -151,23 +150,17 @@ export const layer = Layer.effect(
 
     const pace: BotPace = {
       window,
-      reserve: (count, rank) =>
+      reserve: (count, rank, unused) =>
         viaRedis(
           () =>
-            scripted.botSendWindow(windowKey, demandKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros)
+            scripted.botSendWindow(windowKey, demandKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros, ...unused)
               .then((reply): Reservation => {
                 // Held: the µs until a send may go; else Redis's now (µs) and the places.
                 const [held, micros = 0, ...places] = reply as Array<number>
                 return held === 1 ? { heldMs: micros / 1000 } : { inMs: places.map((at) => (at - micros) / 1000), places }
               }),
-          fallback.reserve(count, rank)
-        ),
-      // A place reserved while Redis was away is the fallback's: released there, and in Redis
-      // (where it is not) it removes nothing.
-      release: (places) =>
-        Effect.andThen(
-          fallback.release(places),
-          viaRedis(() => scripted.botSendWindow(windowKey, demandKey, "release", 0, 0, 0, 0, processId, window.sends, windowMicros, ...places), Effect.succeed(0))
+          // A place reserved while Redis was away is the fallback's, and one from Redis is not.
+          fallback.reserve(count, rank, unused)
         ),
       pause: (millis) =>
         viaRedis(

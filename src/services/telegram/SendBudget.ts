@@ -92,12 +92,11 @@ export const nextSendAt = (window: BotWindow, recent: ReadonlyArray<number>, now
 export interface BotPace {
   readonly window: BotWindow
   /**
-   * Reserves the next `count` sends for sends of `rank` (`demandRank`), as `nextSendAt` places
-   * them. Reserved, they are this process's to use: other processes' sends come before or after.
+   * Frees `unused` (places of earlier reservations given up: `Reservation.places`), then reserves
+   * the next `count` sends for sends of `rank` (`demandRank`), as `nextSendAt` places them.
+   * Reserved, they are this process's to use: other processes' sends come before or after.
    */
-  readonly reserve: (count: number, rank: number) => Effect.Effect<Reservation>
-  /** Frees the places of reserved sends that were not used (`Reservation.places`): the window has them again. */
-  readonly release: (places: ReadonlyArray<number>) => Effect.Effect<void>
+  readonly reserve: (count: number, rank: number, unused: ReadonlyArray<number>) => Effect.Effect<Reservation>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
   /**
@@ -111,7 +110,7 @@ export interface BotPace {
 
 /**
  * What `BotPace.reserve` got: sends at `inMs` from now (ascending, 0: now), each at the place of
- * the same index in the window (the pace's own record of it, for `release`); or none, `heldMs`
+ * the same index in the window (the pace's own record of it, to free it by); or none, `heldMs`
  * the time until the next send may go, when it may not go now and another process asked for
  * sends of a more urgent rank within the last `demandHoldSends` sends (priorities hold across
  * processes when sends compete; with room in the window, anyone's send goes).
@@ -129,8 +128,9 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
     return {
       window,
       // One process: its own dispatcher orders the priorities.
-      reserve: (count, rank) =>
+      reserve: (count, rank, unused) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
+          if (unused.length > 0) recent = recent.filter((at) => !unused.includes(at))
           const places: Array<number> = []
           for (let i = 0; i < count; i++) {
             const at = nextSendAt(window, recent, Math.max(now, pausedUntil), gapMs(window, rank))
@@ -140,10 +140,6 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
           if (recent.length > window.sends) recent = recent.slice(-window.sends)
           return { inMs: places.map((at) => at - now), places }
         })),
-      release: (places) =>
-        Effect.sync(() => {
-          recent = recent.filter((at) => !places.includes(at))
-        }),
       pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (pausedUntil = Math.max(pausedUntil, now + millis))))
     }
   })
@@ -355,6 +351,8 @@ export class SendBudget extends Context.Service<SendBudget, {
       // Sends reserved from the window and not used yet (ms, ascending, with their places); a
       // pause drops them.
       let reserved: Array<{ readonly at: number; readonly place: number }> = []
+      // Places of reserved sends given up, freed with the next reservation (no call of their own).
+      let unused: Array<number> = []
       /**
        * Reserves sends for the `ready` waiters, `next` the most urgent: 0, or the ms the window is
        * full for while another process's more urgent sends wait (none reserved).
@@ -364,7 +362,8 @@ export class SendBudget extends Context.Service<SendBudget, {
           const count = Math.min(reserveAhead, Math.max(1, ready - reserved.length))
           const now = yield* Clock.currentTimeMillis
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
-          const got = yield* pace.reserve(count, demandRank(next.priority, served))
+          const got = yield* pace.reserve(count, demandRank(next.priority, served), unused)
+          unused = []
           if ("heldMs" in got) return got.heldMs
           got.inMs.forEach((inMs, i) => reserved.push({ at: now + inMs, place: got.places[i]! }))
           return 0
@@ -403,14 +402,14 @@ export class SendBudget extends Context.Service<SendBudget, {
           // Grants keep to the window here too, at their actual times: a send granted late must
           // not crowd the next ones, and one later than a whole send is given up, not caught up
           // with, its place freed (a busy worker stalled 0.4 s at a burst's start: the places of
-          // the sends it missed would have come back, missed again, every second).
+          // the sends it missed would have come back, unused, every second).
           const { at: slot, place } = reserved[0]!
           const served = next.chatId !== undefined && lastServed.has(next.chatId)
           const at = Math.max(slot, nextSendAt(pace.window, granted, slot, gapMs(pace.window, demandRank(next.priority, served))))
           const current = yield* Clock.currentTimeMillis
           if (Math.max(at, current) - slot > pace.window.intervalMs) {
             reserved.shift()
-            yield* Effect.forkIn(pace.release([place]), scope)
+            unused.push(place)
             continue
           }
           if (at > current) {

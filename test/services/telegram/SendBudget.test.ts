@@ -89,11 +89,10 @@ describe("SendBudget", () => {
   it.effect("a place the dispatcher gave up (it was too late for it) is free again in the window", () =>
     Effect.gen(function*() {
       const pace = yield* memoryPace(rate)
-      const first = yield* pace.reserve(rate, 0)
+      const first = yield* pace.reserve(rate, 0, [])
       assert.deepStrictEqual(first, { inMs: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450], places: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450] })
       // The last two were not used: their places go to the next sends, not a second later.
-      yield* pace.release([400, 450])
-      assert.deepStrictEqual(yield* pace.reserve(3, 0), { inMs: [400, 450, 1_000], places: [400, 450, 1_000] })
+      assert.deepStrictEqual(yield* pace.reserve(3, 0, [400, 450]), { inMs: [400, 450, 1_000], places: [400, 450, 1_000] })
     }))
 
   it.effect("typing waits while more replies wait for a first sign than the window has room, at most a second", () =>
