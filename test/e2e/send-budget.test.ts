@@ -56,8 +56,8 @@ describe("the send budget, across worker processes", () => {
     for (const chatId of chats) expect(finals(stack, chatId)).toHaveLength(1)
     // Both processes answered (each logs its turns), so both sent.
     for (const worker of workers) expect(worker.output).toContain(`"message":"turn done"`)
-    // Turns are granted 1/10 s apart; the fake sees them on arrival, when a loaded machine may
-    // have bunched two: 1 of slack. Two budgets would give about 20.
+    // At most 10 turns are granted in any second; the fake sees them on arrival, when a loaded
+    // machine may have bunched two: 1 of slack. Two budgets would give about 20.
     expect(busiestSecond(stack.telegram.calls)).toBeLessThanOrEqual(sendsPerSecond + 1)
     expect(stack.telegram.violations).toEqual([])
   }, 120_000)

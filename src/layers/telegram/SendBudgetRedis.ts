@@ -17,14 +17,16 @@ const chatKey = (chatId: number) => `bot:chat-pace:${chatId}`
 
 // SendBudget's nextSendAt over the window kept in Redis (one GET and one SET a call: as few
 // commands as the even pace it replaced). reserve: the next ARGV[3] sends, each at least ARGV[2]
-// µs after the last and ARGV[7] sends a window of ARGV[8] µs, are the caller's (process ARGV[6],
-// sends at priority rank ARGV[4]); returns {0, now, the µs time of each (its place)}; or, when
-// the next send may not go now and another process asked for sends at a more urgent rank within
-// the last ARGV[5] µs, {1, the µs until it may} (none reserved). The caller's own asks at more
-// urgent ranks are over (it asks at its most urgent), and a minute-old ask is forgotten.
-// The places ARGV[9...] were not used: freed first. pause: nothing before now + ARGV[2] µs. Times
-// are written with %d (Lua's own format keeps 14 digits: a place must read back exactly), and
-// the key outlives what it holds by a minute.
+// µs after the last, ARGV[7] sends a window of ARGV[8] µs and none sooner than ARGV[9] µs from
+// now, are the caller's (process ARGV[6], sends at priority rank ARGV[4]); returns {0, now, the
+// µs time of each (its place)}; or, when the window lets no send go now and another process
+// asked for sends at a more urgent rank within the last ARGV[5] µs, {1, the µs until it does}
+// (none reserved). The caller's own asks at more urgent ranks are over (it asks at its most
+// urgent), and a minute-old ask is forgotten. The places ARGV[10...] were not used: freed first.
+// pause: nothing before now + ARGV[2] µs. Times are written with %d (Lua's own format keeps 14
+// digits: a place must read back exactly); sends older than the window are forgotten (by time,
+// not count: a place freed must not let in a send the window still holds), and the key outlives
+// what it holds by a minute.
 const windowScript = `
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -34,11 +36,10 @@ const windowScript = `
   for v in string.gmatch(stored, '%d+') do
     if paused == nil then paused = tonumber(v) else recent[#recent + 1] = v end
   end
-  local sends = tonumber(ARGV[7])
+  local sends, span = tonumber(ARGV[7]), tonumber(ARGV[8])
   local function save()
-    local first = math.max(1, #recent - sends + 1)
     local kept = {string.format('%d', paused)}
-    for i = first, #recent do kept[#kept + 1] = recent[i] end
+    for _, at in ipairs(recent) do if tonumber(at) > now - span then kept[#kept + 1] = at end end
     local last = math.max(paused, tonumber(recent[#recent] or '0'))
     redis.call('SET', KEYS[1], table.concat(kept, ' '), 'PX', math.max(0, math.ceil((last - now) / 1000)) + 60000)
   end
@@ -47,21 +48,20 @@ const windowScript = `
     save()
     return 0
   end
-  if #ARGV > 8 then
+  if #ARGV > 9 then
     local gone = {}
-    for i = 9, #ARGV do gone[ARGV[i]] = true end
+    for i = 10, #ARGV do gone[ARGV[i]] = true end
     local left = {}
     for _, at in ipairs(recent) do if not gone[at] then left[#left + 1] = at end end
     recent = left
   end
-  local span = tonumber(ARGV[8])
-  local function nextAt()
-    local at = math.max(now, paused)
+  local function nextAt(floor)
+    local at = math.max(floor, paused)
     if #recent > 0 then at = math.max(at, tonumber(recent[#recent]) + micros) end
     if #recent >= sends then at = math.max(at, tonumber(recent[#recent - sends + 1]) + span) end
     return at
   end
-  local first = nextAt()
+  local first = nextAt(now)
   local rank = tonumber(ARGV[4])
   local asks = redis.call('HGETALL', KEYS[2])
   for i = 1, #asks, 2 do
@@ -70,7 +70,7 @@ const windowScript = `
     if now - at > 60000000 or (owner == ARGV[6] and tonumber(askRank) < rank) then
       redis.call('HDEL', KEYS[2], asks[i])
     elseif first > now and owner ~= ARGV[6] and tonumber(askRank) < rank and now - at < tonumber(ARGV[5]) then
-      if #ARGV > 8 then save() end
+      if #ARGV > 9 then save() end
       return {1, first - now}
     end
   end
@@ -78,7 +78,7 @@ const windowScript = `
   redis.call('PEXPIRE', KEYS[2], 60000)
   local reply = {0, now}
   for i = 1, tonumber(ARGV[3]) do
-    local at = string.format('%d', nextAt())
+    local at = string.format('%d', nextAt(now + tonumber(ARGV[9])))
     recent[#recent + 1] = at
     reply[i + 2] = tonumber(at)
   end
@@ -97,6 +97,7 @@ type WithWindowCommand = IORedis & {
     process: string,
     windowSends: number,
     windowMicros: number,
+    notBeforeMicros: number,
     ...unused: Array<number>
   ): Promise<Array<number> | number>
 }
@@ -150,21 +151,33 @@ export const layer = Layer.effect(
 
     const pace: BotPace = {
       window,
-      reserve: (count, rank, unused) =>
+      reserve: (count, rank, unused, notBeforeMs) =>
         viaRedis(
           () =>
-            scripted.botSendWindow(windowKey, demandKey, "reserve", Math.round(gapMs(window, rank) * 1000), count, rank, holdMicros, processId, window.sends, windowMicros, ...unused)
-              .then((reply): Reservation => {
-                // Held: the µs until a send may go; else Redis's now (µs) and the places.
-                const [held, micros = 0, ...places] = reply as Array<number>
-                return held === 1 ? { heldMs: micros / 1000 } : { inMs: places.map((at) => (at - micros) / 1000), places }
-              }),
-          // A place reserved while Redis was away is the fallback's, and one from Redis is not.
-          fallback.reserve(count, rank, unused)
+            scripted.botSendWindow(
+              windowKey,
+              demandKey,
+              "reserve",
+              Math.round(gapMs(window, rank) * 1000),
+              count,
+              rank,
+              holdMicros,
+              processId,
+              window.sends,
+              windowMicros,
+              Math.ceil(notBeforeMs * 1000),
+              ...unused
+            ).then((reply): Reservation => {
+              // Held: the µs until a send may go; else Redis's now (µs), then the places.
+              const [held, value, ...places] = reply as Array<number>
+              return held === 1 ? { heldMs: value! / 1000 } : { inMs: places.map((at) => (at - value!) / 1000), places }
+            }),
+          // `unused` may mix places of both: each side frees only its own.
+          fallback.reserve(count, rank, unused, notBeforeMs)
         ),
       pause: (millis) =>
         viaRedis(
-          () => scripted.botSendWindow(windowKey, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, window.sends, windowMicros),
+          () => scripted.botSendWindow(windowKey, demandKey, "pause", Math.round(millis * 1000), 0, 0, 0, processId, window.sends, windowMicros, 0),
           fallback.pause(millis).pipe(Effect.as(0))
         ).pipe(Effect.asVoid),
       // PTTL is -2 for no key (rested), -1 never (the key is always set with PX). Redis away:

@@ -61,7 +61,7 @@ export interface BotWindow {
 }
 
 /** The window of a rate (sends a second, > 0). */
-export const botWindow = (sendsPerSecond: number): BotWindow => {
+const botWindow = (sendsPerSecond: number): BotWindow => {
   const sends = Math.max(1, Math.floor(sendsPerSecond))
   return { sends, millis: (1000 * sends) / sendsPerSecond, intervalMs: 1000 / sendsPerSecond }
 }
@@ -77,7 +77,7 @@ export const gapMs = (window: BotWindow, rank: number) => (rank >= updateRank ? 
  * the oldest of the last `window.sends` is `window.millis` old. `recent` holds the latest send
  * times, ascending.
  */
-export const nextSendAt = (window: BotWindow, recent: ReadonlyArray<number>, now: number, gap: number) =>
+const nextSendAt = (window: BotWindow, recent: ReadonlyArray<number>, now: number, gap: number) =>
   Math.max(
     now,
     recent.length === 0 ? now : recent[recent.length - 1]! + gap,
@@ -93,10 +93,12 @@ export interface BotPace {
   readonly window: BotWindow
   /**
    * Frees `unused` (places of earlier reservations given up: `Reservation.places`), then reserves
-   * the next `count` sends for sends of `rank` (`demandRank`), as `nextSendAt` places them.
-   * Reserved, they are this process's to use: other processes' sends come before or after.
+   * the next `count` sends for sends of `rank` (`demandRank`), as `nextSendAt` places them, none
+   * sooner than `notBeforeMs` from now (the process's own record of its sends may know of some
+   * the shared window lost: Redis restarted, or away meanwhile). Reserved, they are this
+   * process's to use: other processes' sends come before or after.
    */
-  readonly reserve: (count: number, rank: number, unused: ReadonlyArray<number>) => Effect.Effect<Reservation>
+  readonly reserve: (count: number, rank: number, unused: ReadonlyArray<number>, notBeforeMs: number) => Effect.Effect<Reservation>
   /** No send for anyone for `millis` (a 429's retry_after). */
   readonly pause: (millis: number) => Effect.Effect<void>
   /**
@@ -128,16 +130,16 @@ export const memoryPace = (sendsPerSecond: number): Effect.Effect<BotPace> =>
     return {
       window,
       // One process: its own dispatcher orders the priorities.
-      reserve: (count, rank, unused) =>
+      reserve: (count, rank, unused, notBeforeMs) =>
         Clock.currentTimeMillis.pipe(Effect.map((now) => {
-          if (unused.length > 0) recent = recent.filter((at) => !unused.includes(at))
+          // Kept by time, not count: a place freed must not let in a send the window still holds.
+          recent = recent.filter((at) => at > now - window.millis && !unused.includes(at))
           const places: Array<number> = []
           for (let i = 0; i < count; i++) {
-            const at = nextSendAt(window, recent, Math.max(now, pausedUntil), gapMs(window, rank))
+            const at = nextSendAt(window, recent, Math.max(now + notBeforeMs, pausedUntil), gapMs(window, rank))
             recent.push(at)
             places.push(at)
           }
-          if (recent.length > window.sends) recent = recent.slice(-window.sends)
           return { inMs: places.map((at) => at - now), places }
         })),
       pause: (millis) => Clock.currentTimeMillis.pipe(Effect.map((now) => void (pausedUntil = Math.max(pausedUntil, now + millis))))
@@ -190,8 +192,8 @@ const pruneAbove = 10_000
 
 /**
  * The bot's send budget (issue 10): every Bot API call that writes to a chat waits for its turn.
- * Turns go out at the bot-wide pace (TELEGRAM_SENDS_PER_SECOND, shared by every process through
- * BotPace), within each chat's limits, highest priority first and, within a priority, to the
+ * Turns go out within the bot-wide window (TELEGRAM_SENDS_PER_SECOND, shared by every process
+ * through BotPace), within each chat's limits, highest priority first and, within a priority, to the
  * chat served least recently (round robin: a chat never served comes first). A 429 pauses its
  * chat for its retry_after, and the whole bot unless the chat is a group. Time comes from the Clock.
  */
@@ -272,21 +274,28 @@ export class SendBudget extends Context.Service<SendBudget, {
       // Chats whose pace is being read (catchUp): their sends wait for it.
       const catchingUp = new Map<number, Deferred.Deferred<void>>()
 
-      // This process's latest grants (ms, ascending, the window's count at most): a send granted
-      // late (a busy event loop) moves the sends a window after it, here, as it would in Redis.
-      let granted: Array<number> = []
+      // This process's latest grants (ms, ascending, the window's count at most), at the times
+      // they were made: the shared window records places, and a send granted late (a busy event
+      // loop) must move the sends a window after it.
+      const granted: Array<number> = []
+
+      /** How urgent the waiter's send is across processes (`demandRank`). */
+      const rankOf = (waiter: Waiter) => demandRank(waiter.priority, waiter.chatId !== undefined && lastServed.has(waiter.chatId))
 
       /**
-       * Whether typing may go now: while the window has room for every reply waiting for its
-       * first sign (typing or a first text), or once it has waited `typingHoldMillis`. A send
-       * takes its place for a whole window: typing for a burst of replies would take the places
-       * their first texts need a moment later, and a text shows more (issue 10).
+       * When typing may go (ms; +Infinity: not before its hold ends): once the window has room
+       * for every reply waiting for its first sign (typing or a first text). A send takes its
+       * place for a whole window: typing for a burst of replies would take the places their
+       * first texts need a moment later, and a text shows more (issue 10).
        */
-      const typingFits = (now: number) => {
+      const typingRoomAt = (now: number) => {
         let signs = 0
         for (const waiter of waiters) if (waiter.priority === "first" || waiter.method === "sendChatAction") signs++
-        const inWindow = granted.filter((at) => at > now - pace.window.millis).length
-        return pace.window.sends - inWindow > signs
+        const inWindow = granted.filter((at) => at > now - pace.window.millis)
+        // Sends that must leave the window first.
+        const leaving = inWindow.length - (pace.window.sends - signs - 1)
+        if (leaving <= 0) return now
+        return leaving > inWindow.length ? Number.POSITIVE_INFINITY : inWindow[leaving - 1]! + pace.window.millis
       }
 
       /** The waiter to serve now and how many are ready now, or when the first one will be ready. */
@@ -294,14 +303,15 @@ export class SendBudget extends Context.Service<SendBudget, {
         let retryAt = Number.POSITIVE_INFINITY
         let ready = 0
         let next: Waiter | undefined
-        let typingNow: boolean | undefined
+        let typingAt: number | undefined
         for (const priority of priorities) {
           let best: Waiter | undefined
           let bestServed = 0
           for (const waiter of waiters) {
             if (waiter.priority !== priority) continue
-            if (waiter.method === "sendChatAction" && now - waiter.since < typingHoldMillis && !(typingNow ??= typingFits(now))) {
-              retryAt = Math.min(retryAt, waiter.since + typingHoldMillis)
+            // Typing waits for room, at most `typingHoldMillis`.
+            if (waiter.method === "sendChatAction" && now - waiter.since < typingHoldMillis && (typingAt ??= typingRoomAt(now)) > now) {
+              retryAt = Math.min(retryAt, waiter.since + typingHoldMillis, typingAt)
               continue
             }
             const at = readyAt(waiter)
@@ -349,7 +359,7 @@ export class SendBudget extends Context.Service<SendBudget, {
         Effect.raceFirst(Effect.sleep(Duration.millis(Math.max(1, millis))), Deferred.await(arrived))
 
       // Sends reserved from the window and not used yet (ms, ascending, with their places); a
-      // pause drops them.
+      // pause gives them up.
       let reserved: Array<{ readonly at: number; readonly place: number }> = []
       // Places of reserved sends given up, freed with the next reservation (no call of their own).
       let unused: Array<number> = []
@@ -360,11 +370,14 @@ export class SendBudget extends Context.Service<SendBudget, {
       const reserveMore = (ready: number, next: Waiter) =>
         Effect.gen(function*() {
           const count = Math.min(reserveAhead, Math.max(1, ready - reserved.length))
-          const now = yield* Clock.currentTimeMillis
-          const served = next.chatId !== undefined && lastServed.has(next.chatId)
-          const got = yield* pace.reserve(count, demandRank(next.priority, served), unused)
+          const rank = rankOf(next)
+          const asked = yield* Clock.currentTimeMillis
+          const notBefore = nextSendAt(pace.window, granted, asked, gapMs(pace.window, rank)) - asked
+          const got = yield* pace.reserve(count, rank, unused, notBefore)
           unused = []
           if ("heldMs" in got) return got.heldMs
+          // Times from the answer's arrival: a slow answer makes its sends later, never sooner.
+          const now = yield* Clock.currentTimeMillis
           got.inMs.forEach((inMs, i) => reserved.push({ at: now + inMs, place: got.places[i]! }))
           return 0
         })
@@ -378,6 +391,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           if (yield* Deferred.isDone(arrived)) arrived = yield* Deferred.make<void>()
           const now = yield* Clock.currentTimeMillis
           if (botPausedUntil > now) {
+            for (const { place } of reserved) unused.push(place)
             reserved = []
             yield* Effect.sleep(Duration.millis(botPausedUntil - now))
             continue
@@ -401,13 +415,12 @@ export class SendBudget extends Context.Service<SendBudget, {
           }
           // Grants keep to the window here too, at their actual times: a send granted late must
           // not crowd the next ones, and one later than a whole send is given up, not caught up
-          // with, its place freed (a busy worker stalled 0.4 s at a burst's start: the places of
-          // the sends it missed would have come back, unused, every second).
+          // with, its place freed (a busy worker stalled 270-370 ms at a burst's start: the
+          // places of the sends it missed would have come back, unused, every second).
           const { at: slot, place } = reserved[0]!
-          const served = next.chatId !== undefined && lastServed.has(next.chatId)
-          const at = Math.max(slot, nextSendAt(pace.window, granted, slot, gapMs(pace.window, demandRank(next.priority, served))))
+          const at = nextSendAt(pace.window, granted, slot, gapMs(pace.window, rankOf(next)))
           const current = yield* Clock.currentTimeMillis
-          if (Math.max(at, current) - slot > pace.window.intervalMs) {
+          if (current - slot > pace.window.intervalMs) {
             reserved.shift()
             unused.push(place)
             continue
@@ -420,7 +433,7 @@ export class SendBudget extends Context.Service<SendBudget, {
           if (!waiters.has(next)) continue
           reserved.shift()
           granted.push(current)
-          if (granted.length > pace.window.sends) granted = granted.slice(-pace.window.sends)
+          if (granted.length > pace.window.sends) granted.shift()
           yield* grant(next, current)
         }
       }).pipe(Effect.onError(() => Effect.sync(() => void (dispatching = false))))

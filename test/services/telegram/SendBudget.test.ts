@@ -69,7 +69,7 @@ describe("SendBudget", () => {
       for (let i = 1; i < updates.length; i++) assert.isAtLeast(updates[i]!.at - updates[i - 1]!.at, 1000 / rate - 1e-6)
     })))
 
-  it.effect("what the last second left unused goes to texts at once: typing while the answers generate costs no text a send", () =>
+  it.effect("what the last second left unused goes to texts at once; typing's places come back a second later, at typing's pace", () =>
     fresh(Effect.gen(function*() {
       const grants: Array<Grant> = []
       // Typing for 4 chats while their answers generate, then 12 first texts at once.
@@ -78,21 +78,56 @@ describe("SendBudget", () => {
       for (let chat = 1; chat <= 12; chat++) yield* call(grants, "first", "sendMessage", chat, "first")
       yield* elapse(3_000)
       const firsts = grants.filter((g) => g.label === "first").map((g) => g.at)
-      assert.lengthOf(firsts, 12)
-      // 4 typing sends in the second: 6 first texts go 50 ms apart from 600 ms; then the second
-      // after the typing, 2 at its sends' times and the rest as the first texts' second ends.
-      assert.deepStrictEqual(firsts.slice(0, 6), [600, 650, 700, 750, 800, 850])
-      assert.deepStrictEqual(firsts.slice(6, 8), [1_000, 1_100])
+      assert.deepStrictEqual(grants.filter((g) => g.label === "typing").map((g) => g.at), [0, 100, 200, 300])
+      // 4 typing sends in the second: 6 first texts go 50 ms apart from 600 ms; then one as each
+      // typing send leaves the window, and the rest as the first texts' own places come back.
+      assert.deepStrictEqual(firsts, [600, 650, 700, 750, 800, 850, 1_000, 1_100, 1_200, 1_300, 1_600, 1_650])
       assert.strictEqual(busiestSecond(grants), rate)
     })))
 
-  it.effect("a place the dispatcher gave up (it was too late for it) is free again in the window", () =>
+  it.effect("a send granted late (a slow reservation) moves the window's next sends: no second holds more than the rate", () =>
+    Effect.gen(function*() {
+      const bot = yield* memoryPace(rate)
+      let calls = 0
+      // The second reservation takes 80 ms (a slow Redis, a busy event loop): the send it is
+      // fetched behind goes late, and the window's places do not know it.
+      const slow: BotPace = {
+        ...bot,
+        reserve: (count, rank, unused, notBeforeMs) =>
+          (++calls === 2 ? Effect.sleep("80 millis") : Effect.void).pipe(Effect.andThen(bot.reserve(count, rank, unused, notBeforeMs)))
+      }
+      const budget = yield* SendBudget.make(slow, { chatLimits: false })
+      const grants: Array<Grant> = []
+      for (let chat = 1; chat <= 20; chat++) {
+        yield* SendBudget.use((b) => b.awaitTurn("sendMessage", chat)).pipe(
+          Effect.provideService(SendBudget, budget),
+          Effect.andThen(Clock.currentTimeMillis),
+          Effect.map((at) => void grants.push({ label: `c${chat}`, at })),
+          Effect.forkChild
+        )
+      }
+      yield* elapse(4_000)
+      assert.lengthOf(grants, 20)
+      assert.strictEqual(busiestSecond(grants), rate)
+    }))
+
+  it.effect("memoryPace: a place given up and freed goes to the next sends; the window is kept by time, not count", () =>
     Effect.gen(function*() {
       const pace = yield* memoryPace(rate)
-      const first = yield* pace.reserve(rate, 0, [])
+      const first = yield* pace.reserve(rate, 0, [], 0)
       assert.deepStrictEqual(first, { inMs: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450], places: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450] })
       // The last two were not used: their places go to the next sends, not a second later.
-      assert.deepStrictEqual(yield* pace.reserve(3, 0, [400, 450]), { inMs: [400, 450, 1_000], places: [400, 450, 1_000] })
+      assert.deepStrictEqual(yield* pace.reserve(3, 0, [400, 450], 0), { inMs: [400, 450, 1_000], places: [400, 450, 1_000] })
+      // Freeing places past the window's 10 lets no send in sooner: the 10 before them are
+      // still in the window.
+      const again = yield* memoryPace(rate)
+      assert.deepStrictEqual(yield* again.reserve(12, 0, [], 0), {
+        inMs: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 1_000, 1_050],
+        places: [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 1_000, 1_050]
+      })
+      assert.deepStrictEqual(yield* again.reserve(1, 0, [1_000, 1_050], 0), { inMs: [1_000], places: [1_000] })
+      // Nor sooner than asked.
+      assert.deepStrictEqual((yield* memoryPace(rate).pipe(Effect.flatMap((p) => p.reserve(1, 0, [], 300)))), { inMs: [300], places: [300] })
     }))
 
   it.effect("typing waits while more replies wait for a first sign than the window has room, at most a second", () =>
@@ -102,8 +137,8 @@ describe("SendBudget", () => {
       yield* call(grants, "typing 1", "sendChatAction", 1, "update")
       yield* elapse(10)
       assert.deepStrictEqual(grants.map((g) => g.label), ["typing 1"])
-      // A burst: 12 replies want typing, room for 9 sends in the window: none goes until the
-      // first texts come and take the places they would have taken, or a second has passed.
+      // A burst: 12 replies want typing, never room for as many: none goes for a second, while
+      // first texts do.
       for (let chat = 2; chat <= 13; chat++) yield* call(grants, `typing ${chat}`, "sendChatAction", chat, "update")
       yield* elapse(300)
       for (let chat = 2; chat <= 5; chat++) yield* call(grants, `first ${chat}`, "sendMessageDraft", chat, "first")
@@ -113,6 +148,18 @@ describe("SendBudget", () => {
       const typing = grants.slice(5)
       assert.lengthOf(typing, 12)
       assert.isAtLeast(typing[0]!.at, 1_010)
+    })))
+
+  it.effect("held typing goes as soon as the window has room for it", () =>
+    fresh(Effect.gen(function*() {
+      const grants: Array<Grant> = []
+      // 9 finals from 0 to 400 ms, then 2 replies want typing: room for 1 send, 2 wanting it.
+      for (let chat = 1; chat <= 9; chat++) yield* call(grants, "final", "sendMessage", chat)
+      yield* elapse(500)
+      for (let chat = 11; chat <= 12; chat++) yield* call(grants, "typing", "sendChatAction", chat, "update")
+      yield* elapse(1_500)
+      // Room for both once the finals at 0 and 50 ms leave the window; a whole send apart.
+      assert.deepStrictEqual(grants.filter((g) => g.label === "typing").map((g) => g.at), [1_050, 1_150])
     })))
 
   it.effect("serves final answers first, then first texts, then typing and further previews", () =>
