@@ -55,8 +55,11 @@ const chatRule = (chatId: number) => (chatId > 0 ? privateChat : groupChat)
  * after the first (6.0-6.1 s at 28 a second), and sends the busy worker was late for were lost.
  */
 export interface BotWindow {
+  /** The most sends in any window. */
   readonly sends: number
+  /** The window's length (ms): 1000 when the rate is whole. */
   readonly millis: number
+  /** 1000 / rate (ms): the gap between sends that show nothing new. */
   readonly intervalMs: number
 }
 
