@@ -107,8 +107,8 @@ type WithWindowCommand = IORedis & {
  * each process's own priorities on top; a process's more urgent sends hold back the others'
  * less urgent ones (the script refuses them sends meanwhile). Each chat's pace is kept by the
  * process writing to it and left in Redis for the next one. Redis away (or not answering within
- * 1 s): the process keeps a window alone at the same rate until it is back, trying Redis once a second
- * (with two processes, up to twice the rate: sends matter more).
+ * 1 s): the process keeps a window alone at the same rate until it is back, trying Redis once a
+ * second (with two processes, up to twice the rate: sends matter more).
  */
 export const layer = Layer.effect(
   SendBudget,

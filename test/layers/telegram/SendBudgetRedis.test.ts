@@ -19,10 +19,10 @@ beforeAll(async () => {
 })
 afterAll(() => lease.release())
 
-/** One process's budget on the leased Redis database, at 20 sends a second for the bot. */
+/** One process's budget (and its Redis connection) on the leased Redis database, at 20 sends a second for the bot. */
 const processBudget = () =>
   SendBudgetRedis.layer.pipe(
-    Layer.provide(Redis.layer(Redacted.make(url))),
+    Layer.provideMerge(Redis.layer(Redacted.make(url))),
     Layer.provide(AppConfig.layer),
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({
       env: { TELEGRAM_BOT_TOKEN: "123:secret-token", OPENAI_API_KEY: "sk-secret", TELEGRAM_SENDS_PER_SECOND: "20" }
@@ -116,13 +116,7 @@ describe("SendBudgetRedis", () => {
 
   it("the window lost in Redis (a restart) while this process's own record is full: its next send keeps to that record, asking Redis once or twice", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const context = yield* Layer.build(SendBudgetRedis.layer.pipe(
-        Layer.provideMerge(Redis.layer(Redacted.make(url))),
-        Layer.provide(AppConfig.layer),
-        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({
-          env: { TELEGRAM_BOT_TOKEN: "123:secret-token", OPENAI_API_KEY: "sk-secret", TELEGRAM_SENDS_PER_SECOND: "20" }
-        })))
-      ))
+      const context = yield* Layer.build(processBudget())
       const budget = Context.get(context, SendBudget)
       const admin = new IORedis(url)
       yield* Effect.promise(() => admin.del("bot:send-window", "bot:send-demand"))
